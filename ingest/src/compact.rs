@@ -1,0 +1,219 @@
+//! Compaction: merges the small files of an hour that has gone quiet into one large file, in
+//! one lake commit that removes the small files and adds the large one, so a query sees every
+//! row exactly once before, during and after. Removed files are deleted after a grace period
+//! that lets running queries finish.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use object_store::ObjectStoreExt;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::lake::{AddFile, CommitError, Lake, LakeError, LogEntry, Snapshot};
+use crate::sink::encode_parquet;
+
+/// When to compact.
+#[derive(Debug, Clone)]
+pub struct CompactionPolicy {
+    /// A file smaller than this is "small".
+    pub small_file_bytes: u64,
+    /// An hour is compacted when its newest file is at least this old ...
+    pub quiet_for: Duration,
+    /// ... or when it has this many small files, quiet or not.
+    pub max_small_files: usize,
+    /// Largest merged output, in rows.
+    pub max_rows: u64,
+    /// Removed files are deleted this long after the commit that removed them.
+    pub delete_grace: Duration,
+}
+
+impl Default for CompactionPolicy {
+    fn default() -> Self {
+        Self {
+            small_file_bytes: 32 << 20,
+            quiet_for: Duration::from_secs(120),
+            max_small_files: 64,
+            max_rows: 8_000_000,
+            delete_grace: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Errors of one compaction.
+#[derive(Debug, thiserror::Error)]
+pub enum CompactError {
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    #[error("failed to read parquet file {path}")]
+    Read { path: String, source: datafusion::parquet::errors::ParquetError },
+    #[error("failed to write the merged file of {dir}")]
+    Write { dir: String, source: datafusion::parquet::errors::ParquetError },
+}
+
+/// Groups of small files worth merging: directory -> files, oldest first.
+pub fn plan(snapshot: &Snapshot, policy: &CompactionPolicy, now_ms: i64) -> Vec<(String, Vec<AddFile>)> {
+    let mut dirs: BTreeMap<String, Vec<AddFile>> = BTreeMap::new();
+    for f in snapshot.files.values() {
+        if f.bytes < policy.small_file_bytes {
+            if let Some((dir, _)) = f.path.rsplit_once('/') {
+                dirs.entry(dir.to_string()).or_default().push(f.clone());
+            }
+        }
+    }
+    let quiet_ms = i64::try_from(policy.quiet_for.as_millis()).unwrap_or(i64::MAX);
+    let mut out = Vec::new();
+    for (dir, mut files) in dirs {
+        if files.len() < 2 {
+            continue;
+        }
+        let newest = files.iter().map(|f| f.created_ms).max().unwrap_or(0);
+        if now_ms - newest < quiet_ms && files.len() < policy.max_small_files {
+            continue;
+        }
+        files.sort_by_key(|f| (f.created_ms, f.path.clone()));
+        // Bound one merge's size.
+        let mut rows = 0;
+        files.retain(|f| {
+            rows += f.rows;
+            rows <= policy.max_rows
+        });
+        if files.len() >= 2 {
+            out.push((dir, files));
+        }
+    }
+    out
+}
+
+/// Merges one group; returns the rows merged, or 0 when another writer got there first.
+///
+/// # Errors
+/// When a file cannot be read or written.
+pub async fn merge(lake: &Lake, dir: &str, files: &[AddFile], writer: &str) -> Result<u64, CompactError> {
+    let mut batches: Vec<RecordBatch> = Vec::new();
+    for f in files {
+        let bytes: Bytes = lake
+            .store()
+            .get(&lake.path(&f.path))
+            .await
+            .map_err(|source| LakeError::Store { path: f.path.clone(), source })?
+            .bytes()
+            .await
+            .map_err(|source| LakeError::Store { path: f.path.clone(), source })?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .and_then(|b| b.with_batch_size(64 * 1024).build())
+            .map_err(|source| CompactError::Read { path: f.path.clone(), source })?;
+        for b in reader {
+            batches.push(b.map_err(|e| CompactError::Read { path: f.path.clone(), source: e.into() })?);
+        }
+    }
+    let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+    let table = files[0].table.clone();
+    let encoded = tokio::task::block_in_place(|| encode_parquet(&batches))
+        .map_err(|source| CompactError::Write { dir: dir.to_string(), source })?;
+    let rel = format!("{dir}/compacted-{writer}-{}.parquet", uuid::Uuid::new_v4().simple());
+    let add = crate::sink::upload(lake, &rel, &table, rows, encoded).await?;
+    let removed: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
+    let check_removed = removed.clone();
+    let entry = LogEntry { writer: writer.to_string(), add: vec![add], remove: removed, ..Default::default() };
+    let r = lake
+        .commit(entry, move |snap| {
+            match check_removed.iter().find(|p| !snap.files.contains_key(*p)) {
+                Some(p) => Err(format!("{p} is no longer in the lake")),
+                None => Ok(()),
+            }
+        })
+        .await;
+    match r {
+        Ok(_) => Ok(rows),
+        Err(CommitError::Conflict(reason)) => {
+            debug!(dir, reason, "compaction lost a race; discarding its output");
+            let _ = lake.store().delete(&lake.path(&rel)).await;
+            Ok(0)
+        }
+        Err(CommitError::Lake(e)) => Err(e.into()),
+    }
+}
+
+/// Compacts every `interval` until `shutdown`, deleting removed files after the grace period.
+pub async fn run(lake: Arc<Lake>, policy: CompactionPolicy, interval: Duration, shutdown: CancellationToken) {
+    let writer = format!("compact-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let mut pending_deletes: Vec<(tokio::time::Instant, Vec<String>)> = Vec::new();
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        let now = tokio::time::Instant::now();
+        let (due, later): (Vec<_>, Vec<_>) = pending_deletes.into_iter().partition(|(at, _)| *at <= now);
+        pending_deletes = later;
+        for (_, paths) in due {
+            for p in paths {
+                if let Err(e) = lake.store().delete(&lake.path(&p)).await {
+                    debug!(error = %e, path = p, "could not delete a compacted file");
+                }
+            }
+        }
+        let snapshot = match lake.snapshot().await {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(error = %e, "compaction cannot read the lake");
+                continue;
+            }
+        };
+        for (dir, files) in plan(&snapshot, &policy, chrono::Utc::now().timestamp_millis()) {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            match merge(&lake, &dir, &files, &writer).await {
+                Ok(0) => {}
+                Ok(rows) => {
+                    info!(dir, files = files.len(), rows, "compacted");
+                    pending_deletes.push((now + policy.delete_grace, files.iter().map(|f| f.path.clone()).collect()));
+                }
+                Err(e) => warn!(error = %e, dir, "compaction failed; will retry"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::{Batch, Provenance};
+    use crate::sink::{data_file_path, upload};
+    use opslake_schemas::{decode_message, EventKind};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn compaction_keeps_every_row_once_in_one_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        for i in 0..5 {
+            let mut batch = Batch::new();
+            let d = decode_message(EventKind::Metric, format!(r#"{{"timestamp": 1763805600000, "service": "s", "name": "n", "value": {i}}}"#).as_bytes());
+            batch.push_event(&d.events[0].1, &Provenance { topic: "t", partition: 0, offset: i, index: 0, ingested_at_ms: 0 });
+            let (parts, _, _) = batch.finish().unwrap();
+            let ((table, date, hour), rb) = &parts[0];
+            let rel = data_file_path(table.name(), date, *hour, "w");
+            let add = upload(&lake, &rel, table.name(), 1, encode_parquet(std::slice::from_ref(rb)).unwrap()).await.unwrap();
+            lake.commit(LogEntry { add: vec![add], ..Default::default() }, |_| Ok(())).await.unwrap();
+        }
+        let snap = lake.snapshot().await.unwrap();
+        let policy = CompactionPolicy { quiet_for: Duration::ZERO, ..Default::default() };
+        let groups = plan(&snap, &policy, chrono::Utc::now().timestamp_millis() + 1);
+        assert_eq!(groups.len(), 1);
+        let rows = merge(&lake, &groups[0].0, &groups[0].1, "test").await.unwrap();
+        assert_eq!(rows, 5);
+        let after = lake.snapshot().await.unwrap();
+        assert_eq!(after.version, snap.version + 1);
+        assert_eq!(after.files.len(), 1);
+        assert_eq!(after.files.values().next().unwrap().rows, 5);
+        // A second merge of the same (now removed) files loses the race and changes nothing.
+        assert_eq!(merge(&lake, &groups[0].0, &groups[0].1, "test").await.unwrap(), 0);
+        assert_eq!(lake.snapshot().await.unwrap().version, after.version);
+    }
+}

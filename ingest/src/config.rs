@@ -1,0 +1,73 @@
+//! Ingest's settings.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Topic names (CONTRACT section 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Topics {
+    /// Topic of metric events.
+    pub metrics: String,
+    /// Topic of log events.
+    pub logs: String,
+    /// Topic of billing events.
+    pub billing: String,
+    /// Topic opslake writes every refused item to, reason in header `opslake.error`.
+    pub dead_letter: String,
+}
+
+impl Default for Topics {
+    fn default() -> Self {
+        Self {
+            metrics: "telemetry.metrics".into(),
+            logs: "telemetry.logs".into(),
+            billing: "telemetry.billing".into(),
+            dead_letter: "telemetry.dead-letter".into(),
+        }
+    }
+}
+
+/// Settings of the ingest role.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Kafka consumer group shared by all ingest instances of one lake.
+    pub group_id: String,
+    /// Topic names.
+    pub topics: Topics,
+    /// Partitions of topics that opslake creates when they are missing.
+    pub partitions: i32,
+    /// Replication factor of topics that opslake creates.
+    pub replication_factor: i32,
+    /// Flush when this many rows are buffered.
+    pub flush_rows: usize,
+    /// Flush when this many bytes of messages are buffered.
+    pub flush_bytes: usize,
+    /// Flush at the latest this long after the first buffered message (bounds visibility delay).
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+    /// Kafka consumer group session timeout.
+    #[serde(with = "humantime_serde")]
+    pub session_timeout: Duration,
+    /// Extra librdkafka properties for the consumer and producer (e.g. `security.protocol`).
+    pub kafka: BTreeMap<String, String>,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            group_id: "opslake-ingest".into(),
+            topics: Topics::default(),
+            partitions: 3,
+            replication_factor: 1,
+            flush_rows: 250_000,
+            flush_bytes: 64 * 1024 * 1024,
+            flush_interval: Duration::from_secs(2),
+            session_timeout: Duration::from_secs(10),
+            kafka: BTreeMap::new(),
+        }
+    }
+}

@@ -1,0 +1,546 @@
+//! Consume -> decode -> batch -> write -> commit, exactly once.
+//!
+//! The lake, not Kafka, records which offsets are in it: each flush uploads its files and then
+//! commits one lake log entry that adds them together with the offsets they cover, on the
+//! condition that the lake still ends where the batch starts (see [`crate::lake`]). On every
+//! partition assignment the consumer starts from the lake's record, so a crash at any moment,
+//! a rebalance or a zombie instance neither loses nor duplicates a row. Offsets are committed
+//! to Kafka afterwards only so that lag tools see progress.
+//!
+//! The loop runs on its own OS thread with a `BaseConsumer`: the rebalance callback must read
+//! the lake synchronously before partitions are assigned, and decoding and encoding are CPU
+//! work that would otherwise stall the async runtime.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use opslake_schemas::{decode_message, EventKind};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::ClientContext;
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use crate::batch::{Batch, DeadLetter, Provenance};
+use crate::config::IngestConfig;
+use crate::kafka::client_config;
+use crate::lake::{CommitError, Lake, LakeError, LogEntry, PartitionOffsets};
+use crate::metrics::{reason_class, METRICS};
+use crate::sink::{data_file_path, encode_parquet, upload};
+
+/// Errors that end or restart the consume loop.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("failed to create kafka consumer")]
+    CreateConsumer { source: KafkaError },
+    #[error("failed to subscribe to {topics:?}")]
+    Subscribe { topics: Vec<String>, source: KafkaError },
+    #[error("failed to encode parquet for {table}")]
+    Encode { table: String, source: datafusion::parquet::errors::ParquetError },
+    #[error("failed to build record batch")]
+    Build { source: datafusion::arrow::error::ArrowError },
+    #[error("shut down before the lake accepted the last flush; its events stay in kafka")]
+    FlushAbandoned { source: LakeError },
+    /// Another instance committed offsets this batch covers: the batch was dropped and the
+    /// consumer must restart from the lake's record.
+    #[error("lake conflict, restarting from the lake's offsets: {0}")]
+    Restart(String),
+}
+
+enum Change {
+    Assigned(Vec<((String, i32), Option<i64>)>),
+    Revoked(Vec<(String, i32)>),
+}
+
+struct Ctx {
+    lake: Arc<Lake>,
+    handle: Handle,
+    shutdown: CancellationToken,
+    changes: Mutex<Vec<Change>>,
+}
+
+impl ClientContext for Ctx {
+    fn stats(&self, stats: Statistics) {
+        for (topic, t) in &stats.topics {
+            for (p, part) in &t.partitions {
+                if *p >= 0 && part.consumer_lag >= 0 {
+                    METRICS
+                        .consumer_lag
+                        .with_label_values(&[topic.as_str(), &p.to_string()])
+                        .set(part.consumer_lag);
+                }
+            }
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        METRICS.broker_up.set(0);
+        warn!(%error, reason, "kafka client error");
+    }
+}
+
+impl ConsumerContext for Ctx {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let cooperative = consumer.rebalance_protocol() == RebalanceProtocol::Cooperative;
+        let parts: Vec<(String, i32)> =
+            tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let snapshot = loop {
+                    match self.handle.block_on(self.lake.snapshot()) {
+                        Ok(s) => break Some(s),
+                        Err(e) if !self.shutdown.is_cancelled() => {
+                            error!(error = %e, "cannot read the lake's offsets for an assignment; retrying");
+                            std::thread::sleep(Duration::from_secs(1));
+                        }
+                        Err(_) => break None,
+                    }
+                };
+                let mut assigned = Vec::with_capacity(parts.len());
+                for (topic, p) in &parts {
+                    let next = snapshot.as_ref().and_then(|s| s.next_offset(topic, *p));
+                    let offset = next.map_or(Offset::Beginning, Offset::Offset);
+                    if let Err(e) = tpl.set_partition_offset(topic, *p, offset) {
+                        error!(error = %e, topic, partition = p, "cannot set start offset");
+                    }
+                    assigned.push(((topic.clone(), *p), next));
+                }
+                info!(partitions = ?assigned, "partitions assigned; resuming from the lake's offsets");
+                let r = if cooperative { consumer.incremental_assign(tpl) } else { consumer.assign(tpl) };
+                if let Err(e) = r {
+                    error!(error = %e, "assign failed");
+                }
+                self.changes.lock().expect("not poisoned").push(Change::Assigned(assigned));
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                info!(partitions = ?parts, "partitions revoked");
+                let r = if cooperative { consumer.incremental_unassign(tpl) } else { consumer.unassign() };
+                if let Err(e) = r {
+                    error!(error = %e, "unassign failed");
+                }
+                self.changes.lock().expect("not poisoned").push(Change::Revoked(parts));
+            }
+            other => {
+                error!(error = ?other, "rebalance error");
+                let _ = consumer.unassign();
+                self.changes.lock().expect("not poisoned").push(Change::Revoked(parts));
+            }
+        }
+    }
+}
+
+/// What the loop knows of one assigned partition.
+#[derive(Debug, Clone, Copy)]
+struct PartitionState {
+    /// The lake's next offset as of the last commit or assignment; `None`: the lake holds none.
+    lake_next: Option<i64>,
+    /// Next offset expected from Kafka; anything below is a redelivery and is skipped.
+    position: Option<i64>,
+}
+
+/// One ingest worker: a consumer in the group, writing to one lake.
+pub struct Ingest {
+    brokers: String,
+    cfg: IngestConfig,
+    lake: Arc<Lake>,
+    writer: String,
+    kinds: HashMap<String, EventKind>,
+}
+
+impl Ingest {
+    pub fn new(brokers: &str, cfg: IngestConfig, lake: Arc<Lake>) -> Self {
+        let kinds = HashMap::from([
+            (cfg.topics.metrics.clone(), EventKind::Metric),
+            (cfg.topics.logs.clone(), EventKind::Log),
+            (cfg.topics.billing.clone(), EventKind::Billing),
+        ]);
+        let writer = format!("ingest-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        Self { brokers: brokers.to_string(), cfg, lake, writer, kinds }
+    }
+
+    /// Runs until `shutdown`, restarting the consumer after a lake conflict; blocking.
+    ///
+    /// # Errors
+    /// When the consumer cannot be created or the last flush could not reach the lake.
+    pub fn run_blocking(&self, handle: &Handle, shutdown: &CancellationToken) -> Result<(), IngestError> {
+        loop {
+            match self.run_consumer(handle, shutdown) {
+                Err(IngestError::Restart(reason)) if !shutdown.is_cancelled() => {
+                    warn!(reason, "restarting the consumer");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn consumer_config(&self) -> ClientConfig {
+        let mut c = client_config(&self.brokers, &BTreeMap::new());
+        c.set("group.id", &self.cfg.group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .set("session.timeout.ms", self.cfg.session_timeout.as_millis().to_string())
+            .set("heartbeat.interval.ms", (self.cfg.session_timeout.as_millis() / 4).max(100).to_string())
+            // librdkafka's default prefetch caps a consumer far below what the broker can send.
+            .set("queued.min.messages", "500000")
+            .set("queued.max.messages.kbytes", "262144")
+            .set("statistics.interval.ms", "5000");
+        for (k, v) in &self.cfg.kafka {
+            c.set(k, v);
+        }
+        c
+    }
+
+    fn run_consumer(&self, handle: &Handle, shutdown: &CancellationToken) -> Result<(), IngestError> {
+        let ctx = Ctx {
+            lake: Arc::clone(&self.lake),
+            handle: handle.clone(),
+            shutdown: shutdown.clone(),
+            changes: Mutex::new(Vec::new()),
+        };
+        let consumer: BaseConsumer<Ctx> = self
+            .consumer_config()
+            .create_with_context(ctx)
+            .map_err(|source| IngestError::CreateConsumer { source })?;
+        let producer: BaseProducer = client_config(&self.brokers, &self.cfg.kafka)
+            .set("linger.ms", "5")
+            .create()
+            .map_err(|source| IngestError::CreateConsumer { source })?;
+        let topics = vec![self.cfg.topics.metrics.clone(), self.cfg.topics.logs.clone(), self.cfg.topics.billing.clone()];
+        let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&refs)
+            .map_err(|source| IngestError::Subscribe { topics: topics.clone(), source })?;
+        info!(writer = self.writer, group = self.cfg.group_id, ?topics, "ingest consuming");
+
+        let mut parts: HashMap<(String, i32), PartitionState> = HashMap::new();
+        let mut committed_ends: HashMap<(String, i32), i64> = HashMap::new();
+        let mut batch = Batch::new();
+        let result = loop {
+            if shutdown.is_cancelled() {
+                break Ok(());
+            }
+            let msg = consumer.poll(Duration::from_millis(100));
+            // Rebalances happen inside poll; apply them in order before the message. A batch
+            // holding revoked partitions is committed first, so that a reassignment of the same
+            // partitions resumes after it instead of reading its messages twice.
+            let changes = std::mem::take(&mut *consumer.context().changes.lock().expect("not poisoned"));
+            let mut failed = None;
+            for change in changes {
+                match change {
+                    Change::Revoked(list) => {
+                        if list.iter().any(|k| batch.offsets.contains_key(k)) {
+                            let full = std::mem::take(&mut batch);
+                            if let Err(e) = self.flush(full, &consumer, &producer, &mut parts, &mut committed_ends, handle, shutdown) {
+                                failed = Some(e);
+                                break;
+                            }
+                        }
+                        for key in list {
+                            parts.remove(&key);
+                        }
+                    }
+                    Change::Assigned(list) => {
+                        for (key, next) in list {
+                            let next = match (next, committed_ends.get(&key)) {
+                                (Some(n), Some(c)) => Some(n.max(*c)),
+                                (n, c) => n.or(c.copied()),
+                            };
+                            parts.insert(key, PartitionState { lake_next: next, position: next });
+                        }
+                    }
+                }
+            }
+            if let Some(e) = failed {
+                break Err(e);
+            }
+            match msg {
+                None => {}
+                Some(Err(e)) => {
+                    debug!(error = %e, "consumer poll error");
+                }
+                Some(Ok(m)) => {
+                    METRICS.broker_up.set(1);
+                    self.accept(&m, &mut parts, &mut batch);
+                }
+            }
+            if self.due(&batch) {
+                let full = std::mem::take(&mut batch);
+                if let Err(e) = self.flush(full, &consumer, &producer, &mut parts, &mut committed_ends, handle, shutdown) {
+                    break Err(e);
+                }
+            }
+        };
+        let result = result.and_then(|()| {
+            if batch.is_empty() {
+                Ok(())
+            } else {
+                let last = std::mem::take(&mut batch);
+                self.flush(last, &consumer, &producer, &mut parts, &mut committed_ends, handle, shutdown)
+            }
+        });
+        consumer.unsubscribe();
+        let _ = producer.flush(Duration::from_secs(5));
+        result
+    }
+
+    fn due(&self, batch: &Batch) -> bool {
+        !batch.is_empty()
+            && (batch.rows() >= self.cfg.flush_rows
+                || batch.bytes() >= self.cfg.flush_bytes
+                || batch.opened_at().elapsed() >= self.cfg.flush_interval)
+    }
+
+    /// Decodes one message into the batch.
+    fn accept<M: Message>(&self, m: &M, parts: &mut HashMap<(String, i32), PartitionState>, batch: &mut Batch) {
+        let topic = m.topic();
+        let partition = m.partition();
+        let offset = m.offset();
+        let key = (topic.to_string(), partition);
+        let Some(state) = parts.get_mut(&key) else {
+            debug!(topic, partition, offset, "message of a partition not assigned here; skipped");
+            return;
+        };
+        if state.position.is_some_and(|p| offset < p) {
+            return; // redelivered: the lake (or this batch) already holds it
+        }
+        state.position = Some(offset + 1);
+        let payload = m.payload().unwrap_or_default();
+        batch.cover(topic, partition, state.lake_next.unwrap_or(offset), offset, payload.len());
+        METRICS.messages_consumed.with_label_values(&[topic]).inc();
+        let Some(kind) = self.kinds.get(topic).copied() else { return };
+        let now = chrono::Utc::now().timestamp_millis();
+        let decoded = if m.payload().is_none() {
+            opslake_schemas::Decoded {
+                events: Vec::new(),
+                refused: vec![opslake_schemas::Refusal {
+                    index: None,
+                    reason: "message has no value".to_string(),
+                    element: None,
+                }],
+            }
+        } else {
+            decode_message(kind, payload)
+        };
+        for (index, event) in &decoded.events {
+            let prov = Provenance {
+                topic,
+                partition,
+                offset,
+                index: i32::try_from(*index).unwrap_or(i32::MAX),
+                ingested_at_ms: now,
+            };
+            batch.push_event(event, &prov);
+        }
+        if !decoded.events.is_empty() {
+            METRICS.events_accepted.with_label_values(&[topic]).inc_by(decoded.events.len() as u64);
+        }
+        for r in decoded.refused {
+            METRICS.events_rejected.with_label_values(&[topic, &reason_class(&r.reason)]).inc();
+            batch.push_dead_letter(DeadLetter {
+                topic: topic.to_string(),
+                partition,
+                offset,
+                index: r.index.map_or(0, |i| i32::try_from(i).unwrap_or(i32::MAX)),
+                key: m.key().map(<[u8]>::to_vec),
+                payload: r.element.map_or_else(|| payload.to_vec(), String::into_bytes),
+                error: r.reason,
+                received_at_ms: now,
+            });
+        }
+    }
+
+    /// Encodes, uploads and commits one batch; retries while the lake fails, with partitions
+    /// paused, until it succeeds or shutdown gives up.
+    #[allow(clippy::too_many_arguments)]
+    fn flush(
+        &self,
+        batch: Batch,
+        consumer: &BaseConsumer<Ctx>,
+        producer: &BaseProducer,
+        parts: &mut HashMap<(String, i32), PartitionState>,
+        committed_ends: &mut HashMap<(String, i32), i64>,
+        handle: &Handle,
+        shutdown: &CancellationToken,
+    ) -> Result<(), IngestError> {
+        let started = Instant::now();
+        let (record_batches, dead_letters, offsets) = batch.finish().map_err(|source| IngestError::Build { source })?;
+        let mut files: Vec<(String, String, u64, Bytes)> = Vec::with_capacity(record_batches.len());
+        for ((table, date, hour), rb) in &record_batches {
+            let bytes = encode_parquet(std::slice::from_ref(rb))
+                .map_err(|source| IngestError::Encode { table: table.name().to_string(), source })?;
+            let rel = data_file_path(table.name(), date, *hour, &self.writer);
+            files.push((rel, table.name().to_string(), rb.num_rows() as u64, bytes));
+        }
+        let mut entry_offsets: BTreeMap<String, BTreeMap<i32, PartitionOffsets>> = BTreeMap::new();
+        for ((topic, p), (start, end)) in &offsets {
+            entry_offsets.entry(topic.clone()).or_default().insert(*p, PartitionOffsets { start: *start, end: *end });
+        }
+        let entry_offsets_check = entry_offsets.clone();
+        let check = move |snap: &crate::lake::Snapshot| -> Result<(), String> {
+            for (topic, ps) in &entry_offsets_check {
+                for (p, o) in ps {
+                    if let Some(next) = snap.next_offset(topic, *p) {
+                        if next != o.start {
+                            return Err(format!(
+                                "{topic}/{p}: the lake is at offset {next}, this batch starts at {}",
+                                o.start
+                            ));
+                        }
+                    }
+                }
+            }
+            Ok(())
+        };
+
+        let mut backoff = Duration::from_millis(200);
+        let mut paused: Option<TopicPartitionList> = None;
+        let mut failing_since: Option<Instant> = None;
+        let outcome = loop {
+            let attempt = handle.block_on(async {
+                let mut adds = Vec::with_capacity(files.len());
+                for (rel, table, rows, bytes) in &files {
+                    adds.push(upload(&self.lake, rel, table, *rows, bytes.clone()).await?);
+                }
+                let entry = LogEntry {
+                    writer: self.writer.clone(),
+                    add: adds,
+                    offsets: entry_offsets.clone(),
+                    ..Default::default()
+                };
+                self.lake.commit(entry, &check).await.map_err(|e| match e {
+                    CommitError::Lake(l) => FlushFailure::Lake(l),
+                    CommitError::Conflict(c) => FlushFailure::Conflict(c),
+                })
+            });
+            match attempt {
+                Ok(version) => break Ok(version),
+                Err(FlushFailure::Conflict(c)) => break Err(IngestError::Restart(c)),
+                Err(FlushFailure::Lake(e)) => {
+                    METRICS.lake_writable.set(0);
+                    METRICS.flush_failures.with_label_values(&["lake"]).inc();
+                    let since = *failing_since.get_or_insert_with(Instant::now);
+                    error!(error = %e, cause = ?std::error::Error::source(&e), failing_for = ?since.elapsed(), "lake write failed; nothing committed, retrying");
+                    if paused.is_none() {
+                        if let Ok(a) = consumer.assignment() {
+                            if consumer.pause(&a).is_ok() {
+                                paused = Some(a);
+                            }
+                        }
+                    }
+                    if shutdown.is_cancelled() && since.elapsed() > Duration::from_secs(5) {
+                        break Err(IngestError::FlushAbandoned { source: e });
+                    }
+                    let until = Instant::now() + backoff;
+                    while Instant::now() < until {
+                        // Keep serving the group (heartbeats, rebalances); paused partitions
+                        // deliver nothing, and anything delivered anyway is re-read later.
+                        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                            let key = (m.topic().to_string(), m.partition());
+                            if let Some(s) = parts.get_mut(&key) {
+                                s.position = s.position.map(|p| p.min(m.offset()));
+                            }
+                        }
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        };
+        if let Some(a) = paused {
+            let _ = consumer.resume(&a);
+        }
+        let version = match outcome {
+            Ok(v) => v,
+            Err(e) => {
+                METRICS.flush_seconds.with_label_values(&["failed"]).observe(started.elapsed().as_secs_f64());
+                if matches!(e, IngestError::Restart(_)) {
+                    METRICS.flush_failures.with_label_values(&["conflict"]).inc();
+                }
+                return Err(e);
+            }
+        };
+        METRICS.lake_writable.set(1);
+        for (_, table, rows, bytes) in &files {
+            METRICS.rows_written.with_label_values(&[table]).inc_by(*rows);
+            METRICS.files_written.with_label_values(&[table]).inc();
+            METRICS.bytes_written.with_label_values(&[table]).inc_by(bytes.len() as u64);
+        }
+        // The lake now holds these offsets; tell Kafka too, for lag monitoring only.
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, p), (_, end)) in &offsets {
+            committed_ends.insert((topic.clone(), *p), *end);
+            if let Some(s) = parts.get_mut(&(topic.clone(), *p)) {
+                s.lake_next = Some(*end);
+                let _ = tpl.add_partition_offset(topic, *p, Offset::Offset(*end));
+            }
+        }
+        if tpl.count() > 0 {
+            if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+                debug!(error = %e, "kafka offset commit failed (the lake holds the offsets)");
+            }
+        }
+        self.produce_dead_letters(producer, &dead_letters);
+        METRICS.flush_seconds.with_label_values(&["committed"]).observe(started.elapsed().as_secs_f64());
+        debug!(version, files = files.len(), dead_letters = dead_letters.len(), elapsed = ?started.elapsed(), "flush committed");
+        Ok(())
+    }
+
+    /// Produces refused items to the dead-letter topic: original key and value, the reason in
+    /// header `opslake.error`, the origin in `opslake.source.*`. Best effort: they are in the
+    /// `dead_letters` table already.
+    fn produce_dead_letters(&self, producer: &BaseProducer, dead: &[DeadLetter]) {
+        if dead.is_empty() {
+            return;
+        }
+        let topic = &self.cfg.topics.dead_letter;
+        for d in dead {
+            let partition = d.partition.to_string();
+            let offset = d.offset.to_string();
+            let index = d.index.to_string();
+            let headers = OwnedHeaders::new()
+                .insert(Header { key: "opslake.error", value: Some(d.error.as_bytes()) })
+                .insert(Header { key: "opslake.source.topic", value: Some(d.topic.as_bytes()) })
+                .insert(Header { key: "opslake.source.partition", value: Some(partition.as_bytes()) })
+                .insert(Header { key: "opslake.source.offset", value: Some(offset.as_bytes()) })
+                .insert(Header { key: "opslake.source.index", value: Some(index.as_bytes()) });
+            debug_assert_eq!(headers.count(), 5);
+            let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).payload(&d.payload).headers(headers);
+            if let Some(k) = &d.key {
+                record = record.key(k);
+            }
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), r)) => {
+                        producer.poll(Duration::from_millis(50));
+                        record = r;
+                    }
+                    Err((e, _)) => {
+                        METRICS.dead_letter_produce_failures.with_label_values(&[&d.topic]).inc();
+                        warn!(error = %e, "failed to produce a dead letter (it is in the dead_letters table)");
+                        break;
+                    }
+                }
+            }
+        }
+        if let Err(e) = producer.flush(Duration::from_secs(10)) {
+            METRICS.dead_letter_produce_failures.with_label_values(&[topic.as_str()]).inc();
+            warn!(error = %e, "dead-letter topic flush failed (they are in the dead_letters table)");
+        }
+    }
+}
+
+enum FlushFailure {
+    Lake(LakeError),
+    Conflict(String),
+}

@@ -1,0 +1,16 @@
+//! opslake ingest: consumes metric, log and billing events from Kafka and writes them, exactly
+//! once, into the Parquet lake; refused items go to the dead-letter topic and table.
+
+pub mod batch;
+pub mod config;
+pub mod compact;
+pub mod consumer;
+pub mod kafka;
+pub mod lake;
+pub mod metrics;
+pub mod produce;
+pub mod sink;
+
+pub use config::{IngestConfig, Topics};
+pub use consumer::{Ingest, IngestError};
+pub use lake::{Lake, LakeError};

@@ -1,0 +1,577 @@
+//! `opslake produce`: a realistic synthetic load for all three topics, and replay of NDJSON and
+//! FOCUS CSV files.
+//!
+//! The generator models what opslake is for: services with endpoints whose latencies are
+//! lognormal, a daily traffic and latency cycle, deploys of new versions that change latency,
+//! error bursts, and a fleet of cloud resources (aws, azure, gcp, on-prem) with hourly billing,
+//! trends, weekly cycles and utilization gauges, some of them idle or oversized on purpose.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, LogNormal, Normal};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Topics;
+use crate::kafka::client_config;
+
+/// Errors of `opslake produce`.
+#[derive(Debug, thiserror::Error)]
+pub enum ProduceError {
+    #[error("failed to create kafka producer for {brokers}")]
+    Producer { brokers: String, source: KafkaError },
+    #[error("failed to read {path}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("failed to read CSV {path}")]
+    Csv { path: PathBuf, source: csv::Error },
+    #[error("failed to produce to {topic}")]
+    Send { topic: String, source: KafkaError },
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// What to send.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// Synthetic events of all three kinds.
+    Synthetic(SyntheticOptions),
+    /// Each line of an NDJSON file is one message value, sent as is (invalid lines included).
+    Ndjson { path: PathBuf, topic: String },
+    /// Each row of a FOCUS CSV file becomes one billing event (`NULL` and empty cells are null).
+    FocusCsv { path: PathBuf, topic: String },
+}
+
+/// Settings of the synthetic generator.
+#[derive(Debug, Clone)]
+pub struct SyntheticOptions {
+    pub seed: u64,
+    /// Event time of the first event; `None`: the wall clock (live).
+    pub start_ms: Option<i64>,
+    /// Simulated milliseconds between events when `start_ms` is set.
+    pub step_ms: f64,
+    /// Events per message (1 sends objects, more sends arrays).
+    pub per_message: usize,
+}
+
+/// How fast and how much.
+#[derive(Debug, Clone, Default)]
+pub struct Pace {
+    /// Messages per second; `None`: as fast as the broker takes them.
+    pub rate: Option<f64>,
+    /// Stop after this many messages.
+    pub count: Option<u64>,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+/// What was sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProduceReport {
+    pub messages: u64,
+    pub bytes: u64,
+    pub by_topic: std::collections::BTreeMap<String, u64>,
+}
+
+/// Sends messages from `source` until it is exhausted, the pace says stop, or `shutdown`.
+/// Blocking; run it on its own thread.
+///
+/// # Errors
+/// When the producer cannot be created, a file cannot be read, or the broker refuses a message.
+pub fn produce_blocking(
+    brokers: &str,
+    kafka: &std::collections::BTreeMap<String, String>,
+    topics: &Topics,
+    source: Source,
+    pace: &Pace,
+    shutdown: &CancellationToken,
+) -> Result<ProduceReport, ProduceError> {
+    let producer: BaseProducer = client_config(brokers, kafka)
+        .set("linger.ms", "20")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "500000")
+        .set("compression.type", "lz4")
+        .create()
+        .map_err(|source| ProduceError::Producer { brokers: brokers.to_string(), source })?;
+    let mut sender = Sender::new(&producer, pace, shutdown);
+    match source {
+        Source::Synthetic(opts) => {
+            let mut generator = Generator::new(&opts, topics);
+            while sender.go_on() {
+                let (topic, value) = generator.next_message();
+                sender.send(&topic, None, value.as_bytes())?;
+            }
+        }
+        Source::Ndjson { path, topic } => {
+            let file = std::fs::File::open(&path).map_err(|source| ProduceError::Read { path: path.clone(), source })?;
+            for line in std::io::BufReader::new(file).split(b'\n') {
+                let line = line.map_err(|source| ProduceError::Read { path: path.clone(), source })?;
+                let line = line.strip_suffix(b"\r").unwrap_or(&line);
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                if !sender.go_on() {
+                    break;
+                }
+                sender.send(&topic, None, line)?;
+            }
+        }
+        Source::FocusCsv { path, topic } => {
+            for row in focus_rows(&path)? {
+                if !sender.go_on() {
+                    break;
+                }
+                sender.send(&topic, None, row.as_bytes())?;
+            }
+        }
+    }
+    sender.finish()
+}
+
+/// The rows of a FOCUS CSV file as JSON objects: header names as keys, cells as strings,
+/// `NULL` and empty cells as null.
+///
+/// # Errors
+/// When the file cannot be read as CSV.
+pub fn focus_rows(path: &Path) -> Result<Vec<String>, ProduceError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .map_err(|source| ProduceError::Csv { path: path.to_path_buf(), source })?;
+    let headers = reader
+        .headers()
+        .map_err(|source| ProduceError::Csv { path: path.to_path_buf(), source })?
+        .clone();
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|source| ProduceError::Csv { path: path.to_path_buf(), source })?;
+        let mut obj = serde_json::Map::new();
+        for (h, cell) in headers.iter().zip(record.iter()) {
+            let v = if cell.is_empty() || cell == "NULL" { Value::Null } else { Value::String(cell.to_string()) };
+            obj.insert(h.to_string(), v);
+        }
+        rows.push(Value::Object(obj).to_string());
+    }
+    Ok(rows)
+}
+
+struct Sender<'a> {
+    producer: &'a BaseProducer,
+    pace: &'a Pace,
+    shutdown: &'a CancellationToken,
+    started: Instant,
+    report: ProduceReport,
+    bar: Option<ProgressBar>,
+}
+
+impl<'a> Sender<'a> {
+    fn new(producer: &'a BaseProducer, pace: &'a Pace, shutdown: &'a CancellationToken) -> Self {
+        let bar = pace.progress.then(|| {
+            let bar = match pace.count {
+                Some(n) => ProgressBar::new(n),
+                None => ProgressBar::new_spinner(),
+            };
+            let style = if pace.count.is_some() {
+                "{elapsed_precise} [{wide_bar}] {pos}/{len} messages ({per_sec}, eta {eta})"
+            } else {
+                "{elapsed_precise} {spinner} {pos} messages ({per_sec}) {msg}"
+            };
+            bar.set_style(ProgressStyle::with_template(style).expect("valid template"));
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Self { producer, pace, shutdown, started: Instant::now(), report: ProduceReport::default(), bar }
+    }
+
+    /// Whether to send another message; sleeps to keep the rate.
+    fn go_on(&mut self) -> bool {
+        if self.shutdown.is_cancelled() {
+            return false;
+        }
+        if self.pace.count.is_some_and(|n| self.report.messages >= n) {
+            return false;
+        }
+        if self.pace.duration.is_some_and(|d| self.started.elapsed() >= d) {
+            return false;
+        }
+        if let Some(rate) = self.pace.rate {
+            let due = self.started + Duration::from_secs_f64(self.report.messages as f64 / rate);
+            let now = Instant::now();
+            if due > now {
+                self.producer.poll(Duration::ZERO);
+                std::thread::sleep(due - now);
+            }
+        }
+        true
+    }
+
+    fn send(&mut self, topic: &str, key: Option<&[u8]>, value: &[u8]) -> Result<(), ProduceError> {
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).payload(value);
+        if let Some(k) = key {
+            record = record.key(k);
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    self.producer.poll(Duration::from_millis(10));
+                    record = r;
+                }
+                Err((source, _)) => return Err(ProduceError::Send { topic: topic.to_string(), source }),
+            }
+        }
+        self.report.messages += 1;
+        self.report.bytes += value.len() as u64;
+        *self.report.by_topic.entry(topic.to_string()).or_default() += 1;
+        if self.report.messages % 1024 == 0 {
+            self.producer.poll(Duration::ZERO);
+            if let Some(bar) = &self.bar {
+                bar.set_position(self.report.messages);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<ProduceReport, ProduceError> {
+        self.producer
+            .flush(Duration::from_secs(60))
+            .map_err(|source| ProduceError::Send { topic: "(flush)".into(), source })?;
+        if let Some(bar) = &self.bar {
+            bar.set_position(self.report.messages);
+            bar.finish();
+        }
+        Ok(self.report)
+    }
+}
+
+struct Endpoint {
+    path: &'static str,
+    method: &'static str,
+    /// Median latency in ms at version 0.
+    median_ms: f64,
+    sigma: f64,
+}
+
+struct Service {
+    name: &'static str,
+    endpoints: Vec<Endpoint>,
+    version: u32,
+    /// Latency multiplier of the current version.
+    speed: f64,
+    hosts: u32,
+}
+
+struct Resource {
+    id: String,
+    provider: &'static str,
+    service: &'static str,
+    category: &'static str,
+    resource_type: &'static str,
+    region: &'static str,
+    hourly_cost: f64,
+    /// Relative growth per day.
+    trend: f64,
+    /// Average utilization (0..1); idle ones are near 0, oversized ones peak low.
+    utilization: f64,
+}
+
+/// The synthetic event generator; deterministic for a seed and start time.
+pub struct Generator {
+    rng: StdRng,
+    topics: Topics,
+    services: Vec<Service>,
+    fleet: Vec<Resource>,
+    start_ms: Option<i64>,
+    step_ms: f64,
+    per_message: usize,
+    n: u64,
+    billed_hour: Option<i64>,
+    pending: Vec<(String, String)>,
+}
+
+const DAY_MS: f64 = 86_400_000.0;
+
+impl Generator {
+    pub fn new(opts: &SyntheticOptions, topics: &Topics) -> Self {
+        let ep = |path, method, median_ms, sigma| Endpoint { path, method, median_ms, sigma };
+        let services = vec![
+            Service { name: "checkout", endpoints: vec![ep("/api/pay", "POST", 120.0, 0.45), ep("/api/cart", "GET", 35.0, 0.35)], version: 0, speed: 1.0, hosts: 3 },
+            Service { name: "search", endpoints: vec![ep("/api/search", "GET", 60.0, 0.6), ep("/api/suggest", "GET", 12.0, 0.3)], version: 0, speed: 1.0, hosts: 4 },
+            Service { name: "catalog", endpoints: vec![ep("/api/items", "GET", 25.0, 0.4), ep("/api/items/{id}", "GET", 8.0, 0.3)], version: 0, speed: 1.0, hosts: 2 },
+            Service { name: "auth", endpoints: vec![ep("/api/login", "POST", 80.0, 0.3), ep("/api/token", "POST", 15.0, 0.25)], version: 0, speed: 1.0, hosts: 2 },
+            Service { name: "shipping", endpoints: vec![ep("/api/quote", "POST", 200.0, 0.5)], version: 0, speed: 1.0, hosts: 2 },
+        ];
+        let mut rng = StdRng::seed_from_u64(opts.seed);
+        let providers: [(&str, &[&str]); 4] = [
+            ("aws", &["us-east-1", "eu-west-1"]),
+            ("azure", &["westeurope", "eastus"]),
+            ("gcp", &["us-central1", "europe-west1"]),
+            ("on-prem", &["dc-1"]),
+        ];
+        let kinds: [(&str, &str, &str, f64); 6] = [
+            ("compute", "Compute", "Virtual Machines", 0.40),
+            ("storage", "Storage", "Object Storage", 0.08),
+            ("database", "Databases", "Managed Database", 0.90),
+            ("network", "Networking", "Load Balancer", 0.05),
+            ("container", "Compute", "Kubernetes", 0.60),
+            ("serverless", "Compute", "Functions", 0.02),
+        ];
+        let mut fleet = Vec::new();
+        for (pi, (provider, regions)) in providers.iter().enumerate() {
+            for (ki, (rtype, category, service, base)) in kinds.iter().enumerate() {
+                if *provider == "on-prem" && !matches!(*rtype, "compute" | "storage") {
+                    continue;
+                }
+                let region = regions[(pi + ki) % regions.len()];
+                // aws compute costs more per unit than the others: a provider disparity.
+                let premium = if *provider == "aws" && *rtype == "compute" { 1.8 } else { 1.0 };
+                let i = fleet.len();
+                let utilization = match i % 7 {
+                    0 => 0.01,  // idle
+                    3 => 0.18,  // underutilized
+                    _ => rng.random_range(0.45..0.85),
+                };
+                fleet.push(Resource {
+                    id: format!("{provider}:{rtype}:{}", 1000 + i),
+                    provider,
+                    service,
+                    category,
+                    resource_type: rtype,
+                    region,
+                    hourly_cost: base * premium * rng.random_range(0.7..1.3),
+                    trend: rng.random_range(-0.002..0.006),
+                    utilization,
+                });
+            }
+        }
+        Self {
+            rng,
+            topics: topics.clone(),
+            services,
+            fleet,
+            start_ms: opts.start_ms,
+            step_ms: opts.step_ms,
+            per_message: opts.per_message.max(1),
+            n: 0,
+            billed_hour: None,
+            pending: Vec::new(),
+        }
+    }
+
+    fn now_ms(&self) -> i64 {
+        match self.start_ms {
+            Some(s) => s + (self.n as f64 * self.step_ms) as i64,
+            None => chrono::Utc::now().timestamp_millis(),
+        }
+    }
+
+    /// The next message: (topic, value).
+    pub fn next_message(&mut self) -> (String, String) {
+        if let Some(m) = self.pending.pop() {
+            return m;
+        }
+        let t = self.now_ms();
+        self.n += 1;
+        let hour = t.div_euclid(3_600_000);
+        if self.billed_hour != Some(hour) {
+            let first = self.billed_hour.is_none();
+            self.billed_hour = Some(hour);
+            if !first || self.start_ms.is_some() {
+                self.queue_billing(hour - 1);
+            }
+        }
+        let roll: f64 = self.rng.random();
+        let (topic, events) = if roll < 0.70 {
+            (self.topics.metrics.clone(), (0..self.per_message).map(|_| self.metric(t)).collect::<Vec<_>>())
+        } else if roll < 0.95 {
+            (self.topics.logs.clone(), (0..self.per_message).map(|_| self.log(t)).collect())
+        } else {
+            (self.topics.metrics.clone(), (0..self.per_message).map(|_| self.gauge(t)).collect())
+        };
+        let value = if events.len() == 1 { events[0].to_string() } else { Value::Array(events).to_string() };
+        (topic, value)
+    }
+
+    /// Daily cycle: 1.0 at 15:00 UTC, lower at night.
+    fn daily(t: i64) -> f64 {
+        let phase = (t as f64 % DAY_MS) / DAY_MS;
+        1.0 + 0.35 * (2.0 * std::f64::consts::PI * (phase - 0.375)).cos()
+    }
+
+    fn maybe_deploy(&mut self, s: usize) {
+        // About one deploy per 20k events per service; every third deploy is a regression.
+        if self.rng.random::<f64>() < 1.0 / 20_000.0 {
+            let svc = &mut self.services[s];
+            svc.version += 1;
+            svc.speed = if svc.version % 3 == 0 { 1.35 } else { self.rng.random_range(0.9..1.05) };
+        }
+    }
+
+    fn in_error_burst(t: i64, service: usize) -> bool {
+        // A 3-minute burst every ~2 hours, staggered per service.
+        let cycle = 7_200_000i64;
+        let offset = (service as i64 * 1_733_000) % cycle;
+        (t + offset).rem_euclid(cycle) < 180_000
+    }
+
+    fn metric(&mut self, t: i64) -> Value {
+        let s = self.rng.random_range(0..self.services.len());
+        self.maybe_deploy(s);
+        let e = self.rng.random_range(0..self.services[s].endpoints.len());
+        let svc = &self.services[s];
+        let ep = &svc.endpoints[e];
+        let median = ep.median_ms * svc.speed * (0.8 + 0.2 * Self::daily(t));
+        let latency = LogNormal::new(median.ln(), ep.sigma).map_or(median, |d| d.sample(&mut self.rng));
+        let error_p = if Self::in_error_burst(t, s) { 0.25 } else { 0.004 };
+        let status = if self.rng.random::<f64>() < error_p { "500" } else { "200" };
+        json!({
+            "timestamp": t,
+            "service": svc.name,
+            "name": "http.server.duration",
+            "value": (latency * 1000.0).round() / 1000.0,
+            "unit": "ms",
+            "kind": "sample",
+            "host": format!("{}-{}", svc.name, self.rng.random_range(1..=svc.hosts)),
+            "version": format!("1.{}.0", svc.version),
+            "labels": {"endpoint": ep.path, "method": ep.method, "status": status}
+        })
+    }
+
+    fn log(&mut self, t: i64) -> Value {
+        let s = self.rng.random_range(0..self.services.len());
+        let svc = &self.services[s];
+        let ep = &svc.endpoints[self.rng.random_range(0..svc.endpoints.len())];
+        let error_p = if Self::in_error_burst(t, s) { 0.3 } else { 0.01 };
+        let r: f64 = self.rng.random();
+        let (level, message, status) = if r < error_p {
+            ("error", format!("{} {} failed: upstream timeout", ep.method, ep.path), 502)
+        } else if r < error_p + 0.04 {
+            ("warn", format!("{} {} slow response", ep.method, ep.path), 200)
+        } else {
+            ("info", format!("{} {} ok", ep.method, ep.path), 200)
+        };
+        let duration = LogNormal::new((ep.median_ms * svc.speed).ln(), ep.sigma).map_or(ep.median_ms, |d| d.sample(&mut self.rng));
+        // Every 5th log uses an RFC 3339 timestamp, the rest epoch milliseconds.
+        let ts = if self.n % 5 == 0 {
+            Value::String(chrono::DateTime::from_timestamp_millis(t).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        } else {
+            json!(t)
+        };
+        json!({
+            "timestamp": ts,
+            "service": svc.name,
+            "level": level,
+            "message": message,
+            "host": format!("{}-{}", svc.name, self.rng.random_range(1..=svc.hosts)),
+            "version": format!("1.{}.0", svc.version),
+            "trace_id": format!("{:016x}", self.rng.random::<u64>()),
+            "duration_ms": (duration * 10.0).round() / 10.0,
+            "status_code": status,
+            "attributes": {"endpoint": ep.path, "region": "eu-west-1"}
+        })
+    }
+
+    fn gauge(&mut self, t: i64) -> Value {
+        let i = self.rng.random_range(0..self.fleet.len());
+        let r = &self.fleet[i];
+        let noise = Normal::new(0.0, 0.04).map_or(0.0, |d| d.sample(&mut self.rng));
+        let cycle = if r.utilization > 0.05 { 0.15 * (Self::daily(t) - 1.0) } else { 0.0 };
+        let u = (r.utilization + cycle + noise).clamp(0.0, 1.0);
+        json!({
+            "timestamp": t,
+            "service": r.service,
+            "name": "cpu.utilization",
+            "value": (u * 1000.0).round() / 10.0,
+            "unit": "percent",
+            "kind": "gauge",
+            "host": r.id,
+            "labels": {"resource_id": r.id, "provider": r.provider, "region": r.region}
+        })
+    }
+
+    fn queue_billing(&mut self, hour: i64) {
+        let start = hour * 3_600_000;
+        let day = start as f64 / DAY_MS;
+        let weekday = (day.floor() as i64 + 4).rem_euclid(7); // 0 = Sunday
+        let weekly = if weekday == 0 || weekday == 6 { 0.75 } else { 1.0 };
+        let mut out = Vec::with_capacity(self.fleet.len());
+        for r in &self.fleet {
+            let grow = (1.0 + r.trend).powf(day - 20_000.0);
+            let noise = 1.0 + self.rng.random_range(-0.05..0.05);
+            let cost = r.hourly_cost * grow * weekly * noise;
+            let u = (r.utilization + self.rng.random_range(-0.03..0.03)).clamp(0.0, 1.0);
+            let event = json!({
+                "charge_period_start": chrono::DateTime::from_timestamp_millis(start).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "charge_period_end": chrono::DateTime::from_timestamp_millis(start + 3_600_000).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "provider": r.provider,
+                "service": r.service,
+                "service_category": r.category,
+                "resource_id": r.id,
+                "resource_type": r.resource_type,
+                "region": r.region,
+                "usage_quantity": 1.0,
+                "usage_unit": "Hours",
+                "cost": format!("{cost:.6}"),
+                "currency": "USD",
+                "charge_category": "Usage",
+                "utilization": (u * 1000.0).round() / 1000.0,
+                "tags": {"team": r.service.to_lowercase().replace(' ', "-"), "env": "prod"}
+            });
+            out.push((self.topics.billing.clone(), event.to_string()));
+        }
+        self.pending = out;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opslake_schemas::{decode_message, EventKind};
+
+    #[test]
+    fn every_generated_event_is_accepted() {
+        let topics = Topics::default();
+        let opts = SyntheticOptions { seed: 7, start_ms: Some(1_795_341_600_000), step_ms: 500.0, per_message: 3 };
+        let mut g = Generator::new(&opts, &topics);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..20_000 {
+            let (topic, value) = g.next_message();
+            let kind = match topic.as_str() {
+                "telemetry.metrics" => EventKind::Metric,
+                "telemetry.logs" => EventKind::Log,
+                _ => EventKind::Billing,
+            };
+            seen.insert(kind);
+            let d = decode_message(kind, value.as_bytes());
+            assert!(d.refused.is_empty(), "{value}: {:?}", d.refused);
+        }
+        assert_eq!(seen.len(), 3);
+    }
+
+    #[test]
+    fn focus_sample_rows_are_all_billing_events() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/focus/focus_sample.csv");
+        let rows = focus_rows(&path).unwrap();
+        assert_eq!(rows.len(), 1000);
+        let (mut billed, mut effective) = (0.0, 0.0);
+        for r in &rows {
+            let d = decode_message(EventKind::Billing, r.as_bytes());
+            assert_eq!(d.refused.len(), 0, "{r}: {:?}", d.refused);
+            if let opslake_schemas::Event::Billing(b) = &d.events[0].1 {
+                billed += b.cost;
+                effective += b.effective_cost;
+            }
+        }
+        assert_eq!(format!("{billed:.4}"), "20.5202");
+        assert_eq!(format!("{effective:.4}"), "14.9765");
+    }
+}

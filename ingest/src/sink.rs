@@ -1,0 +1,67 @@
+//! Parquet encoding of record batches, and the upload of files into the lake.
+
+use bytes::Bytes;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::errors::ParquetError;
+use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use object_store::{ObjectStoreExt, PutPayload};
+
+use crate::lake::{AddFile, Lake, LakeError};
+
+/// Rows per Parquet row group: large enough for good compression and few footers, small
+/// enough that a filtered scan skips most of a big file.
+pub const ROW_GROUP_ROWS: usize = 256 * 1024;
+
+/// Writer settings of every lake file: zstd, page statistics for pruning.
+pub fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("zstd level 3 exists")))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .build()
+}
+
+/// Encodes record batches of one schema as one Parquet file.
+///
+/// # Errors
+/// When the Parquet writer fails.
+pub fn encode_parquet(batches: &[RecordBatch]) -> Result<Bytes, ParquetError> {
+    let schema = batches.first().map(RecordBatch::schema).ok_or_else(|| ParquetError::General("no batches to encode".into()))?;
+    let mut buf = Vec::with_capacity(batches.iter().map(RecordBatch::get_array_memory_size).sum::<usize>() / 4);
+    let mut writer = ArrowWriter::try_new(&mut buf, schema, Some(writer_properties()))?;
+    for b in batches {
+        writer.write(b)?;
+    }
+    writer.close()?;
+    Ok(Bytes::from(buf))
+}
+
+/// The lake-relative path of a new data file of `table` in `date`/`hour`.
+pub fn data_file_path(table: &str, date: &str, hour: u32, writer: &str) -> String {
+    format!(
+        "{table}/date={date}/hour={hour:02}/part-{writer}-{}.parquet",
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// Uploads an encoded file to the lake. The file is not part of the lake until a log entry adds
+/// it, so a crash after this leaves only an unreferenced file.
+///
+/// # Errors
+/// When the object store refuses the write.
+pub async fn upload(lake: &Lake, rel: &str, table: &str, rows: u64, bytes: Bytes) -> Result<AddFile, LakeError> {
+    let size = bytes.len() as u64;
+    lake.store()
+        .put(&lake.path(rel), PutPayload::from(bytes))
+        .await
+        .map_err(|source| LakeError::Store { path: rel.to_string(), source })?;
+    Ok(AddFile {
+        path: rel.to_string(),
+        table: table.to_string(),
+        rows,
+        bytes: size,
+        created_ms: chrono::Utc::now().timestamp_millis(),
+    })
+}

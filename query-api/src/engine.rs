@@ -1,0 +1,205 @@
+//! The query engine: a DataFusion session over the lake's current snapshot.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::StreamExt;
+use opslake_ingest::Lake;
+
+use crate::error::{from_datafusion, ApiError};
+use crate::guard;
+use crate::store::{LiveFiles, SnapshotStore};
+
+/// Limits of one query.
+#[derive(Debug, Clone)]
+pub struct QueryLimits {
+    /// Most rows returned; more set `truncated`.
+    pub max_rows: usize,
+    /// Longest a query may run.
+    pub timeout: Duration,
+    /// Memory pool of all running queries, bytes.
+    pub memory_limit: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self { max_rows: 100_000, timeout: Duration::from_secs(30), memory_limit: 2 << 30 }
+    }
+}
+
+/// A query's answer.
+pub struct QueryResult {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    /// True when rows beyond `max_rows` were left out.
+    pub truncated: bool,
+}
+
+/// DataFusion over the lake; cheap to share.
+pub struct QueryEngine {
+    lake: Arc<Lake>,
+    ctx: SessionContext,
+    live: LiveFiles,
+    version: Mutex<u64>,
+    registered: Mutex<HashSet<String>>,
+    limits: QueryLimits,
+}
+
+/// The raw tables' partition columns, from the `date=/hour=` directories.
+fn partition_cols() -> Vec<(String, DataType)> {
+    vec![("date".to_string(), DataType::Utf8), ("hour".to_string(), DataType::Utf8)]
+}
+
+impl QueryEngine {
+    /// A session over `lake` with every raw table registered.
+    ///
+    /// # Errors
+    /// When DataFusion refuses the configuration.
+    pub fn new(lake: Arc<Lake>, limits: QueryLimits) -> Result<Self, ApiError> {
+        let live: LiveFiles = Arc::new(RwLock::new(Arc::new(HashSet::new())));
+        // The lake's log decides which files exist; a cached listing would hide new files.
+        let runtime = RuntimeEnvBuilder::new()
+            .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
+            .with_memory_limit(limits.memory_limit, 1.0)
+            .build_arc()
+            .map_err(from_datafusion)?;
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_target_partitions(std::thread::available_parallelism().map_or(2, usize::from))
+            .set_bool("datafusion.execution.parquet.pushdown_filters", true)
+            .set_bool("datafusion.execution.parquet.reorder_filters", true);
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        let store = SnapshotStore::new(Arc::clone(lake.store()), Arc::clone(&live));
+        let mut root = lake.url().clone();
+        root.set_path("/");
+        ctx.register_object_store(&root, Arc::new(store));
+        let engine = Self {
+            lake,
+            ctx,
+            live,
+            version: Mutex::new(u64::MAX),
+            registered: Mutex::new(HashSet::new()),
+            limits,
+        };
+        for (name, schema) in opslake_schemas::tables::raw_tables() {
+            engine.register(name, schema, true)?;
+        }
+        Ok(engine)
+    }
+
+    /// The DataFusion session (for registering functions).
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// The lake.
+    pub fn lake(&self) -> &Arc<Lake> {
+        &self.lake
+    }
+
+    /// Registers a table of the lake; `partitioned` tables have `date=/hour=` directories.
+    fn register(&self, name: &str, schema: SchemaRef, partitioned: bool) -> Result<(), ApiError> {
+        let url = ListingTableUrl::parse(format!("{}{name}/", self.lake.url())).map_err(from_datafusion)?;
+        let mut options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        if partitioned {
+            options = options.with_table_partition_cols(partition_cols());
+        }
+        let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(schema);
+        let table = ListingTable::try_new(config).map_err(from_datafusion)?;
+        self.ctx.register_table(name, Arc::new(table)).map_err(from_datafusion)?;
+        self.registered.lock().expect("not poisoned").insert(name.to_string());
+        Ok(())
+    }
+
+    /// Reads new lake log entries: new files become visible, replaced ones disappear, and
+    /// tables that appeared are registered.
+    ///
+    /// # Errors
+    /// When the lake's log cannot be read.
+    pub async fn refresh(&self) -> Result<(), ApiError> {
+        let snap = self.lake.snapshot().await.map_err(|e| ApiError::Internal(e.into()))?;
+        {
+            let mut v = self.version.lock().expect("not poisoned");
+            if *v == snap.version {
+                return Ok(());
+            }
+            *v = snap.version;
+        }
+        let live: HashSet<String> = snap.files.keys().map(|rel| self.lake.path(rel).to_string()).collect();
+        *self.live.write().expect("not poisoned") = Arc::new(live);
+        let tables: HashSet<&str> = snap.files.values().map(|f| f.table.as_str()).collect();
+        for t in tables {
+            let known = self.registered.lock().expect("not poisoned").contains(t);
+            if !known {
+                // Derived tables hold their schema in their files.
+                let url = ListingTableUrl::parse(format!("{}{t}/", self.lake.url())).map_err(from_datafusion)?;
+                let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+                let schema = options.infer_schema(&self.ctx.state(), &url).await.map_err(from_datafusion)?;
+                let partitioned = snap.table_files(t).any(|f| f.path.contains("/date="));
+                self.register(t, schema, partitioned)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a read-only query under the limits.
+    ///
+    /// # Errors
+    /// 400 for a refused or wrong query, 408 on timeout.
+    pub async fn query(&self, sql: &str) -> Result<QueryResult, ApiError> {
+        guard::check(sql)?;
+        self.refresh().await?;
+        let limits = self.limits.clone();
+        let run = async {
+            let df = self.ctx.sql_with_options(sql, guard::sql_options()).await.map_err(from_datafusion)?;
+            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            let mut stream = df.execute_stream().await.map_err(from_datafusion)?;
+            let mut batches = Vec::new();
+            let mut rows = 0usize;
+            let mut truncated = false;
+            while let Some(b) = stream.next().await {
+                let b = b.map_err(from_datafusion)?;
+                if rows + b.num_rows() > limits.max_rows {
+                    let keep = limits.max_rows - rows;
+                    if keep > 0 {
+                        batches.push(b.slice(0, keep));
+                    }
+                    truncated = true;
+                    break;
+                }
+                rows += b.num_rows();
+                batches.push(b);
+            }
+            Ok::<_, ApiError>(QueryResult { schema, batches, truncated })
+        };
+        match tokio::time::timeout(limits.timeout, run).await {
+            Ok(r) => r,
+            Err(_) => Err(ApiError::Timeout(limits.timeout)),
+        }
+    }
+
+    /// Every registered table with its columns and types.
+    ///
+    /// # Errors
+    /// When the lake's log cannot be read.
+    pub async fn tables(&self) -> Result<Vec<(String, SchemaRef)>, ApiError> {
+        self.refresh().await?;
+        let mut names: Vec<String> = self.registered.lock().expect("not poisoned").iter().cloned().collect();
+        names.sort();
+        let mut out = Vec::with_capacity(names.len());
+        for n in names {
+            if let Ok(p) = self.ctx.table_provider(n.as_str()).await {
+                out.push((n, p.schema()));
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,72 @@
+//! API errors: JSON `{"error": "..."}` with the status that says whose fault it is.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+/// An error answered to an API client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request or query is wrong: 400 with the reason.
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("missing or wrong bearer token")]
+    Unauthorized,
+    #[error("query did not finish within {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("request body is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("too many queries are running; retry shortly")]
+    Busy,
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Anything else: logged, answered as 500 without details.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Busy => StatusCode::TOO_MANY_REQUESTS,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(e) = &self {
+            tracing::error!(error = ?e, "internal error answering a request");
+        }
+        let status = self.status();
+        let mut resp = (status, Json(serde_json::json!({ "error": self.to_string() }))).into_response();
+        match self {
+            Self::Busy => {
+                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Self::Unauthorized => {
+                resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+/// DataFusion errors of planning and execution are the query's fault unless they are I/O or
+/// resource errors; a memory limit is reported as a clear 400 too, never an abort.
+pub fn from_datafusion(e: datafusion::error::DataFusionError) -> ApiError {
+    use datafusion::error::DataFusionError as E;
+    match e.find_root() {
+        E::ObjectStore(_) | E::IoError(_) | E::Internal(_) => ApiError::Internal(anyhow::Error::new(e)),
+        E::ResourcesExhausted(m) => ApiError::BadRequest(format!("query needs more memory than its limit allows: {m}")),
+        _ => ApiError::BadRequest(e.strip_backtrace()),
+    }
+}

@@ -1,0 +1,119 @@
+//! The read-only rule of the SQL endpoint: only queries run (SELECT, WITH, VALUES, EXPLAIN,
+//! SHOW, DESCRIBE). Anything that writes, creates, sets options or reads files is refused
+//! before planning, and DataFusion's own `SQLOptions` refuse it again at planning.
+
+use datafusion::execution::context::SQLOptions;
+use datafusion::sql::sqlparser::ast::{SetExpr, Statement};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+
+use crate::error::ApiError;
+
+/// Longest accepted SQL text, in bytes.
+pub const MAX_SQL_BYTES: usize = 256 * 1024;
+
+/// Planner options of the endpoint: no DDL, no DML, no `SET`.
+pub fn sql_options() -> SQLOptions {
+    SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false)
+}
+
+/// Refuses anything that is not one read-only query.
+///
+/// # Errors
+/// 400 naming what was refused.
+pub fn check(sql: &str) -> Result<(), ApiError> {
+    if sql.trim().is_empty() {
+        return Err(ApiError::BadRequest("sql is empty".into()));
+    }
+    if sql.len() > MAX_SQL_BYTES {
+        return Err(ApiError::BadRequest(format!("sql is longer than {MAX_SQL_BYTES} bytes")));
+    }
+    let statements = Parser::parse_sql(&GenericDialect {}, sql)
+        .map_err(|e| ApiError::BadRequest(format!("sql does not parse: {e}")))?;
+    match statements.as_slice() {
+        [] => Err(ApiError::BadRequest("sql holds no statement".into())),
+        [one] => check_statement(one),
+        _ => Err(ApiError::BadRequest(format!(
+            "one statement per request, found {}",
+            statements.len()
+        ))),
+    }
+}
+
+fn check_statement(s: &Statement) -> Result<(), ApiError> {
+    match s {
+        Statement::Query(q) => {
+            if selects_into(&q.body) {
+                return Err(refused("SELECT INTO"));
+            }
+            Ok(())
+        }
+        Statement::Explain { statement, .. } => check_statement(statement),
+        Statement::ExplainTable { .. } | Statement::ShowTables { .. } | Statement::ShowColumns { .. } => Ok(()),
+        other => {
+            let text = other.to_string();
+            let kind: String = text
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ")
+                .to_uppercase();
+            Err(refused(&kind))
+        }
+    }
+}
+
+fn selects_into(body: &SetExpr) -> bool {
+    match body {
+        SetExpr::Select(s) => s.into.is_some(),
+        SetExpr::Query(q) => selects_into(&q.body),
+        SetExpr::SetOperation { left, right, .. } => selects_into(left) || selects_into(right),
+        _ => false,
+    }
+}
+
+fn refused(kind: &str) -> ApiError {
+    ApiError::BadRequest(format!(
+        "only read-only queries run here (SELECT, WITH, EXPLAIN, SHOW, DESCRIBE); refused: {kind}"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_pass() {
+        for q in [
+            "SELECT 1",
+            "WITH a AS (SELECT 1 AS x) SELECT x FROM a",
+            "EXPLAIN SELECT * FROM metrics",
+            "SHOW TABLES",
+            "DESCRIBE metrics",
+            "SELECT service, count(*) FROM metrics WHERE labels['endpoint'] = '/api/pay' GROUP BY service",
+        ] {
+            assert!(check(q).is_ok(), "{q}");
+        }
+    }
+
+    #[test]
+    fn writes_and_files_are_refused() {
+        for q in [
+            "INSERT INTO metrics VALUES (1)",
+            "COPY metrics TO '/tmp/x.parquet'",
+            "CREATE EXTERNAL TABLE x STORED AS PARQUET LOCATION '/etc/'",
+            "CREATE TABLE x AS SELECT 1",
+            "CREATE VIEW v AS SELECT 1",
+            "DROP TABLE metrics",
+            "SET datafusion.execution.batch_size = 1",
+            "SELECT 1 INTO t",
+            "EXPLAIN INSERT INTO metrics VALUES (1)",
+            "DELETE FROM metrics",
+            "UPDATE metrics SET value = 1",
+            "SELECT 1; DROP TABLE metrics",
+        ] {
+            let e = check(q).expect_err(q);
+            assert!(matches!(e, ApiError::BadRequest(_)), "{q}");
+        }
+    }
+}

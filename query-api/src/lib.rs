@@ -1,0 +1,13 @@
+//! opslake query API: DataFusion SQL over the lake behind axum, with health, readiness and the
+//! pipeline's Prometheus metrics.
+
+pub mod encode;
+pub mod engine;
+pub mod error;
+pub mod guard;
+pub mod routes;
+pub mod store;
+
+pub use engine::{QueryEngine, QueryLimits};
+pub use error::ApiError;
+pub use routes::{router, ApiConfig, AppState};

@@ -1,0 +1,268 @@
+//! The HTTP API of CONTRACT section 5.
+
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use prometheus::{register_histogram_vec, register_int_counter_vec, Encoder, HistogramVec, IntCounterVec, TextEncoder};
+use serde::Deserialize;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+
+use crate::encode;
+use crate::engine::QueryEngine;
+use crate::error::ApiError;
+
+/// Settings of the HTTP layer.
+#[derive(Clone)]
+pub struct ApiConfig {
+    /// When set, every endpoint but `/healthz` and `/readyz` needs `Authorization: Bearer <token>`.
+    pub api_token: Option<String>,
+    /// Largest accepted request body, bytes.
+    pub max_body_bytes: usize,
+    /// Queries running at once; more are answered 429.
+    pub max_concurrent_queries: usize,
+    /// Kafka brokers probed by `/readyz`; `None` for a query-only server.
+    pub brokers: Option<String>,
+}
+
+impl std::fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_concurrent_queries", &self.max_concurrent_queries)
+            .field("brokers", &self.brokers)
+            .finish()
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self { api_token: None, max_body_bytes: 1 << 20, max_concurrent_queries: 8, brokers: None }
+    }
+}
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<QueryEngine>,
+    pub config: Arc<ApiConfig>,
+    pub queries: Arc<Semaphore>,
+}
+
+impl AppState {
+    pub fn new(engine: Arc<QueryEngine>, config: ApiConfig) -> Self {
+        let queries = Arc::new(Semaphore::new(config.max_concurrent_queries.max(1)));
+        Self { engine, config: Arc::new(config), queries }
+    }
+}
+
+struct ApiMetrics {
+    requests: IntCounterVec,
+    query_seconds: HistogramVec,
+}
+
+static METRICS: LazyLock<ApiMetrics> = LazyLock::new(|| ApiMetrics {
+    requests: register_int_counter_vec!("opslake_api_requests_total", "API requests", &["endpoint", "status"]).expect("metric registers"),
+    query_seconds: register_histogram_vec!("opslake_api_query_duration_seconds", "SQL query time", &["outcome"], vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]).expect("metric registers"),
+});
+
+/// The API's router; testable without a socket (`tower::ServiceExt::oneshot`).
+pub fn router(state: AppState) -> Router {
+    let protected = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/api/v1/sql", post(sql))
+        .route("/api/v1/tables", get(tables))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(protected)
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .with_state(state)
+}
+
+async fn auth(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(token) = &state.config.api_token {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let ok: bool = given.as_bytes().ct_eq(token.as_bytes()).into();
+        if !ok {
+            METRICS.requests.with_label_values(&[req.uri().path(), "401"]).inc();
+            return ApiError::Unauthorized.into_response();
+        }
+    }
+    next.run(req).await
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Ready when the lake's log is readable and, for a server that ingests, a broker answers.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let lake = match state.engine.refresh().await {
+        Ok(()) => Ok(()),
+        Err(e) => Err(format!("{e:?}")),
+    };
+    let broker = match &state.config.brokers {
+        None => None,
+        Some(b) => {
+            let b = b.clone();
+            let r = tokio::task::spawn_blocking(move || opslake_ingest::kafka::probe_broker(&b, Duration::from_secs(2)))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+            Some(r)
+        }
+    };
+    let ready = lake.is_ok() && broker.as_ref().is_none_or(Result::is_ok);
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = json!({
+        "ready": ready,
+        "lake": lake.as_ref().map_or_else(|e| e.clone(), |()| "ok".to_string()),
+        "broker": broker.map(|r| r.map_or_else(|e| format!("unreachable: {e}"), |_| "ok".to_string())),
+    });
+    (status, Json(body)).into_response()
+}
+
+async fn metrics() -> Response {
+    let mut buf = Vec::new();
+    let families = prometheus::gather();
+    if let Err(e) = TextEncoder::new().encode(&families, &mut buf) {
+        return ApiError::Internal(e.into()).into_response();
+    }
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"))], buf).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SqlRequest {
+    sql: String,
+}
+
+async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, state.config.max_body_bytes)
+        .await
+        .map_err(|_| ApiError::TooLarge(state.config.max_body_bytes))
+}
+
+async fn sql(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let result = run_sql(&state, &headers, body).await;
+    let (outcome, status) = match &result {
+        Ok(_) => ("ok", "200".to_string()),
+        Err(e) => ("error", e.status().as_u16().to_string()),
+    };
+    METRICS.query_seconds.with_label_values(&[outcome]).observe(started.elapsed().as_secs_f64());
+    METRICS.requests.with_label_values(&["/api/v1/sql", &status]).inc();
+    result.into_response()
+}
+
+async fn run_sql(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let body = read_body(state, body).await?;
+    let req: SqlRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("body must be JSON {{\"sql\": \"...\"}}: {e}")))?;
+    let _permit = state.queries.clone().try_acquire_owned().map_err(|_| ApiError::Busy)?;
+    let result = state.engine.query(&req.sql).await?;
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if accept.contains("application/vnd.apache.arrow.stream") {
+        let buf = encode::to_arrow_ipc(&result).map_err(|e| ApiError::Internal(e.into()))?;
+        return Ok(([(header::CONTENT_TYPE, "application/vnd.apache.arrow.stream")], buf).into_response());
+    }
+    if accept.contains("text/csv") {
+        let buf = encode::to_csv(&result).map_err(|e| ApiError::Internal(e.into()))?;
+        return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], buf).into_response());
+    }
+    let body = encode::to_json(&result).map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(Json(body).into_response())
+}
+
+async fn tables(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let tables = state.engine.tables().await?;
+    let list: Vec<serde_json::Value> = tables
+        .iter()
+        .map(|(name, schema)| json!({"name": name, "columns": encode::columns(schema)}))
+        .collect();
+    Ok(Json(json!({ "tables": list })))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::engine::QueryLimits;
+
+    fn app(dir: &std::path::Path, token: Option<&str>) -> Router {
+        let lake = opslake_ingest::Lake::open(dir.to_str().unwrap()).unwrap();
+        let engine = Arc::new(QueryEngine::new(lake, QueryLimits::default()).unwrap());
+        let config = ApiConfig { api_token: token.map(str::to_string), max_body_bytes: 1024, ..Default::default() };
+        router(AppState::new(engine, config))
+    }
+
+    fn sql_request(sql: &str, token: Option<&str>) -> Request<Body> {
+        let mut r = Request::post("/api/v1/sql").header("content-type", "application/json");
+        if let Some(t) = token {
+            r = r.header("authorization", format!("Bearer {t}"));
+        }
+        r.body(Body::from(serde_json::to_vec(&json!({ "sql": sql })).unwrap())).unwrap()
+    }
+
+    async fn body_json(resp: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn sql_answers_json_and_refuses_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path(), None);
+        let resp = app.clone().oneshot(sql_request("SELECT 1 AS one, 'a' AS s", None)).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body = body_json(resp).await;
+        assert_eq!(body["columns"], json!([{"name": "one", "type": "Int64"}, {"name": "s", "type": "Utf8"}]));
+        assert_eq!(body["rows"], json!([[1, "a"]]));
+
+        let resp = app.clone().oneshot(sql_request("SELECT count(*) FROM metrics", None)).await.unwrap();
+        assert_eq!(body_json(resp).await["rows"], json!([[0]]));
+
+        let resp = app.clone().oneshot(sql_request("DROP TABLE metrics", None)).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        assert!(body_json(resp).await["error"].as_str().unwrap().contains("refused: DROP TABLE"));
+
+        let big = "x".repeat(4096);
+        let resp = app.clone().oneshot(sql_request(&big, None)).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+        let resp = app.oneshot(Request::get("/healthz").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn token_guards_everything_but_health() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path(), Some("t0ken"));
+        let resp = app.clone().oneshot(sql_request("SELECT 1", None)).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        let resp = app.clone().oneshot(sql_request("SELECT 1", Some("t0ken"))).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let resp = app.clone().oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        let resp = app.oneshot(Request::get("/readyz").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+}

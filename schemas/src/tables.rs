@@ -1,0 +1,125 @@
+//! Arrow schemas of the raw tables (CONTRACT section 3). Files hold these columns; the lake's
+//! `date=YYYY-MM-DD/hour=HH` directories add the partition columns `date` and `hour`.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+
+/// Time zone of every timestamp column.
+pub const TZ: &str = "UTC";
+
+/// `TIMESTAMP(ms) UTC`, the type of every time column.
+pub fn ts() -> DataType {
+    DataType::Timestamp(TimeUnit::Millisecond, Some(TZ.into()))
+}
+
+/// `MAP<VARCHAR, VARCHAR>`, the type of labels, attributes and tags; the field names are those
+/// of arrow's `MapBuilder` so that built arrays match the schema exactly.
+pub fn string_map() -> DataType {
+    let entries = Field::new(
+        "entries",
+        DataType::Struct(Fields::from(vec![
+            Field::new("keys", DataType::Utf8, false),
+            Field::new("values", DataType::Utf8, true),
+        ])),
+        false,
+    );
+    DataType::Map(Arc::new(entries), false)
+}
+
+/// The provenance columns every raw table ends with: a row's origin in Kafka.
+pub fn provenance() -> Vec<Field> {
+    vec![
+        Field::new("_topic", DataType::Utf8, false),
+        Field::new("_partition", DataType::Int32, false),
+        Field::new("_offset", DataType::Int64, false),
+        Field::new("_index", DataType::Int32, false),
+        Field::new("_ingested_at", ts(), false),
+    ]
+}
+
+fn with_provenance(mut fields: Vec<Field>) -> SchemaRef {
+    fields.extend(provenance());
+    Arc::new(Schema::new(fields))
+}
+
+fn s(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Utf8, nullable)
+}
+
+/// Schema of the `metrics` table.
+pub fn metrics() -> SchemaRef {
+    with_provenance(vec![
+        Field::new("timestamp", ts(), false),
+        s("service", false),
+        s("name", false),
+        Field::new("value", DataType::Float64, false),
+        s("unit", true),
+        s("kind", false),
+        s("host", true),
+        s("version", true),
+        Field::new("labels", string_map(), false),
+    ])
+}
+
+/// Schema of the `logs` table.
+pub fn logs() -> SchemaRef {
+    with_provenance(vec![
+        Field::new("timestamp", ts(), false),
+        s("service", false),
+        s("level", false),
+        s("message", false),
+        s("host", true),
+        s("version", true),
+        s("trace_id", true),
+        Field::new("duration_ms", DataType::Float64, true),
+        Field::new("status_code", DataType::Int32, true),
+        Field::new("attributes", string_map(), false),
+    ])
+}
+
+/// Schema of the `billing` table.
+pub fn billing() -> SchemaRef {
+    with_provenance(vec![
+        Field::new("charge_period_start", ts(), false),
+        Field::new("charge_period_end", ts(), false),
+        s("provider", false),
+        s("service", true),
+        s("service_category", true),
+        s("resource_id", true),
+        s("resource_type", true),
+        s("region", true),
+        Field::new("usage_quantity", DataType::Float64, true),
+        s("usage_unit", true),
+        Field::new("cost", DataType::Float64, false),
+        Field::new("effective_cost", DataType::Float64, false),
+        s("currency", false),
+        s("charge_category", true),
+        Field::new("utilization", DataType::Float64, true),
+        Field::new("tags", string_map(), false),
+        Field::new("extra", string_map(), false),
+    ])
+}
+
+/// Schema of the `dead_letters` table: one row per refused item.
+pub fn dead_letters() -> SchemaRef {
+    with_provenance(vec![
+        Field::new("received_at", ts(), false),
+        s("topic", false),
+        Field::new("partition", DataType::Int32, false),
+        Field::new("offset", DataType::Int64, false),
+        s("key", true),
+        s("payload", false),
+        s("error", false),
+    ])
+}
+
+/// The raw tables: (name, schema).
+pub fn raw_tables() -> Vec<(&'static str, SchemaRef)> {
+    vec![
+        ("metrics", metrics()),
+        ("logs", logs()),
+        ("billing", billing()),
+        ("dead_letters", dead_letters()),
+    ]
+}

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The whole pipeline on this machine with demo data: a local Tansu broker on 127.0.0.1:9092,
+# `opslake run` with the lake in ./lake and the API on 127.0.0.1:8080, three days of backfilled
+# history, then live demo traffic. Ctrl-C stops everything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+BROKER_PORT="${OPSLAKE_QUICKSTART_BROKER_PORT:-9092}"
+export OPSLAKE_BROKERS="127.0.0.1:$BROKER_PORT"
+export OPSLAKE_LAKE="${OPSLAKE_LAKE:-./lake}"
+export OPSLAKE_LISTEN="${OPSLAKE_LISTEN:-127.0.0.1:8080}"
+state=.opslake
+mkdir -p "$state"
+
+echo "== 1/5 broker: tansu"
+scripts/tansu.sh install
+echo "== 2/5 build: opslake"
+cargo build --bin opslake
+bin=target/debug/opslake
+
+pids=()
+cleanup() {
+  echo; echo "stopping..."
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+if (echo > "/dev/tcp/127.0.0.1/$BROKER_PORT") 2>/dev/null; then
+  echo "a broker already listens on $BROKER_PORT; using it"
+else
+  scripts/tansu.sh start "$BROKER_PORT" "$state/broker" > "$state/tansu.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 100); do (echo > "/dev/tcp/127.0.0.1/$BROKER_PORT") 2>/dev/null && break; sleep 0.2; done
+fi
+
+echo "== 3/5 opslake run (log: $state/opslake.log)"
+"$bin" run > "$state/opslake.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 150); do curl -fsS "http://$OPSLAKE_LISTEN/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
+
+echo "== 4/5 demo data: three days of history, then live traffic"
+start=$(date -u -d '3 days ago' +%Y-%m-%dT%H:00:00Z)
+"$bin" produce --start "$start" --step 2s --count 129600 --seed 1
+"$bin" produce --rate 200 --seed 2 --no-progress > "$state/produce.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do
+  n=$(curl -fsS "http://$OPSLAKE_LISTEN/api/v1/sql" -H 'content-type: application/json' \
+      -d '{"sql":"SELECT count(*) FROM metrics"}' 2>/dev/null | sed -n 's/.*"rows":\[\[\([0-9]*\)\]\].*/\1/p')
+  [ -n "${n:-}" ] && [ "$n" -gt 0 ] && break
+  sleep 0.5
+done
+
+cat <<TXT
+== 5/5 opslake is running
+  API          http://$OPSLAKE_LISTEN   (health: /healthz, readiness: /readyz, metrics: /metrics)
+  tables       curl -s http://$OPSLAKE_LISTEN/api/v1/tables
+  lake         $OPSLAKE_LAKE
+  broker       $OPSLAKE_BROKERS
+
+Try:
+  curl -s http://$OPSLAKE_LISTEN/api/v1/sql -H 'content-type: application/json' \\
+    -d '{"sql": "SELECT service, count(*) AS requests, approx_percentile_cont(value, 0.99) AS p99_ms FROM metrics WHERE name = '\''http.server.duration'\'' GROUP BY service ORDER BY p99_ms DESC"}'
+  $bin sql "SELECT level, count(*) FROM logs GROUP BY level ORDER BY 2 DESC"
+  $bin sql "SELECT provider, round(sum(cost), 2) AS cost FROM billing GROUP BY provider ORDER BY cost DESC"
+  $bin sql "SELECT labels['endpoint'] AS endpoint, count(*) FROM metrics WHERE labels['status'] = '500' GROUP BY 1"
+  $bin produce --file ../shared/data/focus/focus_sample.csv        # replay a real FOCUS bill
+
+Live traffic keeps flowing at 200 messages/s. Ctrl-C stops everything.
+TXT
+wait

@@ -1,0 +1,161 @@
+//! Layered configuration: defaults, then `--config FILE` (TOML), then `OPSLAKE_*` environment,
+//! then flags. Unknown keys and wrong types stop start-up with the key that is wrong.
+
+use std::path::Path;
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use opslake_ingest::IngestConfig;
+use serde::{Deserialize, Serialize};
+
+/// Settings of the query engine and API.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuerySection {
+    /// Longest a query may run before it is answered 408.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Most rows a query returns; the answer says `truncated` when it had more.
+    pub max_rows: usize,
+    /// Memory pool shared by running queries, in bytes; a query that needs more fails cleanly.
+    pub memory_limit: usize,
+    /// Queries running at once; more are answered 429 with `Retry-After`.
+    pub max_concurrent: usize,
+    /// Largest request body, in bytes; larger ones are answered 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for QuerySection {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            max_rows: 100_000,
+            memory_limit: 2 << 30,
+            max_concurrent: 8,
+            max_body_bytes: 1 << 20,
+        }
+    }
+}
+
+/// All of opslake's settings.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Kafka bootstrap servers (`OPSLAKE_BROKERS`).
+    pub brokers: String,
+    /// The lake: a directory or `file://` URL (`OPSLAKE_LAKE`).
+    pub lake: String,
+    /// Address of the HTTP API (`OPSLAKE_LISTEN`).
+    pub listen: String,
+    /// Bearer token the API asks for, except on `/healthz` and `/readyz` (`OPSLAKE_API_TOKEN`).
+    pub api_token: Option<String>,
+    /// `text` or `json` logs.
+    pub log_format: String,
+    /// How long a shutdown may take to flush before the process exits anyway.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// Ingest settings.
+    pub ingest: IngestConfig,
+    /// Query engine and API settings.
+    pub query: QuerySection,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:9092".into(),
+            lake: "./lake".into(),
+            listen: "127.0.0.1:8080".into(),
+            api_token: None,
+            log_format: "text".into(),
+            shutdown_timeout: Duration::from_secs(30),
+            ingest: IngestConfig::default(),
+            query: QuerySection::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("brokers", &self.brokers)
+            .field("lake", &self.lake)
+            .field("listen", &self.listen)
+            .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
+            .field("log_format", &self.log_format)
+            .field("ingest", &self.ingest)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Values given as flags; `None` leaves the layer below in force.
+#[derive(Debug, Default, Serialize)]
+pub struct FlagOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brokers: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lake: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<String>,
+}
+
+/// Loads the configuration.
+///
+/// # Errors
+/// Names the key and the problem when a layer holds an unknown key or a wrong value.
+pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Config, String> {
+    let mut fig = Figment::from(Serialized::defaults(Config::default()));
+    if let Some(f) = file {
+        if !f.exists() {
+            return Err(format!("config file {} does not exist", f.display()));
+        }
+        fig = fig.merge(Toml::file(f));
+    }
+    fig = fig
+        .merge(Env::prefixed("OPSLAKE_").split("__"))
+        .merge(Serialized::defaults(flags));
+    let cfg: Config = fig.extract().map_err(|e| {
+        let mut msg = String::new();
+        for err in e {
+            let key = err.path.join(".");
+            let source = err.metadata.as_ref().map(|m| m.name.to_string()).unwrap_or_default();
+            msg.push_str(&format!("invalid configuration key `{key}` ({source}): {}\n", err.kind));
+        }
+        msg.trim_end().to_string()
+    })?;
+    if !matches!(cfg.log_format.as_str(), "text" | "json") {
+        return Err(format!("invalid configuration key `log_format`: expected `text` or `json`, found `{}`", cfg.log_format));
+    }
+    cfg.listen
+        .parse::<std::net::SocketAddr>()
+        .map_err(|e| format!("invalid configuration key `listen`: {e}: `{}`", cfg.listen))?;
+    if cfg.ingest.partitions < 1 {
+        return Err("invalid configuration key `ingest.partitions`: must be at least 1".into());
+    }
+    Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_names_the_key() {
+        let dir = std::env::temp_dir().join(format!("opslake-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.toml");
+        std::fs::write(&f, "[ingest]\nflush_rowz = 5\n").unwrap();
+        let e = load(Some(&f), &FlagOverrides::default()).unwrap_err();
+        assert!(e.contains("flush_rowz"), "{e}");
+        std::fs::write(&f, "[ingest]\nflush_interval = \"soon\"\n").unwrap();
+        let e = load(Some(&f), &FlagOverrides::default()).unwrap_err();
+        assert!(e.contains("ingest.flush_interval"), "{e}");
+        std::fs::write(&f, "lake = \"/tmp/x\"\n[ingest]\nflush_interval = \"500ms\"\n").unwrap();
+        let c = load(Some(&f), &FlagOverrides { lake: Some("/tmp/y".into()), ..Default::default() }).unwrap();
+        assert_eq!(c.lake, "/tmp/y");
+        assert_eq!(c.ingest.flush_interval, Duration::from_millis(500));
+    }
+}

@@ -1,0 +1,385 @@
+//! The `opslake` binary: parses the command line, loads the configuration and wires the roles
+//! together. Each role lives in its own library crate.
+
+mod config;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use opslake_ingest::produce::{produce_blocking, Pace, Source, SyntheticOptions};
+use opslake_ingest::{Ingest, Lake};
+use opslake_query_api::{router, ApiConfig, AppState, QueryEngine, QueryLimits};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::config::{Config, FlagOverrides};
+
+#[derive(Parser)]
+#[command(name = "opslake", version, about = "Event-streaming analytics for latency, logs and cloud cost: Kafka to a Parquet lake, SQL over HTTP")]
+struct Cli {
+    /// Configuration file (TOML).
+    #[arg(long, global = true, env = "OPSLAKE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Kafka bootstrap servers [default: 127.0.0.1:9092].
+    #[arg(long, global = true)]
+    brokers: Option<String>,
+    /// The lake: a directory or file:// URL [default: ./lake].
+    #[arg(long, global = true)]
+    lake: Option<String>,
+    /// Address of the HTTP API [default: 127.0.0.1:8080].
+    #[arg(long, global = true)]
+    listen: Option<String>,
+    /// Log format: text or json.
+    #[arg(long, global = true)]
+    log_format: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Everything in one process: ingest and the query API.
+    Run,
+    /// Only ingest: Kafka to the lake (scale out by running several in one consumer group).
+    Ingest,
+    /// Only the query API.
+    Serve,
+    /// Send events to Kafka: synthetic load, or an NDJSON or FOCUS CSV file.
+    Produce(ProduceArgs),
+    /// Run a query against the lake and print the result as a table.
+    Sql {
+        /// The query.
+        query: String,
+        /// Output format: table, csv or json.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct ProduceArgs {
+    /// Messages per second [default: as fast as possible].
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Stop after this many messages.
+    #[arg(long)]
+    count: Option<u64>,
+    /// Stop after this long (e.g. 30s, 5m).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// Seed of the synthetic generator.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Replay a file instead of generating: NDJSON (one message per line) or FOCUS CSV (.csv).
+    #[arg(long)]
+    file: Option<PathBuf>,
+    /// Topic for --file: metrics, logs, billing or a topic name [default: billing for .csv].
+    #[arg(long)]
+    topic: Option<String>,
+    /// Event time of the first synthetic event (RFC 3339), for backfills; default: now, live.
+    #[arg(long)]
+    start: Option<String>,
+    /// Simulated time between synthetic events when --start is given (e.g. 100ms).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "100ms")]
+    step: Duration,
+    /// Events per message (more than 1 sends JSON arrays).
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Do not show the progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let flags = FlagOverrides {
+        brokers: cli.brokers.clone(),
+        lake: cli.lake.clone(),
+        listen: cli.listen.clone(),
+        log_format: cli.log_format.clone(),
+    };
+    let cfg = match config::load(cli.config.as_deref(), &flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("opslake: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&cfg.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("opslake: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(dispatch(cli.command, cfg));
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!(error = format!("{e:#}"), "opslake failed");
+            eprintln!("opslake: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn,datafusion=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn dispatch(command: Command, cfg: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Run => run_roles(cfg, true, true).await,
+        Command::Ingest => run_roles(cfg, true, false).await,
+        Command::Serve => run_roles(cfg, false, true).await,
+        Command::Produce(args) => produce(cfg, args).await,
+        Command::Sql { query, format } => sql(cfg, &query, &format).await,
+    }
+}
+
+/// Cancels `token` on Ctrl-C or SIGTERM.
+fn spawn_signal_handler(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => info!("interrupted; shutting down"),
+            () = term => info!("terminated; shutting down"),
+        }
+        token.cancel();
+    });
+}
+
+async fn run_roles(cfg: Config, ingest: bool, serve: bool) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    spawn_signal_handler(shutdown.clone());
+    let lake = Lake::open(&cfg.lake).with_context(|| format!("failed to open lake {}", cfg.lake))?;
+    info!(lake = %lake.url(), brokers = cfg.brokers, "opslake starting");
+    let mut tasks: Vec<(&'static str, tokio::task::JoinHandle<anyhow::Result<()>>)> = Vec::new();
+
+    if ingest {
+        let token = shutdown.child_token();
+        let brokers = cfg.brokers.clone();
+        let icfg = cfg.ingest.clone();
+        let lake = Arc::clone(&lake);
+        let stop_all = shutdown.clone();
+        tasks.push((
+            "ingest",
+            tokio::spawn(async move {
+                // Topics are created when missing; a broker that is not up yet is retried.
+                let mut backoff = Duration::from_millis(500);
+                loop {
+                    match opslake_ingest::kafka::ensure_topics(&brokers, &icfg).await {
+                        Ok(()) => break,
+                        Err(e) => {
+                            warn!(error = format!("{e:#}"), "cannot create topics yet; retrying");
+                            tokio::select! {
+                                () = token.cancelled() => return Ok(()),
+                                () = tokio::time::sleep(backoff) => {}
+                            }
+                            backoff = (backoff * 2).min(Duration::from_secs(10));
+                        }
+                    }
+                }
+                let handle = tokio::runtime::Handle::current();
+                let worker = Ingest::new(&brokers, icfg, lake);
+                let t = token.clone();
+                let r = tokio::task::spawn_blocking(move || worker.run_blocking(&handle, &t)).await;
+                let r = match r {
+                    Ok(r) => r.map_err(anyhow::Error::from),
+                    Err(e) => Err(anyhow::anyhow!("ingest thread panicked: {e}")),
+                };
+                if r.is_err() {
+                    stop_all.cancel();
+                }
+                r
+            }),
+        ));
+    }
+
+    if ingest {
+        // Merges the small files of quiet hours; any number of instances may run it, the lake's
+        // commit decides which merge wins.
+        let token = shutdown.child_token();
+        let lake = Arc::clone(&lake);
+        tasks.push((
+            "compact",
+            tokio::spawn(async move {
+                opslake_ingest::compact::run(lake, opslake_ingest::compact::CompactionPolicy::default(), Duration::from_secs(30), token).await;
+                Ok(())
+            }),
+        ));
+    }
+
+    if serve {
+        let engine = QueryEngine::new(
+            Arc::clone(&lake),
+            QueryLimits { max_rows: cfg.query.max_rows, timeout: cfg.query.timeout, memory_limit: cfg.query.memory_limit },
+        )
+        .map_err(|e| anyhow::anyhow!("failed to start the query engine: {e}"))?;
+        let api = ApiConfig {
+            api_token: cfg.api_token.clone().filter(|t| !t.is_empty()),
+            max_body_bytes: cfg.query.max_body_bytes,
+            max_concurrent_queries: cfg.query.max_concurrent,
+            brokers: ingest.then(|| cfg.brokers.clone()),
+        };
+        let app = router(AppState::new(Arc::new(engine), api));
+        let listener = tokio::net::TcpListener::bind(&cfg.listen)
+            .await
+            .with_context(|| format!("failed to listen on {}", cfg.listen))?;
+        let addr = listener.local_addr()?;
+        info!(%addr, "query API listening");
+        println!("opslake API listening on http://{addr}");
+        let token = shutdown.child_token();
+        let stop_all = shutdown.clone();
+        tasks.push((
+            "serve",
+            tokio::spawn(async move {
+                let r = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { token.cancelled().await })
+                    .await
+                    .context("http server failed");
+                if r.is_err() {
+                    stop_all.cancel();
+                }
+                r
+            }),
+        ));
+    }
+
+    shutdown.cancelled().await;
+    let deadline = tokio::time::Instant::now() + cfg.shutdown_timeout;
+    let mut failed = false;
+    for (name, task) in tasks {
+        match tokio::time::timeout_at(deadline, task).await {
+            Ok(Ok(Ok(()))) => info!(role = name, "stopped cleanly"),
+            Ok(Ok(Err(e))) => {
+                error!(role = name, error = format!("{e:#}"), "role failed");
+                failed = true;
+            }
+            Ok(Err(e)) => {
+                error!(role = name, error = %e, "role panicked");
+                failed = true;
+            }
+            Err(_) => {
+                error!(role = name, "role did not stop within the shutdown timeout");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        bail!("one or more roles did not end cleanly");
+    }
+    Ok(())
+}
+
+fn resolve_topic(cfg: &Config, name: &str) -> String {
+    match name {
+        "metrics" => cfg.ingest.topics.metrics.clone(),
+        "logs" => cfg.ingest.topics.logs.clone(),
+        "billing" => cfg.ingest.topics.billing.clone(),
+        other => other.to_string(),
+    }
+}
+
+async fn produce(cfg: Config, args: ProduceArgs) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    spawn_signal_handler(shutdown.clone());
+    opslake_ingest::kafka::ensure_topics(&cfg.brokers, &cfg.ingest)
+        .await
+        .context("failed to reach the broker to create topics")?;
+    let source = match &args.file {
+        Some(path) => {
+            let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+            if is_csv {
+                let topic = resolve_topic(&cfg, args.topic.as_deref().unwrap_or("billing"));
+                Source::FocusCsv { path: path.clone(), topic }
+            } else {
+                let Some(t) = args.topic.as_deref() else {
+                    bail!("--topic is required for an NDJSON file (metrics, logs, billing or a topic name)");
+                };
+                Source::Ndjson { path: path.clone(), topic: resolve_topic(&cfg, t) }
+            }
+        }
+        None => {
+            let start_ms = match &args.start {
+                Some(s) => Some(
+                    chrono::DateTime::parse_from_rfc3339(s)
+                        .with_context(|| format!("--start {s:?} is not an RFC 3339 timestamp"))?
+                        .timestamp_millis(),
+                ),
+                None => None,
+            };
+            Source::Synthetic(SyntheticOptions {
+                seed: args.seed,
+                start_ms,
+                step_ms: args.step.as_secs_f64() * 1000.0,
+                per_message: args.batch,
+            })
+        }
+    };
+    let pace = Pace { rate: args.rate, count: args.count, duration: args.duration, progress: !args.no_progress };
+    let brokers = cfg.brokers.clone();
+    let kafka = cfg.ingest.kafka.clone();
+    let topics = cfg.ingest.topics.clone();
+    let report = tokio::task::spawn_blocking(move || produce_blocking(&brokers, &kafka, &topics, source, &pace, &shutdown))
+        .await
+        .context("producer thread panicked")??;
+    println!("produced {} messages ({} bytes)", report.messages, report.bytes);
+    for (topic, n) in &report.by_topic {
+        println!("  {topic}: {n}");
+    }
+    Ok(())
+}
+
+async fn sql(cfg: Config, query: &str, format: &str) -> anyhow::Result<()> {
+    let lake = Lake::open(&cfg.lake).with_context(|| format!("failed to open lake {}", cfg.lake))?;
+    let engine = QueryEngine::new(
+        lake,
+        QueryLimits { max_rows: usize::MAX, timeout: cfg.query.timeout, memory_limit: cfg.query.memory_limit },
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let result = engine.query(query).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    match format {
+        "csv" => {
+            let buf = opslake_query_api::encode::to_csv(&result)?;
+            print!("{}", String::from_utf8_lossy(&buf));
+        }
+        "json" => println!("{}", serde_json::to_string_pretty(&opslake_query_api::encode::to_json(&result)?)?),
+        "table" => {
+            let rows: usize = result.batches.iter().map(|b| b.num_rows()).sum();
+            if result.batches.is_empty() {
+                let empty = datafusion::arrow::record_batch::RecordBatch::new_empty(Arc::clone(&result.schema));
+                println!("{}", datafusion::arrow::util::pretty::pretty_format_batches(&[empty])?);
+            } else {
+                println!("{}", datafusion::arrow::util::pretty::pretty_format_batches(&result.batches)?);
+            }
+            println!("{rows} row{}", if rows == 1 { "" } else { "s" });
+        }
+        other => bail!("unknown --format {other:?}: expected table, csv or json"),
+    }
+    Ok(())
+}

@@ -1,0 +1,106 @@
+//! Exactly once: `kill -9` at random moments while a producer runs, and a consumer group of two
+//! processes with a rebalance in the middle, leave each accepted event in the lake once.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+
+use crate::support::{create_topics, wait_for, Api, Broker, Setup, TestProducer};
+
+/// Sends `messages` metric messages (every 4th an array of 3 events) spread over partitions,
+/// at about `rate` per second; returns the number of events sent.
+fn produce_in_background(setup: &Setup, messages: u64, rate: u64, done: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    let brokers = setup.brokers.clone();
+    let topic = setup.topic("metrics");
+    std::thread::spawn(move || {
+        let p = TestProducer::new(&brokers);
+        let started = std::time::Instant::now();
+        let mut events = 0u64;
+        for i in 0..messages {
+            let key = format!("k{}", i % 17);
+            let ts = 1_763_805_600_000i64 + i as i64;
+            let value = if i % 4 == 0 {
+                events += 3;
+                format!(
+                    r#"[{{"timestamp": {ts}, "service": "s", "name": "n", "value": {}}}, {{"timestamp": {ts}, "service": "s", "name": "n", "value": {}}}, {{"timestamp": {ts}, "service": "s", "name": "n", "value": {}}}]"#,
+                    i * 10,
+                    i * 10 + 1,
+                    i * 10 + 2
+                )
+            } else {
+                events += 1;
+                format!(r#"{{"timestamp": {ts}, "service": "s", "name": "n", "value": {}}}"#, i * 10)
+            };
+            p.send(&topic, Some(&key), value.as_bytes());
+            let due = Duration::from_secs_f64(i as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        p.flush();
+        done.store(true, Ordering::SeqCst);
+        events
+    })
+}
+
+fn assert_exactly_once(api: &Api, events: u64) {
+    let total = wait_for(&format!("{events} rows in metrics"), Duration::from_secs(120), || {
+        let n = api.count("SELECT count(*) FROM metrics");
+        assert!(n as u64 <= events, "more rows ({n}) than events sent ({events}): duplicates");
+        (n as u64 == events).then_some(n)
+    });
+    let distinct_provenance =
+        api.count("SELECT count(*) FROM (SELECT DISTINCT _topic, _partition, _offset, _index FROM metrics)");
+    assert_eq!(distinct_provenance, total, "two rows share a provenance");
+    let distinct_values = api.count("SELECT count(DISTINCT value) FROM metrics");
+    assert_eq!(distinct_values as u64, events, "an event is missing or doubled");
+    // Nothing arrives late as a duplicate.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(api.count("SELECT count(*) FROM metrics"), total);
+}
+
+#[test]
+fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
+    let broker = Broker::start();
+    let lake = tempfile::tempdir().unwrap();
+    let setup = Setup::new(&broker, lake.path(), "crash");
+    create_topics(&setup, 3);
+    let done = Arc::new(AtomicBool::new(false));
+    let producer = produce_in_background(&setup, 24_000, 2_000, Arc::clone(&done));
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut ingest = setup.spawn("ingest", &[]);
+    let mut kills = 0;
+    while !done.load(Ordering::SeqCst) || kills < 3 {
+        std::thread::sleep(Duration::from_millis(rng.random_range(300..2500)));
+        ingest.kill();
+        kills += 1;
+        ingest = setup.spawn("ingest", &[]);
+    }
+    let events = producer.join().unwrap();
+    let server = setup.spawn("serve", &[]);
+    assert_exactly_once(&server.api(), events);
+    assert!(kills >= 3);
+    // SIGTERM flushes and exits 0.
+    assert_eq!(ingest.terminate(), Some(0), "log:\n{}", ingest.log());
+}
+
+#[test]
+fn two_ingest_processes_share_partitions_through_a_rebalance() {
+    let broker = Broker::start();
+    let lake = tempfile::tempdir().unwrap();
+    let setup = Setup::new(&broker, lake.path(), "group");
+    create_topics(&setup, 4);
+    let done = Arc::new(AtomicBool::new(false));
+    let producer = produce_in_background(&setup, 16_000, 2_000, Arc::clone(&done));
+    let mut a = setup.spawn("ingest", &[]);
+    std::thread::sleep(Duration::from_secs(2));
+    let b = setup.spawn("run", &[]); // joins the group: a rebalance in the middle
+    std::thread::sleep(Duration::from_secs(4));
+    a.kill(); // and another when one of them dies
+    let events = producer.join().unwrap();
+    assert_exactly_once(&b.api(), events);
+    let per_writer = b.api().rows("SELECT count(DISTINCT _partition) FROM metrics");
+    assert_eq!(per_writer[0][0], serde_json::json!(4));
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests: a real Tansu broker process, the real `opslake` binary, a temporary lake
+//! on disk, and SQL over the real HTTP API. One test binary, so the build stays small.
+
+mod support;
+
+mod api;
+mod dead_letters;
+mod exactly_once;
+mod raw_tables;

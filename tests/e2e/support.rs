@@ -1,0 +1,324 @@
+//! Processes and clients the tests drive: the broker, opslake, a producer, an HTTP client.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use serde_json::{json, Value};
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn tansu_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("TANSU_BIN") {
+        return PathBuf::from(p);
+    }
+    let home = std::env::var("HOME").unwrap_or_default();
+    let cargo_bin = Path::new(&home).join(".cargo/bin/tansu");
+    if cargo_bin.exists() {
+        return cargo_bin;
+    }
+    if let Ok(out) = Command::new("sh").arg("-c").arg("command -v tansu").output() {
+        let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !p.is_empty() {
+            return PathBuf::from(p);
+        }
+    }
+    panic!(
+        "the Tansu broker is not installed; install it with `scripts/tansu.sh install` \
+         (cargo install tansu --locked --version 0.6.0 --features dynostore,libsql) or set TANSU_BIN"
+    );
+}
+
+/// Polls `f` until it returns `Some`, or panics with `what` after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A Tansu broker process on a free port; killed on drop.
+pub struct Broker {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    pub fn start() -> Self {
+        let port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new(tansu_binary())
+            .args([
+                "broker",
+                "--listener-url",
+                &format!("tcp://127.0.0.1:{port}"),
+                "--advertised-listener-url",
+                &format!("tcp://127.0.0.1:{port}"),
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tansu starts");
+        wait_for("the broker's port", Duration::from_secs(30), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        Self { child, port, _dir: dir }
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Settings shared by the opslake processes of one test.
+#[derive(Clone)]
+pub struct Setup {
+    pub brokers: String,
+    pub lake: PathBuf,
+    /// Prefix of this test's topics, so tests can share a broker.
+    pub prefix: String,
+    pub group: String,
+}
+
+impl Setup {
+    pub fn new(broker: &Broker, lake: &Path, prefix: &str) -> Self {
+        Self {
+            brokers: broker.addr(),
+            lake: lake.to_path_buf(),
+            prefix: prefix.to_string(),
+            group: format!("{prefix}-ingest"),
+        }
+    }
+
+    pub fn topic(&self, kind: &str) -> String {
+        format!("{}.{kind}", self.prefix)
+    }
+
+    fn envs(&self) -> Vec<(String, String)> {
+        vec![
+            ("OPSLAKE_BROKERS".into(), self.brokers.clone()),
+            ("OPSLAKE_LAKE".into(), self.lake.display().to_string()),
+            ("OPSLAKE_INGEST__GROUP_ID".into(), self.group.clone()),
+            ("OPSLAKE_INGEST__TOPICS__METRICS".into(), self.topic("metrics")),
+            ("OPSLAKE_INGEST__TOPICS__LOGS".into(), self.topic("logs")),
+            ("OPSLAKE_INGEST__TOPICS__BILLING".into(), self.topic("billing")),
+            ("OPSLAKE_INGEST__TOPICS__DEAD_LETTER".into(), self.topic("dead-letter")),
+            ("OPSLAKE_INGEST__SESSION_TIMEOUT".into(), "6s".into()),
+            ("OPSLAKE_INGEST__FLUSH_INTERVAL".into(), "500ms".into()),
+            ("OPSLAKE_INGEST__PARTITIONS".into(), "3".into()),
+            ("RUST_LOG".into(), "info,rdkafka=warn".into()),
+        ]
+    }
+
+    /// Starts `opslake <role>`; for roles that serve, waits until the API answers.
+    pub fn spawn(&self, role: &str, extra_env: &[(&str, &str)]) -> Opslake {
+        let serves = matches!(role, "run" | "serve");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_opslake"));
+        cmd.arg(role).arg("--listen").arg("127.0.0.1:0");
+        for (k, v) in self.envs() {
+            cmd.env(k, v);
+        }
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("opslake starts");
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("opslake API listening on ") {
+                    let _ = tx.send(addr.to_string());
+                }
+            }
+        });
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let log2 = std::sync::Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if std::env::var_os("OPSLAKE_TEST_ECHO").is_some() {
+                    eprintln!("[opslake] {line}");
+                }
+                let mut l = log2.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let url = if serves {
+            let addr = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
+                panic!("opslake {role} did not start serving; log:\n{}", log.lock().unwrap())
+            });
+            Some(addr)
+        } else {
+            None
+        };
+        Opslake { child, url, log }
+    }
+}
+
+/// A running opslake process; killed on drop.
+pub struct Opslake {
+    pub child: Child,
+    pub url: Option<String>,
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Opslake {
+    /// `kill -9`.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then the exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return s.code();
+            }
+            if Instant::now() > deadline {
+                self.kill();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn api(&self) -> Api {
+        Api { base: self.url.clone().expect("this role serves the API") }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Opslake {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The HTTP API of one process.
+pub struct Api {
+    pub base: String,
+}
+
+impl Api {
+    pub fn client() -> reqwest::blocking::Client {
+        reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
+    }
+
+    /// `POST /api/v1/sql`, JSON answer; panics unless 200.
+    pub fn sql(&self, sql: &str) -> Value {
+        let (status, body) = self.sql_status(sql);
+        assert_eq!(status, 200, "{sql}: {body}");
+        body
+    }
+
+    pub fn sql_status(&self, sql: &str) -> (u16, Value) {
+        let r = Self::client()
+            .post(format!("{}/api/v1/sql", self.base))
+            .json(&json!({ "sql": sql }))
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+
+    /// The rows of a query.
+    pub fn rows(&self, sql: &str) -> Vec<Vec<Value>> {
+        let body = self.sql(sql);
+        body["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_array().unwrap().clone())
+            .collect()
+    }
+
+    /// The single integer a query answers.
+    pub fn count(&self, sql: &str) -> i64 {
+        self.rows(sql)[0][0].as_i64().unwrap()
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::blocking::Response {
+        Self::client().get(format!("{}{path}", self.base)).send().unwrap()
+    }
+}
+
+/// A plain Kafka producer for test events.
+pub struct TestProducer {
+    producer: BaseProducer,
+}
+
+impl TestProducer {
+    pub fn new(brokers: &str) -> Self {
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("linger.ms", "5")
+            .create()
+            .unwrap();
+        Self { producer }
+    }
+
+    pub fn send(&self, topic: &str, key: Option<&str>, value: &[u8]) {
+        let mut rec: BaseRecord<'_, str, [u8]> = BaseRecord::to(topic).payload(value);
+        if let Some(k) = key {
+            rec = rec.key(k);
+        }
+        loop {
+            match self.producer.send(rec) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    self.producer.poll(Duration::from_millis(20));
+                    rec = r;
+                }
+            }
+        }
+        self.producer.poll(Duration::ZERO);
+    }
+
+    pub fn flush(&self) {
+        self.producer.flush(Duration::from_secs(30)).unwrap();
+    }
+}
+
+/// Creates the test's topics with `partitions` partitions (opslake would create them too).
+pub fn create_topics(setup: &Setup, partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", &setup.brokers).create().unwrap();
+    let names: Vec<String> = ["metrics", "logs", "billing", "dead-letter"].iter().map(|k| setup.topic(k)).collect();
+    let topics: Vec<NewTopic<'_>> =
+        names.iter().map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1))).collect();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(admin.create_topics(&topics, &AdminOptions::new())).unwrap();
+}
