@@ -115,19 +115,29 @@ pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Config, String
         fig = fig.merge(Toml::file(f));
     }
     fig = fig
-        .merge(Env::prefixed("OPSLAKE_").split("__"))
+        .merge(Env::prefixed("OPSLAKE_").split("__").ignore(&["config"]))
         .merge(Serialized::defaults(flags));
     let cfg: Config = fig.extract().map_err(|e| {
         let mut msg = String::new();
         for err in e {
             let key = err.path.join(".");
-            let source = err.metadata.as_ref().map(|m| m.name.to_string()).unwrap_or_default();
-            msg.push_str(&format!("invalid configuration key `{key}` ({source}): {}\n", err.kind));
+            let source = err
+                .metadata
+                .as_ref()
+                .map(|m| m.name.to_string())
+                .unwrap_or_default();
+            msg.push_str(&format!(
+                "invalid configuration key `{key}` ({source}): {}\n",
+                err.kind
+            ));
         }
         msg.trim_end().to_string()
     })?;
     if !matches!(cfg.log_format.as_str(), "text" | "json") {
-        return Err(format!("invalid configuration key `log_format`: expected `text` or `json`, found `{}`", cfg.log_format));
+        return Err(format!(
+            "invalid configuration key `log_format`: expected `text` or `json`, found `{}`",
+            cfg.log_format
+        ));
     }
     cfg.listen
         .parse::<std::net::SocketAddr>()
@@ -153,8 +163,19 @@ mod tests {
         std::fs::write(&f, "[ingest]\nflush_interval = \"soon\"\n").unwrap();
         let e = load(Some(&f), &FlagOverrides::default()).unwrap_err();
         assert!(e.contains("ingest.flush_interval"), "{e}");
-        std::fs::write(&f, "lake = \"/tmp/x\"\n[ingest]\nflush_interval = \"500ms\"\n").unwrap();
-        let c = load(Some(&f), &FlagOverrides { lake: Some("/tmp/y".into()), ..Default::default() }).unwrap();
+        std::fs::write(
+            &f,
+            "lake = \"/tmp/x\"\n[ingest]\nflush_interval = \"500ms\"\n",
+        )
+        .unwrap();
+        let c = load(
+            Some(&f),
+            &FlagOverrides {
+                lake: Some("/tmp/y".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(c.lake, "/tmp/y");
         assert_eq!(c.ingest.flush_interval, Duration::from_millis(500));
     }

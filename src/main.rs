@@ -19,7 +19,11 @@ use tracing::{error, info, warn};
 use crate::config::{Config, FlagOverrides};
 
 #[derive(Parser)]
-#[command(name = "opslake", version, about = "Event-streaming analytics for latency, logs and cloud cost: Kafka to a Parquet lake, SQL over HTTP")]
+#[command(
+    name = "opslake",
+    version,
+    about = "Event-streaming analytics for latency, logs and cloud cost: Kafka to a Parquet lake, SQL over HTTP"
+)]
 struct Cli {
     /// Configuration file (TOML).
     #[arg(long, global = true, env = "OPSLAKE_CONFIG")]
@@ -110,7 +114,10 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(&cfg.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("opslake: cannot start the async runtime: {e}");
@@ -130,9 +137,13 @@ fn main() -> ExitCode {
 }
 
 fn init_tracing(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn,datafusion=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,rdkafka=warn,datafusion=warn")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if format == "json" {
         builder.json().init();
     } else {
@@ -176,7 +187,8 @@ fn spawn_signal_handler(token: CancellationToken) {
 async fn run_roles(cfg: Config, ingest: bool, serve: bool) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     spawn_signal_handler(shutdown.clone());
-    let lake = Lake::open(&cfg.lake).with_context(|| format!("failed to open lake {}", cfg.lake))?;
+    let lake =
+        Lake::open(&cfg.lake).with_context(|| format!("failed to open lake {}", cfg.lake))?;
     info!(lake = %lake.url(), brokers = cfg.brokers, "opslake starting");
     let mut tasks: Vec<(&'static str, tokio::task::JoinHandle<anyhow::Result<()>>)> = Vec::new();
 
@@ -195,7 +207,10 @@ async fn run_roles(cfg: Config, ingest: bool, serve: bool) -> anyhow::Result<()>
                     match opslake_ingest::kafka::ensure_topics(&brokers, &icfg).await {
                         Ok(()) => break,
                         Err(e) => {
-                            warn!(error = format!("{e:#}"), "cannot create topics yet; retrying");
+                            warn!(
+                                error = format!("{e:#}"),
+                                "cannot create topics yet; retrying"
+                            );
                             tokio::select! {
                                 () = token.cancelled() => return Ok(()),
                                 () = tokio::time::sleep(backoff) => {}
@@ -228,7 +243,13 @@ async fn run_roles(cfg: Config, ingest: bool, serve: bool) -> anyhow::Result<()>
         tasks.push((
             "compact",
             tokio::spawn(async move {
-                opslake_ingest::compact::run(lake, opslake_ingest::compact::CompactionPolicy::default(), Duration::from_secs(30), token).await;
+                opslake_ingest::compact::run(
+                    lake,
+                    opslake_ingest::compact::CompactionPolicy::default(),
+                    Duration::from_secs(30),
+                    token,
+                )
+                .await;
                 Ok(())
             }),
         ));
@@ -237,7 +258,11 @@ async fn run_roles(cfg: Config, ingest: bool, serve: bool) -> anyhow::Result<()>
     if serve {
         let engine = QueryEngine::new(
             Arc::clone(&lake),
-            QueryLimits { max_rows: cfg.query.max_rows, timeout: cfg.query.timeout, memory_limit: cfg.query.memory_limit },
+            QueryLimits {
+                max_rows: cfg.query.max_rows,
+                timeout: cfg.query.timeout,
+                memory_limit: cfg.query.memory_limit,
+            },
         )
         .map_err(|e| anyhow::anyhow!("failed to start the query engine: {e}"))?;
         let api = ApiConfig {
@@ -313,15 +338,23 @@ async fn produce(cfg: Config, args: ProduceArgs) -> anyhow::Result<()> {
         .context("failed to reach the broker to create topics")?;
     let source = match &args.file {
         Some(path) => {
-            let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+            let is_csv = path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
             if is_csv {
                 let topic = resolve_topic(&cfg, args.topic.as_deref().unwrap_or("billing"));
-                Source::FocusCsv { path: path.clone(), topic }
+                Source::FocusCsv {
+                    path: path.clone(),
+                    topic,
+                }
             } else {
                 let Some(t) = args.topic.as_deref() else {
                     bail!("--topic is required for an NDJSON file (metrics, logs, billing or a topic name)");
                 };
-                Source::Ndjson { path: path.clone(), topic: resolve_topic(&cfg, t) }
+                Source::Ndjson {
+                    path: path.clone(),
+                    topic: resolve_topic(&cfg, t),
+                }
             }
         }
         None => {
@@ -341,14 +374,24 @@ async fn produce(cfg: Config, args: ProduceArgs) -> anyhow::Result<()> {
             })
         }
     };
-    let pace = Pace { rate: args.rate, count: args.count, duration: args.duration, progress: !args.no_progress };
+    let pace = Pace {
+        rate: args.rate,
+        count: args.count,
+        duration: args.duration,
+        progress: !args.no_progress,
+    };
     let brokers = cfg.brokers.clone();
     let kafka = cfg.ingest.kafka.clone();
     let topics = cfg.ingest.topics.clone();
-    let report = tokio::task::spawn_blocking(move || produce_blocking(&brokers, &kafka, &topics, source, &pace, &shutdown))
-        .await
-        .context("producer thread panicked")??;
-    println!("produced {} messages ({} bytes)", report.messages, report.bytes);
+    let report = tokio::task::spawn_blocking(move || {
+        produce_blocking(&brokers, &kafka, &topics, source, &pace, &shutdown)
+    })
+    .await
+    .context("producer thread panicked")??;
+    println!(
+        "produced {} messages ({} bytes)",
+        report.messages, report.bytes
+    );
     for (topic, n) in &report.by_topic {
         println!("  {topic}: {n}");
     }
@@ -356,26 +399,45 @@ async fn produce(cfg: Config, args: ProduceArgs) -> anyhow::Result<()> {
 }
 
 async fn sql(cfg: Config, query: &str, format: &str) -> anyhow::Result<()> {
-    let lake = Lake::open(&cfg.lake).with_context(|| format!("failed to open lake {}", cfg.lake))?;
+    let lake =
+        Lake::open(&cfg.lake).with_context(|| format!("failed to open lake {}", cfg.lake))?;
     let engine = QueryEngine::new(
         lake,
-        QueryLimits { max_rows: usize::MAX, timeout: cfg.query.timeout, memory_limit: cfg.query.memory_limit },
+        QueryLimits {
+            max_rows: usize::MAX,
+            timeout: cfg.query.timeout,
+            memory_limit: cfg.query.memory_limit,
+        },
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let result = engine.query(query).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let result = engine
+        .query(query)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     match format {
         "csv" => {
             let buf = opslake_query_api::encode::to_csv(&result)?;
             print!("{}", String::from_utf8_lossy(&buf));
         }
-        "json" => println!("{}", serde_json::to_string_pretty(&opslake_query_api::encode::to_json(&result)?)?),
+        "json" => println!(
+            "{}",
+            serde_json::to_string_pretty(&opslake_query_api::encode::to_json(&result)?)?
+        ),
         "table" => {
             let rows: usize = result.batches.iter().map(|b| b.num_rows()).sum();
             if result.batches.is_empty() {
-                let empty = datafusion::arrow::record_batch::RecordBatch::new_empty(Arc::clone(&result.schema));
-                println!("{}", datafusion::arrow::util::pretty::pretty_format_batches(&[empty])?);
+                let empty = datafusion::arrow::record_batch::RecordBatch::new_empty(Arc::clone(
+                    &result.schema,
+                ));
+                println!(
+                    "{}",
+                    datafusion::arrow::util::pretty::pretty_format_batches(&[empty])?
+                );
             } else {
-                println!("{}", datafusion::arrow::util::pretty::pretty_format_batches(&result.batches)?);
+                println!(
+                    "{}",
+                    datafusion::arrow::util::pretty::pretty_format_batches(&result.batches)?
+                );
             }
             println!("{rows} row{}", if rows == 1 { "" } else { "s" });
         }

@@ -72,7 +72,8 @@ fn append_map(b: &mut StrMap, entries: &[(String, String)]) {
         b.keys().append_value(k);
         b.values().append_value(v);
     }
-    b.append(true).expect("keys and values are appended in pairs");
+    b.append(true)
+        .expect("keys and values are appended in pairs");
 }
 
 struct ProvenanceBuilders {
@@ -267,7 +268,8 @@ impl BillingBuilder {
         self.end.append_value(b.charge_period_end_ms);
         self.provider.append_value(&b.provider);
         self.service.append_option(b.service.as_deref());
-        self.service_category.append_option(b.service_category.as_deref());
+        self.service_category
+            .append_option(b.service_category.as_deref());
         self.resource_id.append_option(b.resource_id.as_deref());
         self.resource_type.append_option(b.resource_type.as_deref());
         self.region.append_option(b.region.as_deref());
@@ -276,7 +278,8 @@ impl BillingBuilder {
         self.cost.append_value(b.cost);
         self.effective_cost.append_value(b.effective_cost);
         self.currency.append_value(&b.currency);
-        self.charge_category.append_option(b.charge_category.as_deref());
+        self.charge_category
+            .append_option(b.charge_category.as_deref());
         self.utilization.append_option(b.utilization);
         append_map(&mut self.tags, &b.tags);
         append_map(&mut self.extra, &b.extra);
@@ -331,8 +334,10 @@ impl DeadLettersBuilder {
         self.topic.append_value(&d.topic);
         self.partition.append_value(d.partition);
         self.offset.append_value(d.offset);
-        self.key.append_option(d.key.as_deref().map(String::from_utf8_lossy));
-        self.payload.append_value(String::from_utf8_lossy(&d.payload));
+        self.key
+            .append_option(d.key.as_deref().map(String::from_utf8_lossy));
+        self.payload
+            .append_value(String::from_utf8_lossy(&d.payload));
         self.error.append_value(&d.error);
     }
 
@@ -348,10 +353,10 @@ impl DeadLettersBuilder {
 }
 
 enum Columns {
-    Metrics(MetricsBuilder),
-    Logs(LogsBuilder),
-    Billing(BillingBuilder),
-    DeadLetters(DeadLettersBuilder),
+    Metrics(Box<MetricsBuilder>),
+    Logs(Box<LogsBuilder>),
+    Billing(Box<BillingBuilder>),
+    DeadLetters(Box<DeadLettersBuilder>),
 }
 
 /// Rows of one table and one hour.
@@ -364,15 +369,19 @@ struct Part {
 impl Part {
     fn new(table: RawTable) -> Self {
         let columns = match table {
-            RawTable::Metrics => Columns::Metrics(MetricsBuilder::new()),
-            RawTable::Logs => Columns::Logs(LogsBuilder::new()),
-            RawTable::Billing => Columns::Billing(BillingBuilder::new()),
-            RawTable::DeadLetters => Columns::DeadLetters(DeadLettersBuilder::new()),
+            RawTable::Metrics => Columns::Metrics(Box::new(MetricsBuilder::new())),
+            RawTable::Logs => Columns::Logs(Box::new(LogsBuilder::new())),
+            RawTable::Billing => Columns::Billing(Box::new(BillingBuilder::new())),
+            RawTable::DeadLetters => Columns::DeadLetters(Box::new(DeadLettersBuilder::new())),
         };
-        Self { columns, provenance: ProvenanceBuilders::new(), rows: 0 }
+        Self {
+            columns,
+            provenance: ProvenanceBuilders::new(),
+            rows: 0,
+        }
     }
 
-    fn finish(mut self, table: RawTable) -> Result<RecordBatch, ArrowError> {
+    fn finish(mut self) -> Result<RecordBatch, ArrowError> {
         let mut columns = Vec::new();
         let schema = match &mut self.columns {
             Columns::Metrics(b) => {
@@ -392,7 +401,6 @@ impl Part {
                 tables::dead_letters()
             }
         };
-        debug_assert_eq!(table.name().is_empty(), false);
         self.provenance.finish(&mut columns);
         RecordBatch::try_new(schema, columns)
     }
@@ -461,7 +469,10 @@ impl Batch {
         match self.offsets.get_mut(&(topic.to_string(), partition)) {
             Some(range) => range.1 = offset + 1,
             None => {
-                self.offsets.insert((topic.to_string(), partition), (start.min(offset), offset + 1));
+                self.offsets.insert(
+                    (topic.to_string(), partition),
+                    (start.min(offset), offset + 1),
+                );
             }
         }
     }
@@ -506,23 +517,37 @@ impl Batch {
 
     fn part(&mut self, table: RawTable, ms: i64) -> &mut Part {
         let (date, hour) = partition_of(ms);
-        self.parts.entry((table, date, hour)).or_insert_with(|| Part::new(table))
+        self.parts
+            .entry((table, date, hour))
+            .or_insert_with(|| Part::new(table))
     }
 
     /// Finishes the builders into one record batch per table and hour.
     ///
     /// # Errors
     /// When arrow refuses the columns (a bug: the builders follow the schemas).
-    pub fn finish(self) -> Result<(Vec<(PartKey, RecordBatch)>, Vec<DeadLetter>, BTreeMap<(String, i32), (i64, i64)>), ArrowError> {
-        let mut out = Vec::with_capacity(self.parts.len());
+    pub fn finish(self) -> Result<FinishedBatch, ArrowError> {
+        let mut parts = Vec::with_capacity(self.parts.len());
         for (key, part) in self.parts {
             if part.rows > 0 {
-                out.push((key.clone(), part.finish(key.0)?));
+                parts.push((key, part.finish()?));
             }
         }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok((out, self.dead_letters, self.offsets))
+        parts.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(FinishedBatch {
+            parts,
+            dead_letters: self.dead_letters,
+            offsets: self.offsets,
+        })
     }
+}
+
+/// A batch ready to write: record batches per table and hour, refusals, offsets covered.
+pub struct FinishedBatch {
+    pub parts: Vec<(PartKey, RecordBatch)>,
+    pub dead_letters: Vec<DeadLetter>,
+    /// (topic, partition) -> (first offset covered, next offset).
+    pub offsets: BTreeMap<(String, i32), (i64, i64)>,
 }
 
 #[cfg(test)]
@@ -539,13 +564,22 @@ mod tests {
                  {"timestamp": "2026-11-22T11:00:00Z", "service": "a", "name": "n", "value": 2}]"#,
         );
         for (i, e) in &d.events {
-            let prov = Provenance { topic: "t", partition: 0, offset: 5, index: *i as i32, ingested_at_ms: 0 };
+            let prov = Provenance {
+                topic: "t",
+                partition: 0,
+                offset: 5,
+                index: *i as i32,
+                ingested_at_ms: 0,
+            };
             batch.push_event(e, &prov);
         }
         batch.cover("t", 0, 5, 5, 10);
-        let (parts, _, offsets) = batch.finish().unwrap();
+        let FinishedBatch { parts, offsets, .. } = batch.finish().unwrap();
         assert_eq!(parts.len(), 2);
-        assert_eq!(parts[0].0, (RawTable::Metrics, "2026-11-22".to_string(), 10));
+        assert_eq!(
+            parts[0].0,
+            (RawTable::Metrics, "2026-11-22".to_string(), 10)
+        );
         assert_eq!(parts[1].0 .2, 11);
         assert_eq!(parts[0].1.schema(), tables::metrics());
         assert_eq!(offsets[&("t".to_string(), 0)], (5, 6));

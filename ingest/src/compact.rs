@@ -50,13 +50,23 @@ pub enum CompactError {
     #[error(transparent)]
     Lake(#[from] LakeError),
     #[error("failed to read parquet file {path}")]
-    Read { path: String, source: datafusion::parquet::errors::ParquetError },
+    Read {
+        path: String,
+        source: datafusion::parquet::errors::ParquetError,
+    },
     #[error("failed to write the merged file of {dir}")]
-    Write { dir: String, source: datafusion::parquet::errors::ParquetError },
+    Write {
+        dir: String,
+        source: datafusion::parquet::errors::ParquetError,
+    },
 }
 
 /// Groups of small files worth merging: directory -> files, oldest first.
-pub fn plan(snapshot: &Snapshot, policy: &CompactionPolicy, now_ms: i64) -> Vec<(String, Vec<AddFile>)> {
+pub fn plan(
+    snapshot: &Snapshot,
+    policy: &CompactionPolicy,
+    now_ms: i64,
+) -> Vec<(String, Vec<AddFile>)> {
     let mut dirs: BTreeMap<String, Vec<AddFile>> = BTreeMap::new();
     for f in snapshot.files.values() {
         if f.bytes < policy.small_file_bytes {
@@ -93,33 +103,62 @@ pub fn plan(snapshot: &Snapshot, policy: &CompactionPolicy, now_ms: i64) -> Vec<
 ///
 /// # Errors
 /// When a file cannot be read or written.
-pub async fn merge(lake: &Lake, dir: &str, files: &[AddFile], writer: &str) -> Result<u64, CompactError> {
+pub async fn merge(
+    lake: &Lake,
+    dir: &str,
+    files: &[AddFile],
+    writer: &str,
+) -> Result<u64, CompactError> {
     let mut batches: Vec<RecordBatch> = Vec::new();
     for f in files {
         let bytes: Bytes = lake
             .store()
             .get(&lake.path(&f.path))
             .await
-            .map_err(|source| LakeError::Store { path: f.path.clone(), source })?
+            .map_err(|source| LakeError::Store {
+                path: f.path.clone(),
+                source,
+            })?
             .bytes()
             .await
-            .map_err(|source| LakeError::Store { path: f.path.clone(), source })?;
+            .map_err(|source| LakeError::Store {
+                path: f.path.clone(),
+                source,
+            })?;
         let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
             .and_then(|b| b.with_batch_size(64 * 1024).build())
-            .map_err(|source| CompactError::Read { path: f.path.clone(), source })?;
+            .map_err(|source| CompactError::Read {
+                path: f.path.clone(),
+                source,
+            })?;
         for b in reader {
-            batches.push(b.map_err(|e| CompactError::Read { path: f.path.clone(), source: e.into() })?);
+            batches.push(b.map_err(|e| CompactError::Read {
+                path: f.path.clone(),
+                source: e.into(),
+            })?);
         }
     }
     let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
     let table = files[0].table.clone();
-    let encoded = tokio::task::block_in_place(|| encode_parquet(&batches))
-        .map_err(|source| CompactError::Write { dir: dir.to_string(), source })?;
-    let rel = format!("{dir}/compacted-{writer}-{}.parquet", uuid::Uuid::new_v4().simple());
+    let encoded = tokio::task::block_in_place(|| encode_parquet(&batches)).map_err(|source| {
+        CompactError::Write {
+            dir: dir.to_string(),
+            source,
+        }
+    })?;
+    let rel = format!(
+        "{dir}/compacted-{writer}-{}.parquet",
+        uuid::Uuid::new_v4().simple()
+    );
     let add = crate::sink::upload(lake, &rel, &table, rows, encoded).await?;
     let removed: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
     let check_removed = removed.clone();
-    let entry = LogEntry { writer: writer.to_string(), add: vec![add], remove: removed, ..Default::default() };
+    let entry = LogEntry {
+        writer: writer.to_string(),
+        add: vec![add],
+        remove: removed,
+        ..Default::default()
+    };
     let r = lake
         .commit(entry, move |snap| {
             match check_removed.iter().find(|p| !snap.files.contains_key(*p)) {
@@ -140,8 +179,16 @@ pub async fn merge(lake: &Lake, dir: &str, files: &[AddFile], writer: &str) -> R
 }
 
 /// Compacts every `interval` until `shutdown`, deleting removed files after the grace period.
-pub async fn run(lake: Arc<Lake>, policy: CompactionPolicy, interval: Duration, shutdown: CancellationToken) {
-    let writer = format!("compact-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+pub async fn run(
+    lake: Arc<Lake>,
+    policy: CompactionPolicy,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let writer = format!(
+        "compact-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
     let mut pending_deletes: Vec<(tokio::time::Instant, Vec<String>)> = Vec::new();
     loop {
         tokio::select! {
@@ -149,7 +196,8 @@ pub async fn run(lake: Arc<Lake>, policy: CompactionPolicy, interval: Duration, 
             () = tokio::time::sleep(interval) => {}
         }
         let now = tokio::time::Instant::now();
-        let (due, later): (Vec<_>, Vec<_>) = pending_deletes.into_iter().partition(|(at, _)| *at <= now);
+        let (due, later): (Vec<_>, Vec<_>) =
+            pending_deletes.into_iter().partition(|(at, _)| *at <= now);
         pending_deletes = later;
         for (_, paths) in due {
             for p in paths {
@@ -173,7 +221,10 @@ pub async fn run(lake: Arc<Lake>, policy: CompactionPolicy, interval: Duration, 
                 Ok(0) => {}
                 Ok(rows) => {
                     info!(dir, files = files.len(), rows, "compacted");
-                    pending_deletes.push((now + policy.delete_grace, files.iter().map(|f| f.path.clone()).collect()));
+                    pending_deletes.push((
+                        now + policy.delete_grace,
+                        files.iter().map(|f| f.path.clone()).collect(),
+                    ));
                 }
                 Err(e) => warn!(error = %e, dir, "compaction failed; will retry"),
             }
@@ -194,26 +245,67 @@ mod tests {
         let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
         for i in 0..5 {
             let mut batch = Batch::new();
-            let d = decode_message(EventKind::Metric, format!(r#"{{"timestamp": 1763805600000, "service": "s", "name": "n", "value": {i}}}"#).as_bytes());
-            batch.push_event(&d.events[0].1, &Provenance { topic: "t", partition: 0, offset: i, index: 0, ingested_at_ms: 0 });
-            let (parts, _, _) = batch.finish().unwrap();
+            let d = decode_message(
+                EventKind::Metric,
+                format!(
+                    r#"{{"timestamp": 1763805600000, "service": "s", "name": "n", "value": {i}}}"#
+                )
+                .as_bytes(),
+            );
+            batch.push_event(
+                &d.events[0].1,
+                &Provenance {
+                    topic: "t",
+                    partition: 0,
+                    offset: i,
+                    index: 0,
+                    ingested_at_ms: 0,
+                },
+            );
+            let parts = batch.finish().unwrap().parts;
             let ((table, date, hour), rb) = &parts[0];
             let rel = data_file_path(table.name(), date, *hour, "w");
-            let add = upload(&lake, &rel, table.name(), 1, encode_parquet(std::slice::from_ref(rb)).unwrap()).await.unwrap();
-            lake.commit(LogEntry { add: vec![add], ..Default::default() }, |_| Ok(())).await.unwrap();
+            let add = upload(
+                &lake,
+                &rel,
+                table.name(),
+                1,
+                encode_parquet(std::slice::from_ref(rb)).unwrap(),
+            )
+            .await
+            .unwrap();
+            lake.commit(
+                LogEntry {
+                    add: vec![add],
+                    ..Default::default()
+                },
+                |_| Ok(()),
+            )
+            .await
+            .unwrap();
         }
         let snap = lake.snapshot().await.unwrap();
-        let policy = CompactionPolicy { quiet_for: Duration::ZERO, ..Default::default() };
+        let policy = CompactionPolicy {
+            quiet_for: Duration::ZERO,
+            ..Default::default()
+        };
         let groups = plan(&snap, &policy, chrono::Utc::now().timestamp_millis() + 1);
         assert_eq!(groups.len(), 1);
-        let rows = merge(&lake, &groups[0].0, &groups[0].1, "test").await.unwrap();
+        let rows = merge(&lake, &groups[0].0, &groups[0].1, "test")
+            .await
+            .unwrap();
         assert_eq!(rows, 5);
         let after = lake.snapshot().await.unwrap();
         assert_eq!(after.version, snap.version + 1);
         assert_eq!(after.files.len(), 1);
         assert_eq!(after.files.values().next().unwrap().rows, 5);
         // A second merge of the same (now removed) files loses the race and changes nothing.
-        assert_eq!(merge(&lake, &groups[0].0, &groups[0].1, "test").await.unwrap(), 0);
+        assert_eq!(
+            merge(&lake, &groups[0].0, &groups[0].1, "test")
+                .await
+                .unwrap(),
+            0
+        );
         assert_eq!(lake.snapshot().await.unwrap().version, after.version);
     }
 }

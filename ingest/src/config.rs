@@ -52,6 +52,10 @@ pub struct IngestConfig {
     /// Kafka consumer group session timeout.
     #[serde(with = "humantime_serde")]
     pub session_timeout: Duration,
+    /// Longest time between two polls before the group considers this consumer gone; also how
+    /// long a rebalance waits for members to rejoin (`max.poll.interval.ms`).
+    #[serde(with = "humantime_serde")]
+    pub max_poll_interval: Duration,
     /// Extra librdkafka properties for the consumer and producer (e.g. `security.protocol`).
     pub kafka: BTreeMap<String, String>,
 }
@@ -67,6 +71,7 @@ impl Default for IngestConfig {
             flush_bytes: 64 * 1024 * 1024,
             flush_interval: Duration::from_secs(2),
             session_timeout: Duration::from_secs(10),
+            max_poll_interval: Duration::from_secs(300),
             kafka: BTreeMap::new(),
         }
     }

@@ -43,11 +43,19 @@ pub enum IngestError {
     #[error("failed to create kafka consumer")]
     CreateConsumer { source: KafkaError },
     #[error("failed to subscribe to {topics:?}")]
-    Subscribe { topics: Vec<String>, source: KafkaError },
+    Subscribe {
+        topics: Vec<String>,
+        source: KafkaError,
+    },
     #[error("failed to encode parquet for {table}")]
-    Encode { table: String, source: datafusion::parquet::errors::ParquetError },
+    Encode {
+        table: String,
+        source: datafusion::parquet::errors::ParquetError,
+    },
     #[error("failed to build record batch")]
-    Build { source: datafusion::arrow::error::ArrowError },
+    Build {
+        source: datafusion::arrow::error::ArrowError,
+    },
     #[error("shut down before the lake accepted the last flush; its events stay in kafka")]
     FlushAbandoned { source: LakeError },
     /// Another instance committed offsets this batch covers: the batch was dropped and the
@@ -89,10 +97,21 @@ impl ClientContext for Ctx {
 }
 
 impl ConsumerContext for Ctx {
-    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
-        let cooperative = consumer.rebalance_protocol() == RebalanceProtocol::Cooperative;
-        let parts: Vec<(String, i32)> =
-            tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let parts: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect();
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let snapshot = loop {
@@ -115,24 +134,41 @@ impl ConsumerContext for Ctx {
                     assigned.push(((topic.clone(), *p), next));
                 }
                 info!(partitions = ?assigned, "partitions assigned; resuming from the lake's offsets");
-                let r = if cooperative { consumer.incremental_assign(tpl) } else { consumer.assign(tpl) };
+                let r = if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                };
                 if let Err(e) = r {
                     error!(error = %e, "assign failed");
                 }
-                self.changes.lock().expect("not poisoned").push(Change::Assigned(assigned));
+                self.changes
+                    .lock()
+                    .expect("not poisoned")
+                    .push(Change::Assigned(assigned));
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 info!(partitions = ?parts, "partitions revoked");
-                let r = if cooperative { consumer.incremental_unassign(tpl) } else { consumer.unassign() };
+                let r = if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                };
                 if let Err(e) = r {
                     error!(error = %e, "unassign failed");
                 }
-                self.changes.lock().expect("not poisoned").push(Change::Revoked(parts));
+                self.changes
+                    .lock()
+                    .expect("not poisoned")
+                    .push(Change::Revoked(parts));
             }
             other => {
                 error!(error = ?other, "rebalance error");
                 let _ = consumer.unassign();
-                self.changes.lock().expect("not poisoned").push(Change::Revoked(parts));
+                self.changes
+                    .lock()
+                    .expect("not poisoned")
+                    .push(Change::Revoked(parts));
             }
         }
     }
@@ -163,15 +199,28 @@ impl Ingest {
             (cfg.topics.logs.clone(), EventKind::Log),
             (cfg.topics.billing.clone(), EventKind::Billing),
         ]);
-        let writer = format!("ingest-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        Self { brokers: brokers.to_string(), cfg, lake, writer, kinds }
+        let writer = format!(
+            "ingest-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        Self {
+            brokers: brokers.to_string(),
+            cfg,
+            lake,
+            writer,
+            kinds,
+        }
     }
 
     /// Runs until `shutdown`, restarting the consumer after a lake conflict; blocking.
     ///
     /// # Errors
     /// When the consumer cannot be created or the last flush could not reach the lake.
-    pub fn run_blocking(&self, handle: &Handle, shutdown: &CancellationToken) -> Result<(), IngestError> {
+    pub fn run_blocking(
+        &self,
+        handle: &Handle,
+        shutdown: &CancellationToken,
+    ) -> Result<(), IngestError> {
         loop {
             match self.run_consumer(handle, shutdown) {
                 Err(IngestError::Restart(reason)) if !shutdown.is_cancelled() => {
@@ -189,8 +238,20 @@ impl Ingest {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
-            .set("session.timeout.ms", self.cfg.session_timeout.as_millis().to_string())
-            .set("heartbeat.interval.ms", (self.cfg.session_timeout.as_millis() / 4).max(100).to_string())
+            .set(
+                "session.timeout.ms",
+                self.cfg.session_timeout.as_millis().to_string(),
+            )
+            .set(
+                "max.poll.interval.ms",
+                self.cfg.max_poll_interval.as_millis().to_string(),
+            )
+            .set(
+                "heartbeat.interval.ms",
+                (self.cfg.session_timeout.as_millis() / 4)
+                    .max(100)
+                    .to_string(),
+            )
             // librdkafka's default prefetch caps a consumer far below what the broker can send.
             .set("queued.min.messages", "500000")
             .set("queued.max.messages.kbytes", "262144")
@@ -201,7 +262,11 @@ impl Ingest {
         c
     }
 
-    fn run_consumer(&self, handle: &Handle, shutdown: &CancellationToken) -> Result<(), IngestError> {
+    fn run_consumer(
+        &self,
+        handle: &Handle,
+        shutdown: &CancellationToken,
+    ) -> Result<(), IngestError> {
         let ctx = Ctx {
             lake: Arc::clone(&self.lake),
             handle: handle.clone(),
@@ -216,12 +281,24 @@ impl Ingest {
             .set("linger.ms", "5")
             .create()
             .map_err(|source| IngestError::CreateConsumer { source })?;
-        let topics = vec![self.cfg.topics.metrics.clone(), self.cfg.topics.logs.clone(), self.cfg.topics.billing.clone()];
+        let topics = vec![
+            self.cfg.topics.metrics.clone(),
+            self.cfg.topics.logs.clone(),
+            self.cfg.topics.billing.clone(),
+        ];
         let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer
             .subscribe(&refs)
-            .map_err(|source| IngestError::Subscribe { topics: topics.clone(), source })?;
-        info!(writer = self.writer, group = self.cfg.group_id, ?topics, "ingest consuming");
+            .map_err(|source| IngestError::Subscribe {
+                topics: topics.clone(),
+                source,
+            })?;
+        info!(
+            writer = self.writer,
+            group = self.cfg.group_id,
+            ?topics,
+            "ingest consuming"
+        );
 
         let mut parts: HashMap<(String, i32), PartitionState> = HashMap::new();
         let mut committed_ends: HashMap<(String, i32), i64> = HashMap::new();
@@ -234,14 +311,23 @@ impl Ingest {
             // Rebalances happen inside poll; apply them in order before the message. A batch
             // holding revoked partitions is committed first, so that a reassignment of the same
             // partitions resumes after it instead of reading its messages twice.
-            let changes = std::mem::take(&mut *consumer.context().changes.lock().expect("not poisoned"));
+            let changes =
+                std::mem::take(&mut *consumer.context().changes.lock().expect("not poisoned"));
             let mut failed = None;
             for change in changes {
                 match change {
                     Change::Revoked(list) => {
                         if list.iter().any(|k| batch.offsets.contains_key(k)) {
                             let full = std::mem::take(&mut batch);
-                            if let Err(e) = self.flush(full, &consumer, &producer, &mut parts, &mut committed_ends, handle, shutdown) {
+                            if let Err(e) = self.flush(
+                                full,
+                                &consumer,
+                                &producer,
+                                &mut parts,
+                                &mut committed_ends,
+                                handle,
+                                shutdown,
+                            ) {
                                 failed = Some(e);
                                 break;
                             }
@@ -256,7 +342,13 @@ impl Ingest {
                                 (Some(n), Some(c)) => Some(n.max(*c)),
                                 (n, c) => n.or(c.copied()),
                             };
-                            parts.insert(key, PartitionState { lake_next: next, position: next });
+                            parts.insert(
+                                key,
+                                PartitionState {
+                                    lake_next: next,
+                                    position: next,
+                                },
+                            );
                         }
                     }
                 }
@@ -276,7 +368,15 @@ impl Ingest {
             }
             if self.due(&batch) {
                 let full = std::mem::take(&mut batch);
-                if let Err(e) = self.flush(full, &consumer, &producer, &mut parts, &mut committed_ends, handle, shutdown) {
+                if let Err(e) = self.flush(
+                    full,
+                    &consumer,
+                    &producer,
+                    &mut parts,
+                    &mut committed_ends,
+                    handle,
+                    shutdown,
+                ) {
                     break Err(e);
                 }
             }
@@ -286,7 +386,15 @@ impl Ingest {
                 Ok(())
             } else {
                 let last = std::mem::take(&mut batch);
-                self.flush(last, &consumer, &producer, &mut parts, &mut committed_ends, handle, shutdown)
+                self.flush(
+                    last,
+                    &consumer,
+                    &producer,
+                    &mut parts,
+                    &mut committed_ends,
+                    handle,
+                    shutdown,
+                )
             }
         });
         consumer.unsubscribe();
@@ -302,13 +410,21 @@ impl Ingest {
     }
 
     /// Decodes one message into the batch.
-    fn accept<M: Message>(&self, m: &M, parts: &mut HashMap<(String, i32), PartitionState>, batch: &mut Batch) {
+    fn accept<M: Message>(
+        &self,
+        m: &M,
+        parts: &mut HashMap<(String, i32), PartitionState>,
+        batch: &mut Batch,
+    ) {
         let topic = m.topic();
         let partition = m.partition();
         let offset = m.offset();
         let key = (topic.to_string(), partition);
         let Some(state) = parts.get_mut(&key) else {
-            debug!(topic, partition, offset, "message of a partition not assigned here; skipped");
+            debug!(
+                topic,
+                partition, offset, "message of a partition not assigned here; skipped"
+            );
             return;
         };
         if state.position.is_some_and(|p| offset < p) {
@@ -316,9 +432,17 @@ impl Ingest {
         }
         state.position = Some(offset + 1);
         let payload = m.payload().unwrap_or_default();
-        batch.cover(topic, partition, state.lake_next.unwrap_or(offset), offset, payload.len());
+        batch.cover(
+            topic,
+            partition,
+            state.lake_next.unwrap_or(offset),
+            offset,
+            payload.len(),
+        );
         METRICS.messages_consumed.with_label_values(&[topic]).inc();
-        let Some(kind) = self.kinds.get(topic).copied() else { return };
+        let Some(kind) = self.kinds.get(topic).copied() else {
+            return;
+        };
         let now = chrono::Utc::now().timestamp_millis();
         let decoded = if m.payload().is_none() {
             opslake_schemas::Decoded {
@@ -343,17 +467,25 @@ impl Ingest {
             batch.push_event(event, &prov);
         }
         if !decoded.events.is_empty() {
-            METRICS.events_accepted.with_label_values(&[topic]).inc_by(decoded.events.len() as u64);
+            METRICS
+                .events_accepted
+                .with_label_values(&[topic])
+                .inc_by(decoded.events.len() as u64);
         }
         for r in decoded.refused {
-            METRICS.events_rejected.with_label_values(&[topic, &reason_class(&r.reason)]).inc();
+            METRICS
+                .events_rejected
+                .with_label_values(&[topic, &reason_class(&r.reason)])
+                .inc();
             batch.push_dead_letter(DeadLetter {
                 topic: topic.to_string(),
                 partition,
                 offset,
                 index: r.index.map_or(0, |i| i32::try_from(i).unwrap_or(i32::MAX)),
                 key: m.key().map(<[u8]>::to_vec),
-                payload: r.element.map_or_else(|| payload.to_vec(), String::into_bytes),
+                payload: r
+                    .element
+                    .map_or_else(|| payload.to_vec(), String::into_bytes),
                 error: r.reason,
                 received_at_ms: now,
             });
@@ -374,17 +506,32 @@ impl Ingest {
         shutdown: &CancellationToken,
     ) -> Result<(), IngestError> {
         let started = Instant::now();
-        let (record_batches, dead_letters, offsets) = batch.finish().map_err(|source| IngestError::Build { source })?;
+        let crate::batch::FinishedBatch {
+            parts: record_batches,
+            dead_letters,
+            offsets,
+        } = batch
+            .finish()
+            .map_err(|source| IngestError::Build { source })?;
         let mut files: Vec<(String, String, u64, Bytes)> = Vec::with_capacity(record_batches.len());
         for ((table, date, hour), rb) in &record_batches {
-            let bytes = encode_parquet(std::slice::from_ref(rb))
-                .map_err(|source| IngestError::Encode { table: table.name().to_string(), source })?;
+            let bytes =
+                encode_parquet(std::slice::from_ref(rb)).map_err(|source| IngestError::Encode {
+                    table: table.name().to_string(),
+                    source,
+                })?;
             let rel = data_file_path(table.name(), date, *hour, &self.writer);
             files.push((rel, table.name().to_string(), rb.num_rows() as u64, bytes));
         }
         let mut entry_offsets: BTreeMap<String, BTreeMap<i32, PartitionOffsets>> = BTreeMap::new();
         for ((topic, p), (start, end)) in &offsets {
-            entry_offsets.entry(topic.clone()).or_default().insert(*p, PartitionOffsets { start: *start, end: *end });
+            entry_offsets.entry(topic.clone()).or_default().insert(
+                *p,
+                PartitionOffsets {
+                    start: *start,
+                    end: *end,
+                },
+            );
         }
         let entry_offsets_check = entry_offsets.clone();
         let check = move |snap: &crate::lake::Snapshot| -> Result<(), String> {
@@ -410,7 +557,11 @@ impl Ingest {
             let attempt = handle.block_on(async {
                 let mut adds = Vec::with_capacity(files.len());
                 for (rel, table, rows, bytes) in &files {
-                    adds.push(upload(&self.lake, rel, table, *rows, bytes.clone()).await?);
+                    adds.push(
+                        upload(&self.lake, rel, table, *rows, bytes.clone())
+                            .await
+                            .map_err(FlushFailure::Lake)?,
+                    );
                 }
                 let entry = LogEntry {
                     writer: self.writer.clone(),
@@ -462,18 +613,30 @@ impl Ingest {
         let version = match outcome {
             Ok(v) => v,
             Err(e) => {
-                METRICS.flush_seconds.with_label_values(&["failed"]).observe(started.elapsed().as_secs_f64());
+                METRICS
+                    .flush_seconds
+                    .with_label_values(&["failed"])
+                    .observe(started.elapsed().as_secs_f64());
                 if matches!(e, IngestError::Restart(_)) {
-                    METRICS.flush_failures.with_label_values(&["conflict"]).inc();
+                    METRICS
+                        .flush_failures
+                        .with_label_values(&["conflict"])
+                        .inc();
                 }
                 return Err(e);
             }
         };
         METRICS.lake_writable.set(1);
         for (_, table, rows, bytes) in &files {
-            METRICS.rows_written.with_label_values(&[table]).inc_by(*rows);
+            METRICS
+                .rows_written
+                .with_label_values(&[table])
+                .inc_by(*rows);
             METRICS.files_written.with_label_values(&[table]).inc();
-            METRICS.bytes_written.with_label_values(&[table]).inc_by(bytes.len() as u64);
+            METRICS
+                .bytes_written
+                .with_label_values(&[table])
+                .inc_by(bytes.len() as u64);
         }
         // The lake now holds these offsets; tell Kafka too, for lag monitoring only.
         let mut tpl = TopicPartitionList::new();
@@ -490,7 +653,10 @@ impl Ingest {
             }
         }
         self.produce_dead_letters(producer, &dead_letters);
-        METRICS.flush_seconds.with_label_values(&["committed"]).observe(started.elapsed().as_secs_f64());
+        METRICS
+            .flush_seconds
+            .with_label_values(&["committed"])
+            .observe(started.elapsed().as_secs_f64());
         debug!(version, files = files.len(), dead_letters = dead_letters.len(), elapsed = ?started.elapsed(), "flush committed");
         Ok(())
     }
@@ -508,25 +674,48 @@ impl Ingest {
             let offset = d.offset.to_string();
             let index = d.index.to_string();
             let headers = OwnedHeaders::new()
-                .insert(Header { key: "opslake.error", value: Some(d.error.as_bytes()) })
-                .insert(Header { key: "opslake.source.topic", value: Some(d.topic.as_bytes()) })
-                .insert(Header { key: "opslake.source.partition", value: Some(partition.as_bytes()) })
-                .insert(Header { key: "opslake.source.offset", value: Some(offset.as_bytes()) })
-                .insert(Header { key: "opslake.source.index", value: Some(index.as_bytes()) });
+                .insert(Header {
+                    key: "opslake.error",
+                    value: Some(d.error.as_bytes()),
+                })
+                .insert(Header {
+                    key: "opslake.source.topic",
+                    value: Some(d.topic.as_bytes()),
+                })
+                .insert(Header {
+                    key: "opslake.source.partition",
+                    value: Some(partition.as_bytes()),
+                })
+                .insert(Header {
+                    key: "opslake.source.offset",
+                    value: Some(offset.as_bytes()),
+                })
+                .insert(Header {
+                    key: "opslake.source.index",
+                    value: Some(index.as_bytes()),
+                });
             debug_assert_eq!(headers.count(), 5);
-            let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).payload(&d.payload).headers(headers);
+            let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic)
+                .payload(d.payload.as_slice())
+                .headers(headers);
             if let Some(k) = &d.key {
                 record = record.key(k);
             }
             loop {
                 match producer.send(record) {
                     Ok(()) => break,
-                    Err((KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), r)) => {
+                    Err((
+                        KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                        r,
+                    )) => {
                         producer.poll(Duration::from_millis(50));
                         record = r;
                     }
                     Err((e, _)) => {
-                        METRICS.dead_letter_produce_failures.with_label_values(&[&d.topic]).inc();
+                        METRICS
+                            .dead_letter_produce_failures
+                            .with_label_values(&[&d.topic])
+                            .inc();
                         warn!(error = %e, "failed to produce a dead letter (it is in the dead_letters table)");
                         break;
                     }
@@ -534,7 +723,10 @@ impl Ingest {
             }
         }
         if let Err(e) = producer.flush(Duration::from_secs(10)) {
-            METRICS.dead_letter_produce_failures.with_label_values(&[topic.as_str()]).inc();
+            METRICS
+                .dead_letter_produce_failures
+                .with_label_values(&[topic.as_str()])
+                .inc();
             warn!(error = %e, "dead-letter topic flush failed (they are in the dead_letters table)");
         }
     }

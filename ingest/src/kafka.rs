@@ -14,13 +14,19 @@ use crate::config::IngestConfig;
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaSetupError {
     #[error("failed to create kafka client for {brokers}")]
-    Client { brokers: String, source: rdkafka::error::KafkaError },
+    Client {
+        brokers: String,
+        source: rdkafka::error::KafkaError,
+    },
     #[error("failed to create topic {topic}: {reason}")]
     CreateTopic { topic: String, reason: String },
 }
 
 /// A client config with the brokers and the user's extra properties.
-pub fn client_config(brokers: &str, extra: &std::collections::BTreeMap<String, String>) -> ClientConfig {
+pub fn client_config(
+    brokers: &str,
+    extra: &std::collections::BTreeMap<String, String>,
+) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", brokers);
     for (k, v) in extra {
@@ -36,23 +42,38 @@ pub fn client_config(brokers: &str, extra: &std::collections::BTreeMap<String, S
 pub async fn ensure_topics(brokers: &str, cfg: &IngestConfig) -> Result<(), KafkaSetupError> {
     let admin: AdminClient<DefaultClientContext> = client_config(brokers, &cfg.kafka)
         .create()
-        .map_err(|source| KafkaSetupError::Client { brokers: brokers.to_string(), source })?;
+        .map_err(|source| KafkaSetupError::Client {
+            brokers: brokers.to_string(),
+            source,
+        })?;
     let t = &cfg.topics;
     let names = [&t.metrics, &t.logs, &t.billing, &t.dead_letter];
     let topics: Vec<NewTopic<'_>> = names
         .iter()
-        .map(|n| NewTopic::new(n, cfg.partitions, TopicReplication::Fixed(cfg.replication_factor)))
+        .map(|n| {
+            NewTopic::new(
+                n,
+                cfg.partitions,
+                TopicReplication::Fixed(cfg.replication_factor),
+            )
+        })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let results = admin
         .create_topics(&topics, &opts)
         .await
-        .map_err(|source| KafkaSetupError::Client { brokers: brokers.to_string(), source })?;
+        .map_err(|source| KafkaSetupError::Client {
+            brokers: brokers.to_string(),
+            source,
+        })?;
     for r in results {
         match r {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => {
-                return Err(KafkaSetupError::CreateTopic { topic, reason: code.to_string() })
+                return Err(KafkaSetupError::CreateTopic {
+                    topic,
+                    reason: code.to_string(),
+                })
             }
         }
     }
@@ -68,6 +89,8 @@ pub fn probe_broker(brokers: &str, timeout: Duration) -> Result<usize, String> {
         .set("bootstrap.servers", brokers)
         .create()
         .map_err(|e| e.to_string())?;
-    let md = consumer.fetch_metadata(None, timeout).map_err(|e| e.to_string())?;
+    let md = consumer
+        .fetch_metadata(None, timeout)
+        .map_err(|e| e.to_string())?;
     Ok(md.brokers().len())
 }

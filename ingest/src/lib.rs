@@ -2,8 +2,8 @@
 //! once, into the Parquet lake; refused items go to the dead-letter topic and table.
 
 pub mod batch;
-pub mod config;
 pub mod compact;
+pub mod config;
 pub mod consumer;
 pub mod kafka;
 pub mod lake;

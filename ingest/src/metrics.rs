@@ -38,23 +38,82 @@ pub struct IngestMetrics {
 
 /// The process-wide instance.
 pub static METRICS: LazyLock<IngestMetrics> = LazyLock::new(|| IngestMetrics {
-    messages_consumed: register_int_counter_vec!("opslake_ingest_messages_consumed_total", "Kafka messages read", &["topic"]).expect("metric registers"),
-    events_accepted: register_int_counter_vec!("opslake_ingest_events_accepted_total", "events accepted into the lake", &["topic"]).expect("metric registers"),
-    events_rejected: register_int_counter_vec!("opslake_ingest_events_rejected_total", "items refused and sent to the dead-letter topic and table", &["topic", "reason"]).expect("metric registers"),
-    rows_written: register_int_counter_vec!("opslake_ingest_rows_written_total", "rows committed to the lake", &["table"]).expect("metric registers"),
-    files_written: register_int_counter_vec!("opslake_ingest_files_written_total", "Parquet files committed to the lake", &["table"]).expect("metric registers"),
-    bytes_written: register_int_counter_vec!("opslake_ingest_bytes_written_total", "Parquet bytes committed to the lake", &["table"]).expect("metric registers"),
-    flush_seconds: register_histogram_vec!("opslake_ingest_flush_duration_seconds", "time to encode, upload and commit one flush", &["outcome"], vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]).expect("metric registers"),
-    flush_failures: register_int_counter_vec!("opslake_ingest_flush_failures_total", "flushes that did not commit", &["kind"]).expect("metric registers"),
-    consumer_lag: register_int_gauge_vec!("opslake_ingest_consumer_lag", "messages behind the partition's high watermark", &["topic", "partition"]).expect("metric registers"),
-    broker_up: register_int_gauge!("opslake_ingest_broker_up", "1 when the broker is reachable").expect("metric registers"),
-    lake_writable: register_int_gauge!("opslake_ingest_lake_writable", "1 when the last flush reached the lake").expect("metric registers"),
-    dead_letter_produce_failures: register_int_counter_vec!("opslake_ingest_dead_letter_produce_failures_total", "dead letters not produced to the dead-letter topic", &["topic"]).expect("metric registers"),
+    messages_consumed: register_int_counter_vec!(
+        "opslake_ingest_messages_consumed_total",
+        "Kafka messages read",
+        &["topic"]
+    )
+    .expect("metric registers"),
+    events_accepted: register_int_counter_vec!(
+        "opslake_ingest_events_accepted_total",
+        "events accepted into the lake",
+        &["topic"]
+    )
+    .expect("metric registers"),
+    events_rejected: register_int_counter_vec!(
+        "opslake_ingest_events_rejected_total",
+        "items refused and sent to the dead-letter topic and table",
+        &["topic", "reason"]
+    )
+    .expect("metric registers"),
+    rows_written: register_int_counter_vec!(
+        "opslake_ingest_rows_written_total",
+        "rows committed to the lake",
+        &["table"]
+    )
+    .expect("metric registers"),
+    files_written: register_int_counter_vec!(
+        "opslake_ingest_files_written_total",
+        "Parquet files committed to the lake",
+        &["table"]
+    )
+    .expect("metric registers"),
+    bytes_written: register_int_counter_vec!(
+        "opslake_ingest_bytes_written_total",
+        "Parquet bytes committed to the lake",
+        &["table"]
+    )
+    .expect("metric registers"),
+    flush_seconds: register_histogram_vec!(
+        "opslake_ingest_flush_duration_seconds",
+        "time to encode, upload and commit one flush",
+        &["outcome"],
+        vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]
+    )
+    .expect("metric registers"),
+    flush_failures: register_int_counter_vec!(
+        "opslake_ingest_flush_failures_total",
+        "flushes that did not commit",
+        &["kind"]
+    )
+    .expect("metric registers"),
+    consumer_lag: register_int_gauge_vec!(
+        "opslake_ingest_consumer_lag",
+        "messages behind the partition's high watermark",
+        &["topic", "partition"]
+    )
+    .expect("metric registers"),
+    broker_up: register_int_gauge!("opslake_ingest_broker_up", "1 when the broker is reachable")
+        .expect("metric registers"),
+    lake_writable: register_int_gauge!(
+        "opslake_ingest_lake_writable",
+        "1 when the last flush reached the lake"
+    )
+    .expect("metric registers"),
+    dead_letter_produce_failures: register_int_counter_vec!(
+        "opslake_ingest_dead_letter_produce_failures_total",
+        "dead letters not produced to the dead-letter topic",
+        &["topic"]
+    )
+    .expect("metric registers"),
 });
 
 /// A short class of a refusal reason for the metric label: the field it names, or `json`.
 pub fn reason_class(reason: &str) -> String {
-    let r = reason.strip_prefix('[').and_then(|r| r.split_once("] ")).map_or(reason, |(_, rest)| rest);
+    let r = reason
+        .strip_prefix('[')
+        .and_then(|r| r.split_once("] "))
+        .map_or(reason, |(_, rest)| rest);
     if r.starts_with("message is not valid") {
         return "invalid_json".to_string();
     }

@@ -29,7 +29,10 @@ pub enum ProduceError {
     #[error("failed to create kafka producer for {brokers}")]
     Producer { brokers: String, source: KafkaError },
     #[error("failed to read {path}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("failed to read CSV {path}")]
     Csv { path: PathBuf, source: csv::Error },
     #[error("failed to produce to {topic}")]
@@ -101,7 +104,10 @@ pub fn produce_blocking(
         .set("queue.buffering.max.messages", "500000")
         .set("compression.type", "lz4")
         .create()
-        .map_err(|source| ProduceError::Producer { brokers: brokers.to_string(), source })?;
+        .map_err(|source| ProduceError::Producer {
+            brokers: brokers.to_string(),
+            source,
+        })?;
     let mut sender = Sender::new(&producer, pace, shutdown);
     match source {
         Source::Synthetic(opts) => {
@@ -112,9 +118,15 @@ pub fn produce_blocking(
             }
         }
         Source::Ndjson { path, topic } => {
-            let file = std::fs::File::open(&path).map_err(|source| ProduceError::Read { path: path.clone(), source })?;
+            let file = std::fs::File::open(&path).map_err(|source| ProduceError::Read {
+                path: path.clone(),
+                source,
+            })?;
             for line in std::io::BufReader::new(file).split(b'\n') {
-                let line = line.map_err(|source| ProduceError::Read { path: path.clone(), source })?;
+                let line = line.map_err(|source| ProduceError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
                 let line = line.strip_suffix(b"\r").unwrap_or(&line);
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
@@ -146,17 +158,30 @@ pub fn focus_rows(path: &Path) -> Result<Vec<String>, ProduceError> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .from_path(path)
-        .map_err(|source| ProduceError::Csv { path: path.to_path_buf(), source })?;
+        .map_err(|source| ProduceError::Csv {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let headers = reader
         .headers()
-        .map_err(|source| ProduceError::Csv { path: path.to_path_buf(), source })?
+        .map_err(|source| ProduceError::Csv {
+            path: path.to_path_buf(),
+            source,
+        })?
         .clone();
     let mut rows = Vec::new();
     for record in reader.records() {
-        let record = record.map_err(|source| ProduceError::Csv { path: path.to_path_buf(), source })?;
+        let record = record.map_err(|source| ProduceError::Csv {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let mut obj = serde_json::Map::new();
         for (h, cell) in headers.iter().zip(record.iter()) {
-            let v = if cell.is_empty() || cell == "NULL" { Value::Null } else { Value::String(cell.to_string()) };
+            let v = if cell.is_empty() || cell == "NULL" {
+                Value::Null
+            } else {
+                Value::String(cell.to_string())
+            };
             obj.insert(h.to_string(), v);
         }
         rows.push(Value::Object(obj).to_string());
@@ -189,7 +214,14 @@ impl<'a> Sender<'a> {
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });
-        Self { producer, pace, shutdown, started: Instant::now(), report: ProduceReport::default(), bar }
+        Self {
+            producer,
+            pace,
+            shutdown,
+            started: Instant::now(),
+            report: ProduceReport::default(),
+            bar,
+        }
     }
 
     /// Whether to send another message; sleeps to keep the rate.
@@ -200,7 +232,11 @@ impl<'a> Sender<'a> {
         if self.pace.count.is_some_and(|n| self.report.messages >= n) {
             return false;
         }
-        if self.pace.duration.is_some_and(|d| self.started.elapsed() >= d) {
+        if self
+            .pace
+            .duration
+            .is_some_and(|d| self.started.elapsed() >= d)
+        {
             return false;
         }
         if let Some(rate) = self.pace.rate {
@@ -226,13 +262,18 @@ impl<'a> Sender<'a> {
                     self.producer.poll(Duration::from_millis(10));
                     record = r;
                 }
-                Err((source, _)) => return Err(ProduceError::Send { topic: topic.to_string(), source }),
+                Err((source, _)) => {
+                    return Err(ProduceError::Send {
+                        topic: topic.to_string(),
+                        source,
+                    })
+                }
             }
         }
         self.report.messages += 1;
         self.report.bytes += value.len() as u64;
         *self.report.by_topic.entry(topic.to_string()).or_default() += 1;
-        if self.report.messages % 1024 == 0 {
+        if self.report.messages.is_multiple_of(1024) {
             self.producer.poll(Duration::ZERO);
             if let Some(bar) = &self.bar {
                 bar.set_position(self.report.messages);
@@ -244,7 +285,10 @@ impl<'a> Sender<'a> {
     fn finish(self) -> Result<ProduceReport, ProduceError> {
         self.producer
             .flush(Duration::from_secs(60))
-            .map_err(|source| ProduceError::Send { topic: "(flush)".into(), source })?;
+            .map_err(|source| ProduceError::Send {
+                topic: "(flush)".into(),
+                source,
+            })?;
         if let Some(bar) = &self.bar {
             bar.set_position(self.report.messages);
             bar.finish();
@@ -302,13 +346,60 @@ const DAY_MS: f64 = 86_400_000.0;
 
 impl Generator {
     pub fn new(opts: &SyntheticOptions, topics: &Topics) -> Self {
-        let ep = |path, method, median_ms, sigma| Endpoint { path, method, median_ms, sigma };
+        let ep = |path, method, median_ms, sigma| Endpoint {
+            path,
+            method,
+            median_ms,
+            sigma,
+        };
         let services = vec![
-            Service { name: "checkout", endpoints: vec![ep("/api/pay", "POST", 120.0, 0.45), ep("/api/cart", "GET", 35.0, 0.35)], version: 0, speed: 1.0, hosts: 3 },
-            Service { name: "search", endpoints: vec![ep("/api/search", "GET", 60.0, 0.6), ep("/api/suggest", "GET", 12.0, 0.3)], version: 0, speed: 1.0, hosts: 4 },
-            Service { name: "catalog", endpoints: vec![ep("/api/items", "GET", 25.0, 0.4), ep("/api/items/{id}", "GET", 8.0, 0.3)], version: 0, speed: 1.0, hosts: 2 },
-            Service { name: "auth", endpoints: vec![ep("/api/login", "POST", 80.0, 0.3), ep("/api/token", "POST", 15.0, 0.25)], version: 0, speed: 1.0, hosts: 2 },
-            Service { name: "shipping", endpoints: vec![ep("/api/quote", "POST", 200.0, 0.5)], version: 0, speed: 1.0, hosts: 2 },
+            Service {
+                name: "checkout",
+                endpoints: vec![
+                    ep("/api/pay", "POST", 120.0, 0.45),
+                    ep("/api/cart", "GET", 35.0, 0.35),
+                ],
+                version: 0,
+                speed: 1.0,
+                hosts: 3,
+            },
+            Service {
+                name: "search",
+                endpoints: vec![
+                    ep("/api/search", "GET", 60.0, 0.6),
+                    ep("/api/suggest", "GET", 12.0, 0.3),
+                ],
+                version: 0,
+                speed: 1.0,
+                hosts: 4,
+            },
+            Service {
+                name: "catalog",
+                endpoints: vec![
+                    ep("/api/items", "GET", 25.0, 0.4),
+                    ep("/api/items/{id}", "GET", 8.0, 0.3),
+                ],
+                version: 0,
+                speed: 1.0,
+                hosts: 2,
+            },
+            Service {
+                name: "auth",
+                endpoints: vec![
+                    ep("/api/login", "POST", 80.0, 0.3),
+                    ep("/api/token", "POST", 15.0, 0.25),
+                ],
+                version: 0,
+                speed: 1.0,
+                hosts: 2,
+            },
+            Service {
+                name: "shipping",
+                endpoints: vec![ep("/api/quote", "POST", 200.0, 0.5)],
+                version: 0,
+                speed: 1.0,
+                hosts: 2,
+            },
         ];
         let mut rng = StdRng::seed_from_u64(opts.seed);
         let providers: [(&str, &[&str]); 4] = [
@@ -333,11 +424,15 @@ impl Generator {
                 }
                 let region = regions[(pi + ki) % regions.len()];
                 // aws compute costs more per unit than the others: a provider disparity.
-                let premium = if *provider == "aws" && *rtype == "compute" { 1.8 } else { 1.0 };
+                let premium = if *provider == "aws" && *rtype == "compute" {
+                    1.8
+                } else {
+                    1.0
+                };
                 let i = fleet.len();
                 let utilization = match i % 7 {
-                    0 => 0.01,  // idle
-                    3 => 0.18,  // underutilized
+                    0 => 0.01, // idle
+                    3 => 0.18, // underutilized
                     _ => rng.random_range(0.45..0.85),
                 };
                 fleet.push(Resource {
@@ -391,13 +486,28 @@ impl Generator {
         }
         let roll: f64 = self.rng.random();
         let (topic, events) = if roll < 0.70 {
-            (self.topics.metrics.clone(), (0..self.per_message).map(|_| self.metric(t)).collect::<Vec<_>>())
+            (
+                self.topics.metrics.clone(),
+                (0..self.per_message)
+                    .map(|_| self.metric(t))
+                    .collect::<Vec<_>>(),
+            )
         } else if roll < 0.95 {
-            (self.topics.logs.clone(), (0..self.per_message).map(|_| self.log(t)).collect())
+            (
+                self.topics.logs.clone(),
+                (0..self.per_message).map(|_| self.log(t)).collect(),
+            )
         } else {
-            (self.topics.metrics.clone(), (0..self.per_message).map(|_| self.gauge(t)).collect())
+            (
+                self.topics.metrics.clone(),
+                (0..self.per_message).map(|_| self.gauge(t)).collect(),
+            )
         };
-        let value = if events.len() == 1 { events[0].to_string() } else { Value::Array(events).to_string() };
+        let value = if events.len() == 1 {
+            events[0].to_string()
+        } else {
+            Value::Array(events).to_string()
+        };
         (topic, value)
     }
 
@@ -412,7 +522,11 @@ impl Generator {
         if self.rng.random::<f64>() < 1.0 / 20_000.0 {
             let svc = &mut self.services[s];
             svc.version += 1;
-            svc.speed = if svc.version % 3 == 0 { 1.35 } else { self.rng.random_range(0.9..1.05) };
+            svc.speed = if svc.version.is_multiple_of(3) {
+                1.35
+            } else {
+                self.rng.random_range(0.9..1.05)
+            };
         }
     }
 
@@ -430,9 +544,18 @@ impl Generator {
         let svc = &self.services[s];
         let ep = &svc.endpoints[e];
         let median = ep.median_ms * svc.speed * (0.8 + 0.2 * Self::daily(t));
-        let latency = LogNormal::new(median.ln(), ep.sigma).map_or(median, |d| d.sample(&mut self.rng));
-        let error_p = if Self::in_error_burst(t, s) { 0.25 } else { 0.004 };
-        let status = if self.rng.random::<f64>() < error_p { "500" } else { "200" };
+        let latency =
+            LogNormal::new(median.ln(), ep.sigma).map_or(median, |d| d.sample(&mut self.rng));
+        let error_p = if Self::in_error_burst(t, s) {
+            0.25
+        } else {
+            0.004
+        };
+        let status = if self.rng.random::<f64>() < error_p {
+            "500"
+        } else {
+            "200"
+        };
         json!({
             "timestamp": t,
             "service": svc.name,
@@ -450,19 +573,36 @@ impl Generator {
         let s = self.rng.random_range(0..self.services.len());
         let svc = &self.services[s];
         let ep = &svc.endpoints[self.rng.random_range(0..svc.endpoints.len())];
-        let error_p = if Self::in_error_burst(t, s) { 0.3 } else { 0.01 };
+        let error_p = if Self::in_error_burst(t, s) {
+            0.3
+        } else {
+            0.01
+        };
         let r: f64 = self.rng.random();
         let (level, message, status) = if r < error_p {
-            ("error", format!("{} {} failed: upstream timeout", ep.method, ep.path), 502)
+            (
+                "error",
+                format!("{} {} failed: upstream timeout", ep.method, ep.path),
+                502,
+            )
         } else if r < error_p + 0.04 {
-            ("warn", format!("{} {} slow response", ep.method, ep.path), 200)
+            (
+                "warn",
+                format!("{} {} slow response", ep.method, ep.path),
+                200,
+            )
         } else {
             ("info", format!("{} {} ok", ep.method, ep.path), 200)
         };
-        let duration = LogNormal::new((ep.median_ms * svc.speed).ln(), ep.sigma).map_or(ep.median_ms, |d| d.sample(&mut self.rng));
+        let duration = LogNormal::new((ep.median_ms * svc.speed).ln(), ep.sigma)
+            .map_or(ep.median_ms, |d| d.sample(&mut self.rng));
         // Every 5th log uses an RFC 3339 timestamp, the rest epoch milliseconds.
-        let ts = if self.n % 5 == 0 {
-            Value::String(chrono::DateTime::from_timestamp_millis(t).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        let ts = if self.n.is_multiple_of(5) {
+            Value::String(
+                chrono::DateTime::from_timestamp_millis(t)
+                    .unwrap_or_default()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            )
         } else {
             json!(t)
         };
@@ -484,7 +624,11 @@ impl Generator {
         let i = self.rng.random_range(0..self.fleet.len());
         let r = &self.fleet[i];
         let noise = Normal::new(0.0, 0.04).map_or(0.0, |d| d.sample(&mut self.rng));
-        let cycle = if r.utilization > 0.05 { 0.15 * (Self::daily(t) - 1.0) } else { 0.0 };
+        let cycle = if r.utilization > 0.05 {
+            0.15 * (Self::daily(t) - 1.0)
+        } else {
+            0.0
+        };
         let u = (r.utilization + cycle + noise).clamp(0.0, 1.0);
         json!({
             "timestamp": t,
@@ -502,7 +646,11 @@ impl Generator {
         let start = hour * 3_600_000;
         let day = start as f64 / DAY_MS;
         let weekday = (day.floor() as i64 + 4).rem_euclid(7); // 0 = Sunday
-        let weekly = if weekday == 0 || weekday == 6 { 0.75 } else { 1.0 };
+        let weekly = if weekday == 0 || weekday == 6 {
+            0.75
+        } else {
+            1.0
+        };
         let mut out = Vec::with_capacity(self.fleet.len());
         for r in &self.fleet {
             let grow = (1.0 + r.trend).powf(day - 20_000.0);
@@ -540,7 +688,12 @@ mod tests {
     #[test]
     fn every_generated_event_is_accepted() {
         let topics = Topics::default();
-        let opts = SyntheticOptions { seed: 7, start_ms: Some(1_795_341_600_000), step_ms: 500.0, per_message: 3 };
+        let opts = SyntheticOptions {
+            seed: 7,
+            start_ms: Some(1_795_341_600_000),
+            step_ms: 500.0,
+            per_message: 3,
+        };
         let mut g = Generator::new(&opts, &topics);
         let mut seen = std::collections::HashSet::new();
         for _ in 0..20_000 {
@@ -559,7 +712,8 @@ mod tests {
 
     #[test]
     fn focus_sample_rows_are_all_billing_events() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/focus/focus_sample.csv");
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/focus/focus_sample.csv");
         let rows = focus_rows(&path).unwrap();
         assert_eq!(rows.len(), 1000);
         let (mut billed, mut effective) = (0.0, 0.0);

@@ -17,7 +17,9 @@ pub const ROW_GROUP_ROWS: usize = 256 * 1024;
 /// Writer settings of every lake file: zstd, page statistics for pruning.
 pub fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("zstd level 3 exists")))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).expect("zstd level 3 exists"),
+        ))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page)
         .build()
@@ -28,8 +30,17 @@ pub fn writer_properties() -> WriterProperties {
 /// # Errors
 /// When the Parquet writer fails.
 pub fn encode_parquet(batches: &[RecordBatch]) -> Result<Bytes, ParquetError> {
-    let schema = batches.first().map(RecordBatch::schema).ok_or_else(|| ParquetError::General("no batches to encode".into()))?;
-    let mut buf = Vec::with_capacity(batches.iter().map(RecordBatch::get_array_memory_size).sum::<usize>() / 4);
+    let schema = batches
+        .first()
+        .map(RecordBatch::schema)
+        .ok_or_else(|| ParquetError::General("no batches to encode".into()))?;
+    let mut buf = Vec::with_capacity(
+        batches
+            .iter()
+            .map(RecordBatch::get_array_memory_size)
+            .sum::<usize>()
+            / 4,
+    );
     let mut writer = ArrowWriter::try_new(&mut buf, schema, Some(writer_properties()))?;
     for b in batches {
         writer.write(b)?;
@@ -51,12 +62,21 @@ pub fn data_file_path(table: &str, date: &str, hour: u32, writer: &str) -> Strin
 ///
 /// # Errors
 /// When the object store refuses the write.
-pub async fn upload(lake: &Lake, rel: &str, table: &str, rows: u64, bytes: Bytes) -> Result<AddFile, LakeError> {
+pub async fn upload(
+    lake: &Lake,
+    rel: &str,
+    table: &str,
+    rows: u64,
+    bytes: Bytes,
+) -> Result<AddFile, LakeError> {
     let size = bytes.len() as u64;
     lake.store()
         .put(&lake.path(rel), PutPayload::from(bytes))
         .await
-        .map_err(|source| LakeError::Store { path: rel.to_string(), source })?;
+        .map_err(|source| LakeError::Store {
+            path: rel.to_string(),
+            source,
+        })?;
     Ok(AddFile {
         path: rel.to_string(),
         table: table.to_string(),

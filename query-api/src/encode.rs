@@ -52,7 +52,13 @@ pub fn rows(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<Value>, A
         serde_json::from_slice(&buf).map_err(|e| ArrowError::JsonError(e.to_string()))?;
     Ok(objects
         .into_iter()
-        .map(|mut o| Value::Array((0..n).map(|i| o.remove(&format!("c{i}")).unwrap_or(Value::Null)).collect()))
+        .map(|mut o| {
+            Value::Array(
+                (0..n)
+                    .map(|i| o.remove(&format!("c{i}")).unwrap_or(Value::Null))
+                    .collect(),
+            )
+        })
         .collect())
 }
 
@@ -75,7 +81,9 @@ pub fn to_json(r: &QueryResult) -> Result<Value, ArrowError> {
 pub fn to_csv(r: &QueryResult) -> Result<Vec<u8>, ArrowError> {
     let mut buf = Vec::new();
     {
-        let mut w = datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(&mut buf);
+        let mut w = datafusion::arrow::csv::WriterBuilder::new()
+            .with_header(true)
+            .build(&mut buf);
         if r.batches.is_empty() {
             w.write(&RecordBatch::new_empty(Arc::clone(&r.schema)))?;
         }

@@ -7,7 +7,9 @@ use std::time::Duration;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -31,7 +33,11 @@ pub struct QueryLimits {
 
 impl Default for QueryLimits {
     fn default() -> Self {
-        Self { max_rows: 100_000, timeout: Duration::from_secs(30), memory_limit: 2 << 30 }
+        Self {
+            max_rows: 100_000,
+            timeout: Duration::from_secs(30),
+            memory_limit: 2 << 30,
+        }
     }
 }
 
@@ -55,7 +61,10 @@ pub struct QueryEngine {
 
 /// The raw tables' partition columns, from the `date=/hour=` directories.
 fn partition_cols() -> Vec<(String, DataType)> {
-    vec![("date".to_string(), DataType::Utf8), ("hour".to_string(), DataType::Utf8)]
+    vec![
+        ("date".to_string(), DataType::Utf8),
+        ("hour".to_string(), DataType::Utf8),
+    ]
 }
 
 impl QueryEngine {
@@ -107,15 +116,24 @@ impl QueryEngine {
 
     /// Registers a table of the lake; `partitioned` tables have `date=/hour=` directories.
     fn register(&self, name: &str, schema: SchemaRef, partitioned: bool) -> Result<(), ApiError> {
-        let url = ListingTableUrl::parse(format!("{}{name}/", self.lake.url())).map_err(from_datafusion)?;
-        let mut options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let url = ListingTableUrl::parse(format!("{}{name}/", self.lake.url()))
+            .map_err(from_datafusion)?;
+        let mut options =
+            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
         if partitioned {
             options = options.with_table_partition_cols(partition_cols());
         }
-        let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(schema);
+        let config = ListingTableConfig::new(url)
+            .with_listing_options(options)
+            .with_schema(schema);
         let table = ListingTable::try_new(config).map_err(from_datafusion)?;
-        self.ctx.register_table(name, Arc::new(table)).map_err(from_datafusion)?;
-        self.registered.lock().expect("not poisoned").insert(name.to_string());
+        self.ctx
+            .register_table(name, Arc::new(table))
+            .map_err(from_datafusion)?;
+        self.registered
+            .lock()
+            .expect("not poisoned")
+            .insert(name.to_string());
         Ok(())
     }
 
@@ -125,7 +143,11 @@ impl QueryEngine {
     /// # Errors
     /// When the lake's log cannot be read.
     pub async fn refresh(&self) -> Result<(), ApiError> {
-        let snap = self.lake.snapshot().await.map_err(|e| ApiError::Internal(e.into()))?;
+        let snap = self
+            .lake
+            .snapshot()
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
         {
             let mut v = self.version.lock().expect("not poisoned");
             if *v == snap.version {
@@ -133,16 +155,25 @@ impl QueryEngine {
             }
             *v = snap.version;
         }
-        let live: HashSet<String> = snap.files.keys().map(|rel| self.lake.path(rel).to_string()).collect();
+        let live: HashSet<String> = snap
+            .files
+            .keys()
+            .map(|rel| self.lake.path(rel).to_string())
+            .collect();
         *self.live.write().expect("not poisoned") = Arc::new(live);
         let tables: HashSet<&str> = snap.files.values().map(|f| f.table.as_str()).collect();
         for t in tables {
             let known = self.registered.lock().expect("not poisoned").contains(t);
             if !known {
                 // Derived tables hold their schema in their files.
-                let url = ListingTableUrl::parse(format!("{}{t}/", self.lake.url())).map_err(from_datafusion)?;
-                let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-                let schema = options.infer_schema(&self.ctx.state(), &url).await.map_err(from_datafusion)?;
+                let url = ListingTableUrl::parse(format!("{}{t}/", self.lake.url()))
+                    .map_err(from_datafusion)?;
+                let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                    .with_file_extension(".parquet");
+                let schema = options
+                    .infer_schema(&self.ctx.state(), &url)
+                    .await
+                    .map_err(from_datafusion)?;
                 let partitioned = snap.table_files(t).any(|f| f.path.contains("/date="));
                 self.register(t, schema, partitioned)?;
             }
@@ -159,7 +190,11 @@ impl QueryEngine {
         self.refresh().await?;
         let limits = self.limits.clone();
         let run = async {
-            let df = self.ctx.sql_with_options(sql, guard::sql_options()).await.map_err(from_datafusion)?;
+            let df = self
+                .ctx
+                .sql_with_options(sql, guard::sql_options())
+                .await
+                .map_err(from_datafusion)?;
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
             let mut stream = df.execute_stream().await.map_err(from_datafusion)?;
             let mut batches = Vec::new();
@@ -178,7 +213,11 @@ impl QueryEngine {
                 rows += b.num_rows();
                 batches.push(b);
             }
-            Ok::<_, ApiError>(QueryResult { schema, batches, truncated })
+            Ok::<_, ApiError>(QueryResult {
+                schema,
+                batches,
+                truncated,
+            })
         };
         match tokio::time::timeout(limits.timeout, run).await {
             Ok(r) => r,
@@ -192,7 +231,13 @@ impl QueryEngine {
     /// When the lake's log cannot be read.
     pub async fn tables(&self) -> Result<Vec<(String, SchemaRef)>, ApiError> {
         self.refresh().await?;
-        let mut names: Vec<String> = self.registered.lock().expect("not poisoned").iter().cloned().collect();
+        let mut names: Vec<String> = self
+            .registered
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .cloned()
+            .collect();
         names.sort();
         let mut out = Vec::with_capacity(names.len());
         for n in names {

@@ -46,13 +46,19 @@ impl IntoResponse for ApiError {
             tracing::error!(error = ?e, "internal error answering a request");
         }
         let status = self.status();
-        let mut resp = (status, Json(serde_json::json!({ "error": self.to_string() }))).into_response();
+        let mut resp = (
+            status,
+            Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response();
         match self {
             Self::Busy => {
-                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             Self::Unauthorized => {
-                resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                resp.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             _ => {}
         }
@@ -65,8 +71,12 @@ impl IntoResponse for ApiError {
 pub fn from_datafusion(e: datafusion::error::DataFusionError) -> ApiError {
     use datafusion::error::DataFusionError as E;
     match e.find_root() {
-        E::ObjectStore(_) | E::IoError(_) | E::Internal(_) => ApiError::Internal(anyhow::Error::new(e)),
-        E::ResourcesExhausted(m) => ApiError::BadRequest(format!("query needs more memory than its limit allows: {m}")),
+        E::ObjectStore(_) | E::IoError(_) | E::Internal(_) => {
+            ApiError::Internal(anyhow::Error::new(e))
+        }
+        E::ResourcesExhausted(m) => ApiError::BadRequest(format!(
+            "query needs more memory than its limit allows: {m}"
+        )),
         _ => ApiError::BadRequest(e.strip_backtrace()),
     }
 }

@@ -14,7 +14,10 @@ pub const MAX_SQL_BYTES: usize = 256 * 1024;
 
 /// Planner options of the endpoint: no DDL, no DML, no `SET`.
 pub fn sql_options() -> SQLOptions {
-    SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false)
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
 }
 
 /// Refuses anything that is not one read-only query.
@@ -26,7 +29,9 @@ pub fn check(sql: &str) -> Result<(), ApiError> {
         return Err(ApiError::BadRequest("sql is empty".into()));
     }
     if sql.len() > MAX_SQL_BYTES {
-        return Err(ApiError::BadRequest(format!("sql is longer than {MAX_SQL_BYTES} bytes")));
+        return Err(ApiError::BadRequest(format!(
+            "sql is longer than {MAX_SQL_BYTES} bytes"
+        )));
     }
     let statements = Parser::parse_sql(&GenericDialect {}, sql)
         .map_err(|e| ApiError::BadRequest(format!("sql does not parse: {e}")))?;
@@ -49,7 +54,9 @@ fn check_statement(s: &Statement) -> Result<(), ApiError> {
             Ok(())
         }
         Statement::Explain { statement, .. } => check_statement(statement),
-        Statement::ExplainTable { .. } | Statement::ShowTables { .. } | Statement::ShowColumns { .. } => Ok(()),
+        Statement::ExplainTable { .. }
+        | Statement::ShowTables { .. }
+        | Statement::ShowColumns { .. } => Ok(()),
         other => {
             let text = other.to_string();
             let kind: String = text

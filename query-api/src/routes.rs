@@ -10,7 +10,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use prometheus::{register_histogram_vec, register_int_counter_vec, Encoder, HistogramVec, IntCounterVec, TextEncoder};
+use prometheus::{
+    register_histogram_vec, register_int_counter_vec, Encoder, HistogramVec, IntCounterVec,
+    TextEncoder,
+};
 use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
@@ -46,7 +49,12 @@ impl std::fmt::Debug for ApiConfig {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self { api_token: None, max_body_bytes: 1 << 20, max_concurrent_queries: 8, brokers: None }
+        Self {
+            api_token: None,
+            max_body_bytes: 1 << 20,
+            max_concurrent_queries: 8,
+            brokers: None,
+        }
     }
 }
 
@@ -61,7 +69,11 @@ pub struct AppState {
 impl AppState {
     pub fn new(engine: Arc<QueryEngine>, config: ApiConfig) -> Self {
         let queries = Arc::new(Semaphore::new(config.max_concurrent_queries.max(1)));
-        Self { engine, config: Arc::new(config), queries }
+        Self {
+            engine,
+            config: Arc::new(config),
+            queries,
+        }
     }
 }
 
@@ -71,8 +83,19 @@ struct ApiMetrics {
 }
 
 static METRICS: LazyLock<ApiMetrics> = LazyLock::new(|| ApiMetrics {
-    requests: register_int_counter_vec!("opslake_api_requests_total", "API requests", &["endpoint", "status"]).expect("metric registers"),
-    query_seconds: register_histogram_vec!("opslake_api_query_duration_seconds", "SQL query time", &["outcome"], vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]).expect("metric registers"),
+    requests: register_int_counter_vec!(
+        "opslake_api_requests_total",
+        "API requests",
+        &["endpoint", "status"]
+    )
+    .expect("metric registers"),
+    query_seconds: register_histogram_vec!(
+        "opslake_api_query_duration_seconds",
+        "SQL query time",
+        &["outcome"],
+        vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]
+    )
+    .expect("metric registers"),
 });
 
 /// The API's router; testable without a socket (`tower::ServiceExt::oneshot`).
@@ -100,7 +123,10 @@ async fn auth(State(state): State<AppState>, req: Request, next: Next) -> Respon
             .unwrap_or("");
         let ok: bool = given.as_bytes().ct_eq(token.as_bytes()).into();
         if !ok {
-            METRICS.requests.with_label_values(&[req.uri().path(), "401"]).inc();
+            METRICS
+                .requests
+                .with_label_values(&[req.uri().path(), "401"])
+                .inc();
             return ApiError::Unauthorized.into_response();
         }
     }
@@ -121,14 +147,20 @@ async fn readyz(State(state): State<AppState>) -> Response {
         None => None,
         Some(b) => {
             let b = b.clone();
-            let r = tokio::task::spawn_blocking(move || opslake_ingest::kafka::probe_broker(&b, Duration::from_secs(2)))
-                .await
-                .unwrap_or_else(|e| Err(e.to_string()));
+            let r = tokio::task::spawn_blocking(move || {
+                opslake_ingest::kafka::probe_broker(&b, Duration::from_secs(2))
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
             Some(r)
         }
     };
     let ready = lake.is_ok() && broker.as_ref().is_none_or(Result::is_ok);
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = json!({
         "ready": ready,
         "lake": lake.as_ref().map_or_else(|e| e.clone(), |()| "ok".to_string()),
@@ -143,7 +175,14 @@ async fn metrics() -> Response {
     if let Err(e) = TextEncoder::new().encode(&families, &mut buf) {
         return ApiError::Internal(e.into()).into_response();
     }
-    ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"))], buf).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        buf,
+    )
+        .into_response()
 }
 
 #[derive(Deserialize)]
@@ -165,21 +204,39 @@ async fn sql(State(state): State<AppState>, headers: HeaderMap, body: Body) -> R
         Ok(_) => ("ok", "200".to_string()),
         Err(e) => ("error", e.status().as_u16().to_string()),
     };
-    METRICS.query_seconds.with_label_values(&[outcome]).observe(started.elapsed().as_secs_f64());
-    METRICS.requests.with_label_values(&["/api/v1/sql", &status]).inc();
+    METRICS
+        .query_seconds
+        .with_label_values(&[outcome])
+        .observe(started.elapsed().as_secs_f64());
+    METRICS
+        .requests
+        .with_label_values(&["/api/v1/sql", &status])
+        .inc();
     result.into_response()
 }
 
 async fn run_sql(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
     let body = read_body(state, body).await?;
-    let req: SqlRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("body must be JSON {{\"sql\": \"...\"}}: {e}")))?;
-    let _permit = state.queries.clone().try_acquire_owned().map_err(|_| ApiError::Busy)?;
+    let req: SqlRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!("body must be JSON {{\"sql\": \"...\"}}: {e}"))
+    })?;
+    let _permit = state
+        .queries
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::Busy)?;
     let result = state.engine.query(&req.sql).await?;
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if accept.contains("application/vnd.apache.arrow.stream") {
         let buf = encode::to_arrow_ipc(&result).map_err(|e| ApiError::Internal(e.into()))?;
-        return Ok(([(header::CONTENT_TYPE, "application/vnd.apache.arrow.stream")], buf).into_response());
+        return Ok((
+            [(header::CONTENT_TYPE, "application/vnd.apache.arrow.stream")],
+            buf,
+        )
+            .into_response());
     }
     if accept.contains("text/csv") {
         let buf = encode::to_csv(&result).map_err(|e| ApiError::Internal(e.into()))?;
@@ -210,7 +267,11 @@ mod tests {
     fn app(dir: &std::path::Path, token: Option<&str>) -> Router {
         let lake = opslake_ingest::Lake::open(dir.to_str().unwrap()).unwrap();
         let engine = Arc::new(QueryEngine::new(lake, QueryLimits::default()).unwrap());
-        let config = ApiConfig { api_token: token.map(str::to_string), max_body_bytes: 1024, ..Default::default() };
+        let config = ApiConfig {
+            api_token: token.map(str::to_string),
+            max_body_bytes: 1024,
+            ..Default::default()
+        };
         router(AppState::new(engine, config))
     }
 
@@ -219,11 +280,16 @@ mod tests {
         if let Some(t) = token {
             r = r.header("authorization", format!("Bearer {t}"));
         }
-        r.body(Body::from(serde_json::to_vec(&json!({ "sql": sql })).unwrap())).unwrap()
+        r.body(Body::from(
+            serde_json::to_vec(&json!({ "sql": sql })).unwrap(),
+        ))
+        .unwrap()
     }
 
     async fn body_json(resp: Response) -> serde_json::Value {
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
         serde_json::from_slice(&bytes).unwrap()
     }
 
@@ -231,24 +297,45 @@ mod tests {
     async fn sql_answers_json_and_refuses_writes() {
         let dir = tempfile::tempdir().unwrap();
         let app = app(dir.path(), None);
-        let resp = app.clone().oneshot(sql_request("SELECT 1 AS one, 'a' AS s", None)).await.unwrap();
+        let resp = app
+            .clone()
+            .oneshot(sql_request("SELECT 1 AS one, 'a' AS s", None))
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
         let body = body_json(resp).await;
-        assert_eq!(body["columns"], json!([{"name": "one", "type": "Int64"}, {"name": "s", "type": "Utf8"}]));
+        assert_eq!(
+            body["columns"],
+            json!([{"name": "one", "type": "Int64"}, {"name": "s", "type": "Utf8"}])
+        );
         assert_eq!(body["rows"], json!([[1, "a"]]));
 
-        let resp = app.clone().oneshot(sql_request("SELECT count(*) FROM metrics", None)).await.unwrap();
+        let resp = app
+            .clone()
+            .oneshot(sql_request("SELECT count(*) FROM metrics", None))
+            .await
+            .unwrap();
         assert_eq!(body_json(resp).await["rows"], json!([[0]]));
 
-        let resp = app.clone().oneshot(sql_request("DROP TABLE metrics", None)).await.unwrap();
+        let resp = app
+            .clone()
+            .oneshot(sql_request("DROP TABLE metrics", None))
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-        assert!(body_json(resp).await["error"].as_str().unwrap().contains("refused: DROP TABLE"));
+        assert!(body_json(resp).await["error"]
+            .as_str()
+            .unwrap()
+            .contains("refused: DROP TABLE"));
 
         let big = "x".repeat(4096);
         let resp = app.clone().oneshot(sql_request(&big, None)).await.unwrap();
         assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
 
-        let resp = app.oneshot(Request::get("/healthz").body(Body::empty()).unwrap()).await.unwrap();
+        let resp = app
+            .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
     }
 
@@ -256,13 +343,28 @@ mod tests {
     async fn token_guards_everything_but_health() {
         let dir = tempfile::tempdir().unwrap();
         let app = app(dir.path(), Some("t0ken"));
-        let resp = app.clone().oneshot(sql_request("SELECT 1", None)).await.unwrap();
+        let resp = app
+            .clone()
+            .oneshot(sql_request("SELECT 1", None))
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-        let resp = app.clone().oneshot(sql_request("SELECT 1", Some("t0ken"))).await.unwrap();
+        let resp = app
+            .clone()
+            .oneshot(sql_request("SELECT 1", Some("t0ken")))
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
-        let resp = app.clone().oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
+        let resp = app
+            .clone()
+            .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-        let resp = app.oneshot(Request::get("/readyz").body(Body::empty()).unwrap()).await.unwrap();
+        let resp = app
+            .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
     }
 }

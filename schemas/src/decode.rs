@@ -80,7 +80,11 @@ pub fn decode_message(kind: EventKind, payload: &[u8]) -> Decoded {
             } else {
                 format!("message is not valid JSON: {e}")
             };
-            out.refused.push(Refusal { index: None, reason, element: None });
+            out.refused.push(Refusal {
+                index: None,
+                reason,
+                element: None,
+            });
             return out;
         }
     };
@@ -100,7 +104,11 @@ pub fn decode_message(kind: EventKind, payload: &[u8]) -> Decoded {
         }
         other => match decode_value(kind, &other) {
             Ok(e) => out.events.push((0, e)),
-            Err(reason) => out.refused.push(Refusal { index: None, reason, element: None }),
+            Err(reason) => out.refused.push(Refusal {
+                index: None,
+                reason,
+                element: None,
+            }),
         },
     }
     out
@@ -112,7 +120,10 @@ pub fn decode_message(kind: EventKind, payload: &[u8]) -> Decoded {
 /// The reason the event is refused.
 pub fn decode_value(kind: EventKind, value: &Value) -> Result<Event, String> {
     let Value::Object(map) = value else {
-        return Err(format!("event: expected a JSON object, found {}", describe(value)));
+        return Err(format!(
+            "event: expected a JSON object, found {}",
+            describe(value)
+        ));
     };
     match kind {
         EventKind::Metric => decode_metric(map).map(Event::Metric),
@@ -160,8 +171,8 @@ fn decode_log(m: &Map<String, Value>) -> Result<LogEvent, String> {
         "fatal" => "fatal",
         _ => {
             return Err(format!(
-                "level: expected one of trace, debug, info, warn, error, fatal, found {level_text:?}"
-            ))
+            "level: expected one of trace, debug, info, warn, error, fatal, found {level_text:?}"
+        ))
         }
     };
     let duration_ms = match opt_number(m, "duration_ms")? {
@@ -216,7 +227,10 @@ pub const BILLING_FIELDS: [(&str, &str); 16] = [
 
 /// The value of a billing field under its snake_case name or, failing that, its FOCUS name,
 /// with the name it was found under (for error messages).
-fn billing_field<'a>(m: &'a Map<String, Value>, snake: &'static str) -> (&'static str, Option<&'a Value>) {
+fn billing_field<'a>(
+    m: &'a Map<String, Value>,
+    snake: &'static str,
+) -> (&'static str, Option<&'a Value>) {
     let focus = BILLING_FIELDS
         .iter()
         .find(|(s, _)| *s == snake)
@@ -233,14 +247,18 @@ fn billing_field<'a>(m: &'a Map<String, Value>, snake: &'static str) -> (&'stati
 fn decode_billing(m: &Map<String, Value>) -> Result<BillingEvent, String> {
     let text = |snake: &'static str| -> Result<Option<String>, String> {
         let (name, v) = billing_field(m, snake);
-        v.map(|v| string_value(name, v, MAX_STRING_BYTES)).transpose()
+        v.map(|v| string_value(name, v, MAX_STRING_BYTES))
+            .transpose()
     };
     let number = |snake: &'static str| -> Result<Option<f64>, String> {
         let (name, v) = billing_field(m, snake);
         v.map(|v| decimal_value(name, v)).transpose()
     };
     let (start_name, start) = billing_field(m, "charge_period_start");
-    let start = start.ok_or_else(|| "charge_period_start: required field is missing (also read as ChargePeriodStart)".to_string())?;
+    let start = start.ok_or_else(|| {
+        "charge_period_start: required field is missing (also read as ChargePeriodStart)"
+            .to_string()
+    })?;
     let start_ms = timestamp_value(start_name, start, true)?;
     let (end_name, end) = billing_field(m, "charge_period_end");
     let end_ms = match end {
@@ -252,7 +270,9 @@ fn decode_billing(m: &Map<String, Value>) -> Result<BillingEvent, String> {
     }
     let provider = text("provider")?
         .filter(|p| !p.trim().is_empty())
-        .ok_or_else(|| "provider: required field is missing (also read as ProviderName)".to_string())?;
+        .ok_or_else(|| {
+            "provider: required field is missing (also read as ProviderName)".to_string()
+        })?;
     let cost = number("cost")?
         .ok_or_else(|| "cost: required field is missing (also read as BilledCost)".to_string())?;
     let utilization = number("utilization")?;
@@ -284,14 +304,21 @@ fn decode_billing(m: &Map<String, Value>) -> Result<BillingEvent, String> {
             continue;
         }
         if extra.len() >= MAX_MAP_ENTRIES * 2 {
-            return Err(format!("event: more than {} unknown fields", MAX_MAP_ENTRIES * 2));
+            return Err(format!(
+                "event: more than {} unknown fields",
+                MAX_MAP_ENTRIES * 2
+            ));
         }
         let text = match v {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         };
         if text.len() > MAX_STRING_BYTES * 4 {
-            return Err(format!("{k}: value of {} bytes is longer than the limit of {} bytes", text.len(), MAX_STRING_BYTES * 4));
+            return Err(format!(
+                "{k}: value of {} bytes is longer than the limit of {} bytes",
+                text.len(),
+                MAX_STRING_BYTES * 4
+            ));
         }
         extra.push((k.clone(), text));
     }
@@ -309,7 +336,9 @@ fn decode_billing(m: &Map<String, Value>) -> Result<BillingEvent, String> {
         usage_unit: text("usage_unit")?,
         effective_cost: number("effective_cost")?.unwrap_or(cost),
         cost,
-        currency: text("currency")?.filter(|c| !c.is_empty()).unwrap_or_else(|| "USD".to_string()),
+        currency: text("currency")?
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| "USD".to_string()),
         charge_category: text("charge_category")?,
         utilization,
         tags,
@@ -346,11 +375,18 @@ fn string_value(field: &str, v: &Value, limit: usize) -> Result<String, String> 
             s.len()
         )),
         Value::String(s) => Ok(s.clone()),
-        other => Err(format!("{field}: expected a string, found {}", describe(other))),
+        other => Err(format!(
+            "{field}: expected a string, found {}",
+            describe(other)
+        )),
     }
 }
 
-fn req_str_allow_empty(m: &Map<String, Value>, field: &str, limit: usize) -> Result<String, String> {
+fn req_str_allow_empty(
+    m: &Map<String, Value>,
+    field: &str,
+    limit: usize,
+) -> Result<String, String> {
     match m.get(field) {
         None | Some(Value::Null) => Err(missing(field)),
         Some(v) => string_value(field, v, limit),
@@ -375,7 +411,10 @@ fn opt_str(m: &Map<String, Value>, field: &str, limit: usize) -> Result<Option<S
 fn number_value(field: &str, v: &Value) -> Result<f64, String> {
     match v.as_f64() {
         Some(x) if x.is_finite() => Ok(x),
-        _ => Err(format!("{field}: expected a finite number, found {}", describe(v))),
+        _ => Err(format!(
+            "{field}: expected a finite number, found {}",
+            describe(v)
+        )),
     }
 }
 
@@ -398,16 +437,24 @@ fn decimal_value(field: &str, v: &Value) -> Result<f64, String> {
     match v {
         Value::String(s) => match s.trim().parse::<f64>() {
             Ok(x) if x.is_finite() && !s.trim().is_empty() && is_decimal(s.trim()) => Ok(x),
-            _ => Err(format!("{field}: expected a number or a decimal string, found {}", describe(v))),
+            _ => Err(format!(
+                "{field}: expected a number or a decimal string, found {}",
+                describe(v)
+            )),
         },
-        other => number_value(field, other)
-            .map_err(|_| format!("{field}: expected a number or a decimal string, found {}", describe(other))),
+        other => number_value(field, other).map_err(|_| {
+            format!(
+                "{field}: expected a number or a decimal string, found {}",
+                describe(other)
+            )
+        }),
     }
 }
 
 /// Plain decimal notation with an optional exponent; refuses `inf`, `NaN` and the like.
 fn is_decimal(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'))
+    s.bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'))
         && s.bytes().any(|b| b.is_ascii_digit())
 }
 
@@ -417,7 +464,9 @@ fn timestamp_value(field: &str, v: &Value, allow_naive: bool) -> Result<i64, Str
         Value::Number(n) => match (n.as_i64(), n.as_f64()) {
             (Some(ms), _) => check_range(ms),
             (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => check_range(f as i64),
-            _ => Err(format!("expected epoch milliseconds as an integer, found {n}")),
+            _ => Err(format!(
+                "expected epoch milliseconds as an integer, found {n}"
+            )),
         },
         other => Err(format!(
             "expected an RFC 3339 timestamp or epoch milliseconds, found {}",
@@ -440,14 +489,20 @@ fn string_map(m: &Map<String, Value>, field: &str) -> Result<Vec<(String, String
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Object(o)) => o,
         Some(other) => {
-            return Err(format!("{field}: expected an object of strings, found {}", describe(other)))
+            return Err(format!(
+                "{field}: expected an object of strings, found {}",
+                describe(other)
+            ))
         }
     };
     check_map_size(field, obj)?;
     let mut out = Vec::with_capacity(obj.len());
     for (k, v) in obj {
         check_key(field, k)?;
-        out.push((k.clone(), string_value(&format!("{field}.{k}"), v, MAX_STRING_BYTES)?));
+        out.push((
+            k.clone(),
+            string_value(&format!("{field}.{k}"), v, MAX_STRING_BYTES)?,
+        ));
     }
     out.sort();
     Ok(out)
@@ -455,11 +510,20 @@ fn string_map(m: &Map<String, Value>, field: &str) -> Result<Vec<(String, String
 
 /// A map whose values may be any JSON (log attributes, billing tags): non-strings are kept as
 /// their JSON text, nulls are left out.
-fn any_map(_m: &Map<String, Value>, field: &str, value: Option<&Value>) -> Result<Vec<(String, String)>, String> {
+fn any_map(
+    _m: &Map<String, Value>,
+    field: &str,
+    value: Option<&Value>,
+) -> Result<Vec<(String, String)>, String> {
     let obj = match value {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Object(o)) => o,
-        Some(other) => return Err(format!("{field}: expected an object, found {}", describe(other))),
+        Some(other) => {
+            return Err(format!(
+                "{field}: expected an object, found {}",
+                describe(other)
+            ))
+        }
     };
     check_map_size(field, obj)?;
     let mut out = Vec::with_capacity(obj.len());
@@ -498,7 +562,10 @@ fn check_key(field: &str, k: &str) -> Result<(), String> {
         return Err(format!("{field}: keys must not be empty"));
     }
     if k.len() > 256 {
-        return Err(format!("{field}: key of {} bytes is longer than the limit of 256 bytes", k.len()));
+        return Err(format!(
+            "{field}: key of {} bytes is longer than the limit of 256 bytes",
+            k.len()
+        ));
     }
     Ok(())
 }
@@ -529,8 +596,14 @@ mod tests {
 
     #[test]
     fn label_of_wrong_type_names_field_and_value() {
-        let r = one(EventKind::Metric, r#"{"timestamp": 1, "service": "a", "name": "n", "value": 1, "labels": {"endpoint": 12}}"#);
-        assert_eq!(r.unwrap_err(), "labels.endpoint: expected a string, found 12");
+        let r = one(
+            EventKind::Metric,
+            r#"{"timestamp": 1, "service": "a", "name": "n", "value": 1, "labels": {"endpoint": 12}}"#,
+        );
+        assert_eq!(
+            r.unwrap_err(),
+            "labels.endpoint: expected a string, found 12"
+        );
     }
 
     #[test]
@@ -545,8 +618,12 @@ mod tests {
         assert_eq!(d.events[1].0, 2);
         assert_eq!(d.refused.len(), 1);
         assert_eq!(d.refused[0].index, Some(1));
-        assert!(d.refused[0].reason.starts_with("[1] level: expected one of"));
-        let Event::Log(l) = &d.events[0].1 else { panic!() };
+        assert!(d.refused[0]
+            .reason
+            .starts_with("[1] level: expected one of"));
+        let Event::Log(l) = &d.events[0].1 else {
+            panic!()
+        };
         assert_eq!(l.level, "warn");
     }
 
@@ -569,7 +646,10 @@ mod tests {
         assert_eq!(b.effective_cost, b.cost);
         assert_eq!(b.currency, "USD");
         assert_eq!(b.tags.len(), 2);
-        assert_eq!(b.extra, vec![("BillingAccountId".into(), "1234567890123".into())]);
+        assert_eq!(
+            b.extra,
+            vec![("BillingAccountId".into(), "1234567890123".into())]
+        );
         assert_eq!(b.charge_period_end_ms - b.charge_period_start_ms, 3_600_000);
         assert_eq!(b.utilization, Some(0.25));
     }
@@ -577,32 +657,70 @@ mod tests {
     #[test]
     fn billing_refusals_name_the_field() {
         assert_eq!(
-            one(EventKind::Billing, r#"{"charge_period_start": "2024-09-18 22:00:00", "provider": "aws"}"#).unwrap_err(),
+            one(
+                EventKind::Billing,
+                r#"{"charge_period_start": "2024-09-18 22:00:00", "provider": "aws"}"#
+            )
+            .unwrap_err(),
             "cost: required field is missing (also read as BilledCost)"
         );
-        assert!(one(EventKind::Billing, r#"{"charge_period_start": "2024-09-18", "provider": "aws", "cost": "1,5"}"#)
-            .unwrap_err()
-            .starts_with("cost: expected a number or a decimal string"));
-        assert!(one(EventKind::Billing, r#"{"charge_period_start": "x", "provider": "aws", "cost": 1}"#)
-            .unwrap_err()
-            .starts_with("charge_period_start: expected an RFC 3339 timestamp"));
+        assert!(one(
+            EventKind::Billing,
+            r#"{"charge_period_start": "2024-09-18", "provider": "aws", "cost": "1,5"}"#
+        )
+        .unwrap_err()
+        .starts_with("cost: expected a number or a decimal string"));
+        assert!(one(
+            EventKind::Billing,
+            r#"{"charge_period_start": "x", "provider": "aws", "cost": 1}"#
+        )
+        .unwrap_err()
+        .starts_with("charge_period_start: expected an RFC 3339 timestamp"));
     }
 
     #[test]
     fn oversized_strings_are_refused() {
         let long = "x".repeat(MAX_STRING_BYTES + 1);
-        let r = one(EventKind::Metric, &format!(r#"{{"timestamp": 1, "service": "{long}", "name": "n", "value": 1}}"#));
-        assert_eq!(r.unwrap_err(), format!("service: string of {} bytes is longer than the limit of {MAX_STRING_BYTES} bytes", MAX_STRING_BYTES + 1));
+        let r = one(
+            EventKind::Metric,
+            &format!(r#"{{"timestamp": 1, "service": "{long}", "name": "n", "value": 1}}"#),
+        );
+        assert_eq!(
+            r.unwrap_err(),
+            format!(
+                "service: string of {} bytes is longer than the limit of {MAX_STRING_BYTES} bytes",
+                MAX_STRING_BYTES + 1
+            )
+        );
     }
 
     #[test]
     fn missing_and_wrong_typed_required_fields() {
-        assert_eq!(one(EventKind::Metric, r#"{"timestamp": 1, "service": "a", "name": "n"}"#).unwrap_err(), "value: required field is missing");
         assert_eq!(
-            one(EventKind::Metric, r#"{"timestamp": 1, "service": "a", "name": "n", "value": "12"}"#).unwrap_err(),
+            one(
+                EventKind::Metric,
+                r#"{"timestamp": 1, "service": "a", "name": "n"}"#
+            )
+            .unwrap_err(),
+            "value: required field is missing"
+        );
+        assert_eq!(
+            one(
+                EventKind::Metric,
+                r#"{"timestamp": 1, "service": "a", "name": "n", "value": "12"}"#
+            )
+            .unwrap_err(),
             "value: expected a finite number, found the string \"12\""
         );
-        assert!(one(EventKind::Metric, r#"{"timestamp": -5, "service": "a", "name": "n", "value": 1}"#).unwrap_err().starts_with("timestamp: timestamp -5 is outside"));
-        assert_eq!(one(EventKind::Log, r#"[3]"#).unwrap_err(), "[0] event: expected a JSON object, found 3");
+        assert!(one(
+            EventKind::Metric,
+            r#"{"timestamp": -5, "service": "a", "name": "n", "value": 1}"#
+        )
+        .unwrap_err()
+        .starts_with("timestamp: timestamp -5 is outside"));
+        assert_eq!(
+            one(EventKind::Log, r#"[3]"#).unwrap_err(),
+            "[0] event: expected a JSON object, found 3"
+        );
     }
 }

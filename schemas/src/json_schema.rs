@@ -36,15 +36,21 @@ mod tests {
 
     fn base(kind: EventKind) -> Map<String, Value> {
         let v = match kind {
-            EventKind::Metric => json!({"timestamp": "2026-11-22T10:00:00.123Z", "service": "checkout", "name": "http.server.duration",
+            EventKind::Metric => {
+                json!({"timestamp": "2026-11-22T10:00:00.123Z", "service": "checkout", "name": "http.server.duration",
                 "value": 12.5, "unit": "ms", "kind": "sample", "host": "web-1", "version": "1.4.2",
-                "labels": {"endpoint": "/api/pay", "method": "POST"}}),
-            EventKind::Log => json!({"timestamp": 1763805600123i64, "service": "checkout", "level": "error", "message": "payment failed",
+                "labels": {"endpoint": "/api/pay", "method": "POST"}})
+            }
+            EventKind::Log => {
+                json!({"timestamp": 1763805600123i64, "service": "checkout", "level": "error", "message": "payment failed",
                 "host": "web-1", "version": "1.4.2", "trace_id": "4bf92f3577b34da6", "duration_ms": 830.2,
-                "status_code": 502, "attributes": {"region": "eu-west-1", "retries": 3}}),
-            EventKind::Billing => json!({"ChargePeriodStart": "2024-09-18 22:00:00", "ChargePeriodEnd": "2024-09-18 23:00:00",
+                "status_code": 502, "attributes": {"region": "eu-west-1", "retries": 3}})
+            }
+            EventKind::Billing => {
+                json!({"ChargePeriodStart": "2024-09-18 22:00:00", "ChargePeriodEnd": "2024-09-18 23:00:00",
                 "ProviderName": "AWS", "ServiceName": "SQS", "BilledCost": "0.00000080000", "EffectiveCost": 0.0,
-                "ConsumedQuantity": "2.0", "x_Utilization": 0.5, "Tags": "{\"env\": \"prod\"}", "BillingAccountId": "123"}),
+                "ConsumedQuantity": "2.0", "x_Utilization": 0.5, "Tags": "{\"env\": \"prod\"}", "BillingAccountId": "123"})
+            }
         };
         match v {
             Value::Object(m) => m,
@@ -91,7 +97,9 @@ mod tests {
             Just(json!({"a": 1})),
             Just(json!({"": "b"})),
             Just(json!("{\"team\": \"pay\"}")),
-            Just(Value::Object((0..65).map(|i| (format!("k{i}"), json!("v"))).collect())),
+            Just(Value::Object(
+                (0..65).map(|i| (format!("k{i}"), json!("v"))).collect()
+            )),
         ]
     }
 
@@ -113,7 +121,16 @@ mod tests {
         let mut keys: Vec<String> = m.keys().cloned().collect();
         if kind == EventKind::Billing {
             // Mutations may also add a field under its snake_case name.
-            keys.extend(["cost", "provider", "utilization", "tags", "charge_period_start"].map(String::from));
+            keys.extend(
+                [
+                    "cost",
+                    "provider",
+                    "utilization",
+                    "tags",
+                    "charge_period_start",
+                ]
+                .map(String::from),
+            );
         }
         for mu in muts {
             match mu {
@@ -134,14 +151,21 @@ mod tests {
         if kind != EventKind::Billing {
             return true;
         }
-        let both = |a: &str, b: &str| m.get(a).is_some_and(|x| !x.is_null()) && m.get(b).is_some_and(|x| !x.is_null());
+        let both = |a: &str, b: &str| {
+            m.get(a).is_some_and(|x| !x.is_null()) && m.get(b).is_some_and(|x| !x.is_null())
+        };
         // Tag strings must hold JSON objects; decimal strings must be in range; one name per field.
         let tags_ok = ["tags", "Tags"].iter().all(|k| match m.get(*k) {
-            Some(Value::String(s)) => s.trim().is_empty() || serde_json::from_str::<Map<String, Value>>(s).is_ok(),
+            Some(Value::String(s)) => {
+                s.trim().is_empty() || serde_json::from_str::<Map<String, Value>>(s).is_ok()
+            }
             _ => true,
         });
-        let util_ok = ["utilization", "x_Utilization"].iter().all(|k| !matches!(m.get(*k), Some(Value::String(_))));
-        tags_ok && util_ok
+        let util_ok = ["utilization", "x_Utilization"]
+            .iter()
+            .all(|k| !matches!(m.get(*k), Some(Value::String(_))));
+        tags_ok
+            && util_ok
             && !both("cost", "BilledCost")
             && !both("provider", "ProviderName")
             && !both("utilization", "x_Utilization")
@@ -156,11 +180,21 @@ mod tests {
         }
         let schema_ok = validator(kind).is_valid(&event);
         let d = decode_message(kind, event.to_string().as_bytes());
-        if d.refused.iter().any(|r| r.reason.contains("ends before the charge period starts")) {
+        if d.refused
+            .iter()
+            .any(|r| r.reason.contains("ends before the charge period starts"))
+        {
             return Ok(()); // an order between two fields: not expressible in JSON Schema
         }
         let decoder_ok = d.refused.is_empty();
-        prop_assert_eq!(schema_ok, decoder_ok, "{} event {} (decoder: {:?})", kind.table(), event, d.refused);
+        prop_assert_eq!(
+            schema_ok,
+            decoder_ok,
+            "{} event {} (decoder: {:?})",
+            kind.table(),
+            event,
+            d.refused
+        );
         Ok(())
     }
 

@@ -15,13 +15,21 @@ pub fn parse_timestamp_str(s: &str, allow_naive: bool) -> Result<i64, String> {
         return check_range(t.timestamp_millis());
     }
     if allow_naive {
-        for fmt in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%.f"] {
+        for fmt in [
+            "%Y-%m-%d %H:%M:%S",
+            "%Y-%m-%d %H:%M:%S%.f",
+            "%Y-%m-%dT%H:%M:%S",
+            "%Y-%m-%dT%H:%M:%S%.f",
+        ] {
             if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
                 return check_range(t.and_utc().timestamp_millis());
             }
         }
         if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-            return check_range(d.and_hms_opt(0, 0, 0).map_or(0, |t| t.and_utc().timestamp_millis()));
+            return check_range(
+                d.and_hms_opt(0, 0, 0)
+                    .map_or(0, |t| t.and_utc().timestamp_millis()),
+            );
         }
         Err(format!(
             "expected an RFC 3339 timestamp, `YYYY-MM-DD HH:MM:SS` or epoch milliseconds, found {}",
@@ -69,18 +77,30 @@ mod tests {
 
     #[test]
     fn rfc3339_with_offsets_and_millis() {
-        assert_eq!(parse_timestamp_str("2026-11-22T10:00:00.123Z", false), Ok(1_795_341_600_123));
-        assert_eq!(parse_timestamp_str("2026-11-22T11:00:00.123+01:00", false), Ok(1_795_341_600_123));
+        assert_eq!(
+            parse_timestamp_str("2026-11-22T10:00:00.123Z", false),
+            Ok(1_795_341_600_123)
+        );
+        assert_eq!(
+            parse_timestamp_str("2026-11-22T11:00:00.123+01:00", false),
+            Ok(1_795_341_600_123)
+        );
     }
 
     #[test]
     fn naive_only_for_billing() {
         assert!(parse_timestamp_str("2024-09-18 22:00:00", false).is_err());
-        assert_eq!(parse_timestamp_str("2024-09-18 22:00:00", true), Ok(1_726_696_800_000));
+        assert_eq!(
+            parse_timestamp_str("2024-09-18 22:00:00", true),
+            Ok(1_726_696_800_000)
+        );
     }
 
     #[test]
     fn partitions_by_utc_hour() {
-        assert_eq!(partition_of(1_795_341_600_123), ("2026-11-22".to_string(), 10));
+        assert_eq!(
+            partition_of(1_795_341_600_123),
+            ("2026-11-22".to_string(), 10)
+        );
     }
 }

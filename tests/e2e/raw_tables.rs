@@ -48,37 +48,86 @@ fn events_arrive_in_raw_tables_exactly_as_sent() {
     );
     p.flush();
 
-    wait_for("4 rows in metrics and logs and 1 in billing", Duration::from_secs(60), || {
-        let m = api.count("SELECT count(*) FROM metrics");
-        let l = api.count("SELECT count(*) FROM logs");
-        let b = api.count("SELECT count(*) FROM billing");
-        (m == 3 && l == 1 && b == 1).then_some(())
-    });
+    wait_for(
+        "4 rows in metrics and logs and 1 in billing",
+        Duration::from_secs(60),
+        || {
+            let m = api.count("SELECT count(*) FROM metrics");
+            let l = api.count("SELECT count(*) FROM logs");
+            let b = api.count("SELECT count(*) FROM billing");
+            (m == 3 && l == 1 && b == 1).then_some(())
+        },
+    );
 
     let rows = api.rows(
-        "SELECT CAST(timestamp AS VARCHAR), service, name, value, unit, kind, host, version, labels['endpoint'], labels['method'], labels['status'], \
+        "SELECT CAST(timestamp AS VARCHAR) AS ts, service, name, value, unit, kind, host, version, labels['endpoint'], labels['method'], labels['status'], \
          _topic, _partition >= 0, _offset >= 0, _index FROM metrics ORDER BY timestamp DESC, name",
     );
     assert_eq!(rows[0][0], json!("2026-11-22T10:00:00.123Z"));
-    assert_eq!(&rows[0][1..11], &[json!("checkout"), json!("http.server.duration"), json!(12.5), json!("ms"), json!("sample"), json!("web-1"), json!("1.4.2"), json!("/api/pay"), json!("POST"), json!("200")]);
+    assert_eq!(
+        &rows[0][1..11],
+        &[
+            json!("checkout"),
+            json!("http.server.duration"),
+            json!(12.5),
+            json!("ms"),
+            json!("sample"),
+            json!("web-1"),
+            json!("1.4.2"),
+            json!("/api/pay"),
+            json!("POST"),
+            json!("200")
+        ]
+    );
     assert_eq!(rows[0][11], json!(setup.topic("metrics")));
     assert_eq!(rows[0][14], json!(0));
     assert_eq!(rows[1][0], json!("2025-11-22T10:00:00.124Z"));
-    assert_eq!(&rows[1][2..6], &[json!("queue.depth"), json!(-3.0), Value::Null, json!("counter")]);
+    assert_eq!(
+        &rows[1][2..6],
+        &[
+            json!("queue.depth"),
+            json!(-3.0),
+            Value::Null,
+            json!("counter")
+        ]
+    );
     assert_eq!(rows[1][14], json!(1));
-    assert_eq!(&rows[2][2..6], &[json!("cpu.utilization"), json!(0.5), Value::Null, json!("gauge")]);
+    assert_eq!(
+        &rows[2][2..6],
+        &[
+            json!("cpu.utilization"),
+            json!(0.5),
+            Value::Null,
+            json!("gauge")
+        ]
+    );
     assert_eq!(rows[2][14], json!(0));
 
     // Labels, attributes and tags filter in SQL.
-    assert_eq!(api.count("SELECT count(*) FROM metrics WHERE labels['endpoint'] = '/api/pay'"), 1);
+    assert_eq!(
+        api.count("SELECT count(*) FROM metrics WHERE labels['endpoint'] = '/api/pay'"),
+        1
+    );
 
     let logs = api.rows(
-        "SELECT CAST(timestamp AS VARCHAR), service, level, message, host, version, trace_id, duration_ms, status_code, \
+        "SELECT CAST(timestamp AS VARCHAR) AS ts, service, level, message, host, version, trace_id, duration_ms, status_code, \
          attributes['region'], attributes['retries'] FROM logs",
     );
     assert_eq!(
         logs[0],
-        vec![json!("2025-11-22T10:00:00.123Z"), json!("checkout"), json!("warn"), json!("payment failed"), json!("web-1"), json!("1.4.2"), json!("4bf92f3577b34da6"), json!(830.2), json!(502), json!("eu-west-1"), json!("3")]
+        vec![
+            json!("2025-11-22T10:00:00.123Z"),
+            json!("checkout"),
+            json!("warn"),
+            json!("payment failed"),
+            json!("web-1"),
+            json!("1.4.2"),
+            json!("4bf92f3577b34da6"),
+            json!(830.2),
+            json!(502),
+            json!("eu-west-1"),
+            json!("3")
+        ]
     );
 
     let bill = api.rows(
@@ -89,19 +138,49 @@ fn events_arrive_in_raw_tables_exactly_as_sent() {
     assert_eq!(
         bill[0],
         vec![
-            json!("2024-09-18T22:00:00Z"), json!("2024-09-18T23:00:00Z"), json!("AWS"), json!("Amazon Simple Queue Service"),
-            json!("Integration"), json!("arn:sqs:1"), json!("queue"), json!("us-west-2"), json!(2.0), json!("Requests"),
-            json!(0.0000008), json!(-0.5), json!("USD"), json!("Credit"), json!(0.25), json!("pay"), json!("1234567890123")
+            json!("2024-09-18T22:00:00Z"),
+            json!("2024-09-18T23:00:00Z"),
+            json!("AWS"),
+            json!("Amazon Simple Queue Service"),
+            json!("Integration"),
+            json!("arn:sqs:1"),
+            json!("queue"),
+            json!("us-west-2"),
+            json!(2.0),
+            json!("Requests"),
+            json!(0.0000008),
+            json!(-0.5),
+            json!("USD"),
+            json!("Credit"),
+            json!(0.25),
+            json!("pay"),
+            json!("1234567890123")
         ]
     );
 
     // Time columns are SQL timestamps, partitions are by event time.
     let types = api.sql("SELECT timestamp, date, hour FROM metrics LIMIT 1");
     assert_eq!(types["columns"][0]["type"], json!("Timestamp(ms, \"UTC\")"));
-    assert_eq!(api.count("SELECT count(*) FROM metrics WHERE date = '2026-11-22' AND hour = '10'"), 1);
-    let files: Vec<_> = walk(lake.path()).into_iter().filter(|p| p.ends_with(".parquet")).collect();
-    assert!(files.iter().any(|f| f.contains("metrics/date=2026-11-22/hour=10/")), "{files:?}");
-    assert!(files.iter().any(|f| f.contains("billing/date=2024-09-18/hour=22/")), "{files:?}");
+    assert_eq!(
+        api.count("SELECT count(*) FROM metrics WHERE date = '2026-11-22' AND hour = '10'"),
+        1
+    );
+    let files: Vec<_> = walk(lake.path())
+        .into_iter()
+        .filter(|p| p.ends_with(".parquet"))
+        .collect();
+    assert!(
+        files
+            .iter()
+            .any(|f| f.contains("metrics/date=2026-11-22/hour=10/")),
+        "{files:?}"
+    );
+    assert!(
+        files
+            .iter()
+            .any(|f| f.contains("billing/date=2024-09-18/hour=22/")),
+        "{files:?}"
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<String> {

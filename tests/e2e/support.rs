@@ -13,7 +13,11 @@ use serde_json::{json, Value};
 
 /// A free TCP port on loopback.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn tansu_binary() -> PathBuf {
@@ -25,7 +29,11 @@ fn tansu_binary() -> PathBuf {
     if cargo_bin.exists() {
         return cargo_bin;
     }
-    if let Ok(out) = Command::new("sh").arg("-c").arg("command -v tansu").output() {
+    if let Ok(out) = Command::new("sh")
+        .arg("-c")
+        .arg("command -v tansu")
+        .output()
+    {
         let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
         if !p.is_empty() {
             return PathBuf::from(p);
@@ -44,7 +52,10 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -78,7 +89,11 @@ impl Broker {
         wait_for("the broker's port", Duration::from_secs(30), || {
             std::net::TcpStream::connect(("127.0.0.1", port)).ok()
         });
-        Self { child, port, _dir: dir }
+        Self {
+            child,
+            port,
+            _dir: dir,
+        }
     }
 
     pub fn addr(&self) -> String {
@@ -122,12 +137,22 @@ impl Setup {
             ("OPSLAKE_BROKERS".into(), self.brokers.clone()),
             ("OPSLAKE_LAKE".into(), self.lake.display().to_string()),
             ("OPSLAKE_INGEST__GROUP_ID".into(), self.group.clone()),
-            ("OPSLAKE_INGEST__TOPICS__METRICS".into(), self.topic("metrics")),
+            (
+                "OPSLAKE_INGEST__TOPICS__METRICS".into(),
+                self.topic("metrics"),
+            ),
             ("OPSLAKE_INGEST__TOPICS__LOGS".into(), self.topic("logs")),
-            ("OPSLAKE_INGEST__TOPICS__BILLING".into(), self.topic("billing")),
-            ("OPSLAKE_INGEST__TOPICS__DEAD_LETTER".into(), self.topic("dead-letter")),
+            (
+                "OPSLAKE_INGEST__TOPICS__BILLING".into(),
+                self.topic("billing"),
+            ),
+            (
+                "OPSLAKE_INGEST__TOPICS__DEAD_LETTER".into(),
+                self.topic("dead-letter"),
+            ),
             ("OPSLAKE_INGEST__SESSION_TIMEOUT".into(), "6s".into()),
             ("OPSLAKE_INGEST__FLUSH_INTERVAL".into(), "500ms".into()),
+            ("OPSLAKE_INGEST__MAX_POLL_INTERVAL".into(), "10s".into()),
             ("OPSLAKE_INGEST__PARTITIONS".into(), "3".into()),
             ("RUST_LOG".into(), "info,rdkafka=warn".into()),
         ]
@@ -160,7 +185,7 @@ impl Setup {
         let log2 = std::sync::Arc::clone(&log);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if std::env::var_os("OPSLAKE_TEST_ECHO").is_some() {
+                if std::env::var_os("ECHO_OPSLAKE_LOGS").is_some() {
                     eprintln!("[opslake] {line}");
                 }
                 let mut l = log2.lock().unwrap();
@@ -169,9 +194,14 @@ impl Setup {
             }
         });
         let url = if serves {
-            let addr = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
-                panic!("opslake {role} did not start serving; log:\n{}", log.lock().unwrap())
-            });
+            let addr = rx
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "opslake {role} did not start serving; log:\n{}",
+                        log.lock().unwrap()
+                    )
+                });
             Some(addr)
         } else {
             None
@@ -196,7 +226,10 @@ impl Opslake {
 
     /// SIGTERM, then the exit code.
     pub fn terminate(&mut self) -> Option<i32> {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(40);
         loop {
             if let Ok(Some(s)) = self.child.try_wait() {
@@ -211,7 +244,9 @@ impl Opslake {
     }
 
     pub fn api(&self) -> Api {
-        Api { base: self.url.clone().expect("this role serves the API") }
+        Api {
+            base: self.url.clone().expect("this role serves the API"),
+        }
     }
 
     pub fn log(&self) -> String {
@@ -232,7 +267,10 @@ pub struct Api {
 
 impl Api {
     pub fn client() -> reqwest::blocking::Client {
-        reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
+        reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap()
     }
 
     /// `POST /api/v1/sql`, JSON answer; panics unless 200.
@@ -269,7 +307,10 @@ impl Api {
     }
 
     pub fn get(&self, path: &str) -> reqwest::blocking::Response {
-        Self::client().get(format!("{}{path}", self.base)).send().unwrap()
+        Self::client()
+            .get(format!("{}{path}", self.base))
+            .send()
+            .unwrap()
     }
 }
 
@@ -314,11 +355,22 @@ impl TestProducer {
 pub fn create_topics(setup: &Setup, partitions: i32) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", &setup.brokers).create().unwrap();
-    let names: Vec<String> = ["metrics", "logs", "billing", "dead-letter"].iter().map(|k| setup.topic(k)).collect();
-    let topics: Vec<NewTopic<'_>> =
-        names.iter().map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1))).collect();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(admin.create_topics(&topics, &AdminOptions::new())).unwrap();
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &setup.brokers)
+        .create()
+        .unwrap();
+    let names: Vec<String> = ["metrics", "logs", "billing", "dead-letter"]
+        .iter()
+        .map(|k| setup.topic(k))
+        .collect();
+    let topics: Vec<NewTopic<'_>> = names
+        .iter()
+        .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(admin.create_topics(&topics, &AdminOptions::new()))
+        .unwrap();
 }

@@ -86,7 +86,10 @@ pub enum CommitError {
 impl Snapshot {
     /// Next offset to read of a partition, if the lake holds any of it.
     pub fn next_offset(&self, topic: &str, partition: i32) -> Option<i64> {
-        self.offsets.get(topic).and_then(|p| p.get(&partition)).copied()
+        self.offsets
+            .get(topic)
+            .and_then(|p| p.get(&partition))
+            .copied()
     }
 
     /// Live files of one table.
@@ -153,17 +156,29 @@ fn checkpoint_dir() -> String {
     format!("{LOG_DIR}/_checkpoint")
 }
 
-async fn read_json<T: serde::de::DeserializeOwned>(lake: &Lake, rel: &str) -> Result<Option<T>, LakeError> {
+async fn read_json<T: serde::de::DeserializeOwned>(
+    lake: &Lake,
+    rel: &str,
+) -> Result<Option<T>, LakeError> {
     let path = lake.path(rel);
     match lake.store.get(&path).await {
         Ok(r) => {
-            let bytes = r.bytes().await.map_err(|source| LakeError::Store { path: rel.to_string(), source })?;
+            let bytes = r.bytes().await.map_err(|source| LakeError::Store {
+                path: rel.to_string(),
+                source,
+            })?;
             serde_json::from_slice(&bytes)
                 .map(Some)
-                .map_err(|e| LakeError::Corrupt { path: rel.to_string(), reason: e.to_string() })
+                .map_err(|e| LakeError::Corrupt {
+                    path: rel.to_string(),
+                    reason: e.to_string(),
+                })
         }
         Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(source) => Err(LakeError::Store { path: rel.to_string(), source }),
+        Err(source) => Err(LakeError::Store {
+            path: rel.to_string(),
+            source,
+        }),
     }
 }
 
@@ -184,7 +199,10 @@ async fn newest_checkpoint(lake: &Lake) -> Result<Option<Snapshot>, LakeError> {
         .list(Some(&prefix))
         .try_collect()
         .await
-        .map_err(|source| LakeError::Store { path: dir.clone(), source })?;
+        .map_err(|source| LakeError::Store {
+            path: dir.clone(),
+            source,
+        })?;
     let newest = metas
         .iter()
         .filter_map(|m| m.location.filename().map(str::to_string))
@@ -213,11 +231,18 @@ where
         entry.timestamp_ms = chrono::Utc::now().timestamp_millis();
         let body = serde_json::to_vec(entry).expect("log entries serialize");
         let rel = entry_path(version);
-        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-        match lake.store.put_opts(&lake.path(&rel), PutPayload::from(Bytes::from(body)), opts).await {
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match lake
+            .store
+            .put_opts(&lake.path(&rel), PutPayload::from(Bytes::from(body)), opts)
+            .await
+        {
             Ok(_) => {
                 snap.apply(entry);
-                if version % CHECKPOINT_EVERY == 0 {
+                if version.is_multiple_of(CHECKPOINT_EVERY) {
                     write_checkpoint(lake, snap).await;
                 }
                 return Ok(version);
@@ -233,7 +258,11 @@ where
 async fn write_checkpoint(lake: &Lake, snap: &Snapshot) {
     let rel = format!("{}/{:020}.json", checkpoint_dir(), snap.version);
     let body = serde_json::to_vec(snap).expect("snapshots serialize");
-    if let Err(e) = lake.store.put(&lake.path(&rel), PutPayload::from(Bytes::from(body))).await {
+    if let Err(e) = lake
+        .store
+        .put(&lake.path(&rel), PutPayload::from(Bytes::from(body)))
+        .await
+    {
         tracing::warn!(error = %e, path = rel, "failed to write lake checkpoint");
     }
 }
@@ -243,11 +272,25 @@ mod tests {
     use super::*;
 
     fn add(path: &str) -> AddFile {
-        AddFile { path: path.into(), table: "metrics".into(), rows: 1, bytes: 1, created_ms: 0 }
+        AddFile {
+            path: path.into(),
+            table: "metrics".into(),
+            rows: 1,
+            bytes: 1,
+            created_ms: 0,
+        }
     }
 
-    fn offsets(topic: &str, p: i32, start: i64, end: i64) -> BTreeMap<String, BTreeMap<i32, PartitionOffsets>> {
-        BTreeMap::from([(topic.to_string(), BTreeMap::from([(p, PartitionOffsets { start, end })]))])
+    fn offsets(
+        topic: &str,
+        p: i32,
+        start: i64,
+        end: i64,
+    ) -> BTreeMap<String, BTreeMap<i32, PartitionOffsets>> {
+        BTreeMap::from([(
+            topic.to_string(),
+            BTreeMap::from([(p, PartitionOffsets { start, end })]),
+        )])
     }
 
     #[tokio::test]
@@ -255,8 +298,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = Lake::open(dir.path().to_str().unwrap()).unwrap();
         let b = Lake::open(dir.path().to_str().unwrap()).unwrap();
-        let va = a.commit(LogEntry { add: vec![add("a")], ..Default::default() }, |_| Ok(())).await.unwrap();
-        let vb = b.commit(LogEntry { add: vec![add("b")], ..Default::default() }, |_| Ok(())).await.unwrap();
+        let va = a
+            .commit(
+                LogEntry {
+                    add: vec![add("a")],
+                    ..Default::default()
+                },
+                |_| Ok(()),
+            )
+            .await
+            .unwrap();
+        let vb = b
+            .commit(
+                LogEntry {
+                    add: vec![add("b")],
+                    ..Default::default()
+                },
+                |_| Ok(()),
+            )
+            .await
+            .unwrap();
         assert_eq!((va, vb), (1, 2));
         let snap = a.snapshot().await.unwrap();
         assert_eq!(snap.files.keys().collect::<Vec<_>>(), vec!["a", "b"]);
@@ -267,15 +328,41 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = Lake::open(dir.path().to_str().unwrap()).unwrap();
         let b = Lake::open(dir.path().to_str().unwrap()).unwrap();
-        let claim = |start: i64| move |s: &Snapshot| match s.next_offset("t", 0) {
-            None if start == 0 => Ok(()),
-            Some(n) if n == start => Ok(()),
-            other => Err(format!("lake is at {other:?}, not {start}")),
+        let claim = |start: i64| {
+            move |s: &Snapshot| match s.next_offset("t", 0) {
+                None if start == 0 => Ok(()),
+                Some(n) if n == start => Ok(()),
+                other => Err(format!("lake is at {other:?}, not {start}")),
+            }
         };
-        a.commit(LogEntry { offsets: offsets("t", 0, 0, 10), ..Default::default() }, claim(0)).await.unwrap();
-        let r = b.commit(LogEntry { offsets: offsets("t", 0, 0, 7), ..Default::default() }, claim(0)).await;
+        a.commit(
+            LogEntry {
+                offsets: offsets("t", 0, 0, 10),
+                ..Default::default()
+            },
+            claim(0),
+        )
+        .await
+        .unwrap();
+        let r = b
+            .commit(
+                LogEntry {
+                    offsets: offsets("t", 0, 0, 7),
+                    ..Default::default()
+                },
+                claim(0),
+            )
+            .await;
         assert!(matches!(r, Err(CommitError::Conflict(_))));
-        b.commit(LogEntry { offsets: offsets("t", 0, 10, 12), ..Default::default() }, claim(10)).await.unwrap();
+        b.commit(
+            LogEntry {
+                offsets: offsets("t", 0, 10, 12),
+                ..Default::default()
+            },
+            claim(10),
+        )
+        .await
+        .unwrap();
         assert_eq!(a.snapshot().await.unwrap().next_offset("t", 0), Some(12));
     }
 
@@ -284,13 +371,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = Lake::open(dir.path().to_str().unwrap()).unwrap();
         for i in 0..(CHECKPOINT_EVERY + 5) {
-            let remove = if i > 0 { vec![format!("f{}", i - 1)] } else { vec![] };
-            a.commit(LogEntry { add: vec![add(&format!("f{i}"))], remove, ..Default::default() }, |_| Ok(())).await.unwrap();
+            let remove = if i > 0 {
+                vec![format!("f{}", i - 1)]
+            } else {
+                vec![]
+            };
+            a.commit(
+                LogEntry {
+                    add: vec![add(&format!("f{i}"))],
+                    remove,
+                    ..Default::default()
+                },
+                |_| Ok(()),
+            )
+            .await
+            .unwrap();
         }
         let b = Lake::open(dir.path().to_str().unwrap()).unwrap();
         let snap = b.snapshot().await.unwrap();
         assert_eq!(snap.version, CHECKPOINT_EVERY + 5);
         assert_eq!(snap.files.len(), 1);
-        assert!(snap.files.contains_key(&format!("f{}", CHECKPOINT_EVERY + 4)));
+        assert!(snap
+            .files
+            .contains_key(&format!("f{}", CHECKPOINT_EVERY + 4)));
     }
 }

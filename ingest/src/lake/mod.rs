@@ -31,9 +31,15 @@ pub enum LakeError {
     #[error("lake location {location:?} is not usable: {reason}")]
     Location { location: String, reason: String },
     #[error("failed to create lake directory {path}")]
-    CreateDir { path: PathBuf, source: std::io::Error },
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("object store operation on {path} failed")]
-    Store { path: String, source: object_store::Error },
+    Store {
+        path: String,
+        source: object_store::Error,
+    },
     #[error("lake log entry {path} is not valid: {reason}")]
     Corrupt { path: String, reason: String },
 }
@@ -58,13 +64,20 @@ impl Lake {
         } else if location.contains("://") {
             return Err(LakeError::Location {
                 location: location.to_string(),
-                reason: "only local directories and file:// URLs are supported by this build".into(),
+                reason: "only local directories and file:// URLs are supported by this build"
+                    .into(),
             });
         } else {
             PathBuf::from(location)
         };
-        std::fs::create_dir_all(&dir).map_err(|source| LakeError::CreateDir { path: dir.clone(), source })?;
-        let abs = std::fs::canonicalize(&dir).map_err(|source| LakeError::CreateDir { path: dir.clone(), source })?;
+        std::fs::create_dir_all(&dir).map_err(|source| LakeError::CreateDir {
+            path: dir.clone(),
+            source,
+        })?;
+        let abs = std::fs::canonicalize(&dir).map_err(|source| LakeError::CreateDir {
+            path: dir.clone(),
+            source,
+        })?;
         let url = Url::from_directory_path(&abs).map_err(|()| LakeError::Location {
             location: location.to_string(),
             reason: "not an absolute path".into(),
@@ -74,7 +87,12 @@ impl Lake {
             reason: e.to_string(),
         })?;
         let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new());
-        Ok(Arc::new(Self { store, root, url, snapshot: tokio::sync::Mutex::new(Snapshot::default()) }))
+        Ok(Arc::new(Self {
+            store,
+            root,
+            url,
+            snapshot: tokio::sync::Mutex::new(Snapshot::default()),
+        }))
     }
 
     /// The object store holding the lake.
@@ -91,19 +109,9 @@ impl Lake {
     pub fn path(&self, relative: &str) -> Path {
         let mut p = self.root.clone();
         for part in relative.split('/').filter(|s| !s.is_empty()) {
-            p = p.child(part);
+            p = p.join(part);
         }
         p
-    }
-
-    /// The lake-relative form of a store path, if it is inside the lake.
-    pub fn relative<'a>(&self, path: &'a Path) -> Option<String> {
-        let root = self.root.as_ref();
-        let full = path.as_ref();
-        if root.is_empty() {
-            return Some(full.to_string());
-        }
-        full.strip_prefix(root).and_then(|r| r.strip_prefix('/')).map(str::to_string)
     }
 
     /// The newest snapshot of the lake, after reading any log entries written since the last call.
