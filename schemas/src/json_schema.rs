@@ -199,7 +199,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(600))]
+        #![proptest_config(ProptestConfig::with_cases(2000))]
 
         #[test]
         fn metric_schema_agrees_with_decoder(muts in mutations()) {
