@@ -10,7 +10,7 @@
 4. prints events/s of each and the ratios, and opslake's peak memory.
 
 Usage: python3 bench/ingest.py [--events N] [--partitions P]
-Needs a release build (`cargo build --release --bin opslake --example plain_consumer`);
+Needs a release build (`cargo build --release --bin opslake -p opslake -p opslake-ingest --example plain_consumer`);
 installs duckdb from PyPI when missing.
 """
 import argparse
@@ -111,7 +111,7 @@ def main():
     plain = os.path.join(REL, "examples", "plain_consumer")
     for b in (opslake, plain):
         if not os.path.exists(b):
-            raise SystemExit(f"missing {b}: cargo build --release --bin opslake --example plain_consumer")
+            raise SystemExit(f"missing {b}: cargo build --release --bin opslake -p opslake -p opslake-ingest --example plain_consumer")
     try:
         import duckdb  # noqa: F401
     except ImportError:

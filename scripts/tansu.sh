@@ -24,8 +24,10 @@ case "${1:-}" in
     port="${2:?usage: tansu.sh start PORT [DATA_DIR]}"
     installed || "$0" install
     if [ -n "${3:-}" ]; then
+      # Tansu reads a sqlite:// path relative to its working directory.
       mkdir -p "$3"
-      storage="sqlite://$(cd "$3" && pwd)/broker.db"
+      cd "$3"
+      storage="sqlite://broker.db"
     else
       storage="memory://tansu/"
     fi

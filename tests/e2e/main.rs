@@ -6,4 +6,5 @@ mod support;
 mod api;
 mod dead_letters;
 mod exactly_once;
+mod faults;
 mod raw_tables;

@@ -195,3 +195,44 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
     }
     out
 }
+
+#[test]
+fn focus_bill_replayed_with_produce_arrives_whole() {
+    let broker = Broker::start();
+    let lake = tempfile::tempdir().unwrap();
+    let setup = Setup::new(&broker, lake.path(), "focus");
+    let opslake = setup.spawn("run", &[]);
+    let api = opslake.api();
+    let focus = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/focus/focus_sample.csv");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_opslake"))
+        .args([
+            "produce",
+            "--file",
+            focus.to_str().unwrap(),
+            "--no-progress",
+        ])
+        .env("OPSLAKE_BROKERS", &setup.brokers)
+        .env("OPSLAKE_INGEST__TOPICS__BILLING", setup.topic("billing"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("produced 1000 messages"));
+    wait_for("1000 billing rows", Duration::from_secs(60), || {
+        (api.count("SELECT count(*) FROM billing") == 1000).then_some(())
+    });
+    assert_eq!(api.count("SELECT count(*) FROM dead_letters"), 0);
+    let totals = api.rows("SELECT round(sum(cost), 4), round(sum(effective_cost), 4) FROM billing");
+    assert_eq!(totals[0], vec![json!(20.5202), json!(14.9765)]);
+    // Credits stay negative; tags are queryable; other FOCUS columns are kept.
+    assert!(api.count("SELECT count(*) FROM billing WHERE cost < 0") > 0);
+    assert!(api.count("SELECT count(*) FROM billing WHERE tags['environment'] = 'prod'") > 0);
+    assert_eq!(
+        api.count("SELECT count(*) FROM billing WHERE extra['BillingAccountId'] IS NOT NULL"),
+        1000
+    );
+}

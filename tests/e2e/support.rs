@@ -68,9 +68,28 @@ pub struct Broker {
 }
 
 impl Broker {
+    /// A broker on a free port that keeps its data in memory.
     pub fn start() -> Self {
-        let port = free_port();
         let dir = tempfile::tempdir().unwrap();
+        Self::start_with(free_port(), "memory://tansu/", dir)
+    }
+
+    /// A broker on `port` that keeps its data in `dir/broker.db` across restarts.
+    pub fn start_persistent(port: u16, dir: &Path) -> Self {
+        let keep = tempfile::tempdir().unwrap();
+        let mut b = Self::start_in(port, "sqlite://broker.db", dir);
+        b._dir = keep;
+        b
+    }
+
+    fn start_with(port: u16, storage: &str, dir: tempfile::TempDir) -> Self {
+        let mut b = Self::start_in(port, storage, dir.path());
+        b._dir = dir;
+        b
+    }
+
+    /// Tansu reads a `sqlite://` path relative to its working directory, `dir`.
+    fn start_in(port: u16, storage: &str, dir: &Path) -> Self {
         let child = Command::new(tansu_binary())
             .args([
                 "broker",
@@ -79,9 +98,9 @@ impl Broker {
                 "--advertised-listener-url",
                 &format!("tcp://127.0.0.1:{port}"),
                 "--storage-engine",
-                "memory://tansu/",
+                storage,
             ])
-            .current_dir(dir.path())
+            .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -92,7 +111,7 @@ impl Broker {
         Self {
             child,
             port,
-            _dir: dir,
+            _dir: tempfile::tempdir().unwrap(),
         }
     }
 
