@@ -21,8 +21,11 @@ bin=target/debug/opslake
 pids=()
 cleanup() {
   echo; echo "stopping..."
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  # Newest first: traffic, then opslake (it flushes and leaves the group), then the broker.
+  for ((i=${#pids[@]}-1; i>=0; i--)); do
+    kill "${pids[$i]}" 2>/dev/null || true
+    wait "${pids[$i]}" 2>/dev/null || true
+  done
 }
 trap cleanup EXIT INT TERM
 
