@@ -7,6 +7,7 @@ use std::time::Duration;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use opslake_ingest::IngestConfig;
+use opslake_processor::ProcessorConfig;
 use serde::{Deserialize, Serialize};
 
 /// Settings of the query engine and API.
@@ -59,6 +60,8 @@ pub struct Config {
     pub ingest: IngestConfig,
     /// Query engine and API settings.
     pub query: QuerySection,
+    /// Processor settings (rollup window, cycle interval).
+    pub processor: ProcessorConfig,
 }
 
 impl Default for Config {
@@ -72,6 +75,7 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(30),
             ingest: IngestConfig::default(),
             query: QuerySection::default(),
+            processor: ProcessorConfig::default(),
         }
     }
 }
@@ -85,6 +89,7 @@ impl std::fmt::Debug for Config {
             .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
             .field("log_format", &self.log_format)
             .field("ingest", &self.ingest)
+            .field("processor", &self.processor)
             .finish_non_exhaustive()
     }
 }
@@ -145,6 +150,9 @@ pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Config, String
     if cfg.ingest.partitions < 1 {
         return Err("invalid configuration key `ingest.partitions`: must be at least 1".into());
     }
+    cfg.processor
+        .validate()
+        .map_err(|e| format!("invalid configuration key `{e}"))?;
     Ok(cfg)
 }
 

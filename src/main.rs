@@ -46,10 +46,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Everything in one process: ingest and the query API.
+    /// Everything in one process: ingest, processor and the query API.
     Run,
     /// Only ingest: Kafka to the lake (scale out by running several in one consumer group).
     Ingest,
+    /// Only the processor: rollups, anomalies and regressions from the lake's raw tables.
+    Process,
     /// Only the query API.
     Serve,
     /// Send events to Kafka: synthetic load, or an NDJSON or FOCUS CSV file.
@@ -153,9 +155,50 @@ fn init_tracing(format: &str) {
 
 async fn dispatch(command: Command, cfg: Config) -> anyhow::Result<()> {
     match command {
-        Command::Run => run_roles(cfg, true, true).await,
-        Command::Ingest => run_roles(cfg, true, false).await,
-        Command::Serve => run_roles(cfg, false, true).await,
+        Command::Run => {
+            run_roles(
+                cfg,
+                Roles {
+                    ingest: true,
+                    process: true,
+                    serve: true,
+                },
+            )
+            .await
+        }
+        Command::Ingest => {
+            run_roles(
+                cfg,
+                Roles {
+                    ingest: true,
+                    process: false,
+                    serve: false,
+                },
+            )
+            .await
+        }
+        Command::Process => {
+            run_roles(
+                cfg,
+                Roles {
+                    ingest: false,
+                    process: true,
+                    serve: false,
+                },
+            )
+            .await
+        }
+        Command::Serve => {
+            run_roles(
+                cfg,
+                Roles {
+                    ingest: false,
+                    process: false,
+                    serve: true,
+                },
+            )
+            .await
+        }
         Command::Produce(args) => produce(cfg, args).await,
         Command::Sql { query, format } => sql(cfg, &query, &format).await,
     }
@@ -184,7 +227,20 @@ fn spawn_signal_handler(token: CancellationToken) {
     });
 }
 
-async fn run_roles(cfg: Config, ingest: bool, serve: bool) -> anyhow::Result<()> {
+/// Which roles a process runs.
+#[derive(Clone, Copy)]
+struct Roles {
+    ingest: bool,
+    process: bool,
+    serve: bool,
+}
+
+async fn run_roles(cfg: Config, roles: Roles) -> anyhow::Result<()> {
+    let Roles {
+        ingest,
+        process,
+        serve,
+    } = roles;
     let shutdown = CancellationToken::new();
     spawn_signal_handler(shutdown.clone());
     let lake =
@@ -250,6 +306,18 @@ async fn run_roles(cfg: Config, ingest: bool, serve: bool) -> anyhow::Result<()>
                     token,
                 )
                 .await;
+                Ok(())
+            }),
+        ));
+    }
+
+    if process {
+        let token = shutdown.child_token();
+        let processor = opslake_processor::Processor::new(Arc::clone(&lake), cfg.processor.clone());
+        tasks.push((
+            "process",
+            tokio::spawn(async move {
+                processor.run(token).await;
                 Ok(())
             }),
         ));

@@ -1,5 +1,11 @@
-//! opslake processor: windowed percentiles with mergeable sketches, log rollups, anomalies,
-//! regressions, daily costs and forecasts, written as derived tables of the lake.
-//!
-//! Not built yet (issue 3 and issue 4): `opslake run` runs ingest and the query API only, and
-//! `opslake process` does not exist until this crate has its runner.
+//! opslake processor: windowed percentiles with mergeable sketches, log rollups, anomalies and
+//! regressions, written as derived tables of the lake.
+
+pub mod metrics;
+pub mod rollup;
+pub mod runner;
+pub mod sketch;
+pub mod udf;
+
+pub use runner::{CycleReport, ProcessError, Processor, ProcessorConfig};
+pub use sketch::DDSketch;

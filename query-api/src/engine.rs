@@ -101,6 +101,11 @@ impl QueryEngine {
         for (name, schema) in opslake_schemas::tables::raw_tables() {
             engine.register(name, schema, true)?;
         }
+        // The processor's tables exist (empty) before their first rows land.
+        for (name, schema, partitioned) in opslake_schemas::tables::derived_tables() {
+            engine.register(name, schema, partitioned)?;
+        }
+        opslake_processor::udf::register(&engine.ctx);
         Ok(engine)
     }
 

@@ -123,3 +123,102 @@ pub fn raw_tables() -> Vec<(&'static str, SchemaRef)> {
         ("dead_letters", dead_letters()),
     ]
 }
+
+/// Columns of a metric rollup table (`metric_rollups_1m`, `metric_rollups_1h`): one row per
+/// window, series (service, name, labels) and version. `sketch` is a DDSketch (1% relative
+/// accuracy) that `quantile_merge(sketch, q)` merges in SQL.
+pub fn metric_rollups() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("window_start", ts(), false),
+        Field::new("window_end", ts(), false),
+        s("service", false),
+        s("name", false),
+        s("version", true),
+        Field::new("labels", string_map(), false),
+        Field::new("count", DataType::Int64, false),
+        Field::new("sum", DataType::Float64, false),
+        Field::new("min", DataType::Float64, false),
+        Field::new("max", DataType::Float64, false),
+        Field::new("mean", DataType::Float64, false),
+        Field::new("p50", DataType::Float64, false),
+        Field::new("p90", DataType::Float64, false),
+        Field::new("p95", DataType::Float64, false),
+        Field::new("p99", DataType::Float64, false),
+        Field::new("sketch", DataType::Binary, false),
+    ]))
+}
+
+/// Columns of `log_rollups_1m`: one row per window and service. `error_count` counts `error`
+/// and `fatal`; `error_rate` is `error_count / count`. Duration percentiles cover the logs that
+/// carry `duration_ms` (null when none does); `duration_sketch` merges with `quantile_merge`.
+pub fn log_rollups() -> SchemaRef {
+    let c = |n: &str| Field::new(n, DataType::Int64, false);
+    let p = |n: &str| Field::new(n, DataType::Float64, true);
+    Arc::new(Schema::new(vec![
+        Field::new("window_start", ts(), false),
+        Field::new("window_end", ts(), false),
+        s("service", false),
+        c("count"),
+        c("trace_count"),
+        c("debug_count"),
+        c("info_count"),
+        c("warn_count"),
+        c("error_count"),
+        c("fatal_count"),
+        Field::new("error_rate", DataType::Float64, false),
+        p("duration_p50"),
+        p("duration_p95"),
+        p("duration_p99"),
+        Field::new("duration_sketch", DataType::Binary, true),
+    ]))
+}
+
+/// Columns of `anomalies`: one row per anomalous window of a series' metric.
+pub fn anomalies() -> SchemaRef {
+    let f = |n: &str| Field::new(n, DataType::Float64, false);
+    Arc::new(Schema::new(vec![
+        Field::new("detected_at", ts(), false),
+        s("service", false),
+        s("name", false),
+        Field::new("labels", string_map(), false),
+        s("metric", false),
+        Field::new("window_start", ts(), false),
+        f("observed"),
+        f("expected"),
+        f("lower"),
+        f("upper"),
+        f("score"),
+        s("severity", false),
+        s("method", false),
+    ]))
+}
+
+/// Columns of `regressions`: one row per change point of a series' metric.
+pub fn regressions() -> SchemaRef {
+    let f = |n: &str| Field::new(n, DataType::Float64, false);
+    Arc::new(Schema::new(vec![
+        Field::new("detected_at", ts(), false),
+        s("service", false),
+        s("name", false),
+        Field::new("labels", string_map(), false),
+        s("metric", false),
+        Field::new("change_at", ts(), false),
+        f("before"),
+        f("after"),
+        f("change_pct"),
+        f("p_value"),
+        s("version_before", true),
+        s("version_after", true),
+    ]))
+}
+
+/// The processor's tables: (name, schema, partitioned by `date=/hour=` of their window).
+pub fn derived_tables() -> Vec<(&'static str, SchemaRef, bool)> {
+    vec![
+        ("metric_rollups_1m", metric_rollups(), true),
+        ("metric_rollups_1h", metric_rollups(), true),
+        ("log_rollups_1m", log_rollups(), true),
+        ("anomalies", anomalies(), false),
+        ("regressions", regressions(), false),
+    ]
+}

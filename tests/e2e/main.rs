@@ -8,3 +8,4 @@ mod dead_letters;
 mod exactly_once;
 mod faults;
 mod raw_tables;
+mod rollups;

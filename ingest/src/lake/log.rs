@@ -182,7 +182,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     }
 }
 
-async fn read_entry(lake: &Lake, version: u64) -> Result<Option<LogEntry>, LakeError> {
+pub(super) async fn read_entry(lake: &Lake, version: u64) -> Result<Option<LogEntry>, LakeError> {
     let mut entry: Option<LogEntry> = read_json(lake, &entry_path(version)).await?;
     if let Some(e) = entry.as_mut() {
         e.version = version;

@@ -124,6 +124,26 @@ impl Lake {
         Ok(snap.clone())
     }
 
+    /// The log entries after version `after` up to and including `upto`, in order.
+    ///
+    /// # Errors
+    /// When an entry cannot be read, or one in the range is missing.
+    pub async fn entries(&self, after: u64, upto: u64) -> Result<Vec<LogEntry>, LakeError> {
+        let mut out = Vec::with_capacity(upto.saturating_sub(after) as usize);
+        for v in after + 1..=upto {
+            match log::read_entry(self, v).await? {
+                Some(e) => out.push(e),
+                None => {
+                    return Err(LakeError::Corrupt {
+                        path: format!("_opslake_log/{v:020}.json"),
+                        reason: "entry is missing".into(),
+                    })
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Commits `entry` as the next log version, after `check` accepts the newest snapshot.
     /// `check` runs again on every retry, so a writer that lost a race sees what won.
     ///

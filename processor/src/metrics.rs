@@ -1,0 +1,70 @@
+//! The processor's own Prometheus metrics, in the default registry that `/metrics` serves.
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    register_histogram, register_int_counter_vec, register_int_gauge, Histogram, IntCounterVec,
+    IntGauge,
+};
+
+/// Processor metrics.
+pub struct ProcessorMetrics {
+    /// Rollup rows (windows) written, by table.
+    pub windows_written: IntCounterVec,
+    /// Raw files folded into rollups, by table and path (incremental or hour recompute).
+    pub files_processed: IntCounterVec,
+    /// Seconds between the newest raw commit and the processor's record of it.
+    pub lag_seconds: IntGauge,
+    /// Lake versions not processed yet.
+    pub lag_versions: IntGauge,
+    /// Detections recorded, by kind (anomaly, regression).
+    pub detections: IntCounterVec,
+    /// Duration of a processing cycle.
+    pub cycle_seconds: Histogram,
+    /// Cycles by outcome (ok, idle, conflict, error).
+    pub cycles: IntCounterVec,
+}
+
+/// The process-wide instance.
+pub static METRICS: LazyLock<ProcessorMetrics> = LazyLock::new(|| ProcessorMetrics {
+    windows_written: register_int_counter_vec!(
+        "opslake_processor_windows_written_total",
+        "rollup rows written (one per window and series)",
+        &["table"]
+    )
+    .expect("metric registers"),
+    files_processed: register_int_counter_vec!(
+        "opslake_processor_raw_files_processed_total",
+        "raw files folded into rollups",
+        &["table", "mode"]
+    )
+    .expect("metric registers"),
+    lag_seconds: register_int_gauge!(
+        "opslake_processor_lag_seconds",
+        "seconds between the newest raw commit and the processor having folded it"
+    )
+    .expect("metric registers"),
+    lag_versions: register_int_gauge!(
+        "opslake_processor_lag_versions",
+        "lake log versions the processor has not processed yet"
+    )
+    .expect("metric registers"),
+    detections: register_int_counter_vec!(
+        "opslake_processor_detections_total",
+        "anomalies and regressions recorded",
+        &["kind"]
+    )
+    .expect("metric registers"),
+    cycle_seconds: register_histogram!(
+        "opslake_processor_cycle_seconds",
+        "duration of one processing cycle",
+        vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0]
+    )
+    .expect("metric registers"),
+    cycles: register_int_counter_vec!(
+        "opslake_processor_cycles_total",
+        "processing cycles by outcome",
+        &["outcome"]
+    )
+    .expect("metric registers"),
+});

@@ -1,0 +1,906 @@
+//! The processing cycle: folds the raw files that ingest committed since the last cycle into
+//! the rollup tables, and records how far it got, in one commit of the lake.
+//!
+//! **Exactly once.** The processor's progress is the lake version up to which every ingest
+//! commit has been folded (state key [`PROGRESS_KEY`]). A cycle reads the ingest commits after
+//! that version, folds their files into the stored rollups of the hours they touch, and commits
+//! the replaced rollup files together with the new progress, on the condition that the
+//! progress is still what the cycle started from. A crash before the commit leaves only
+//! unreferenced files; a second processor that raced it loses the condition and drops its work.
+//! So a raw row is counted exactly once, after restarts, replays and races.
+//!
+//! **Late data** lands in the raw partition of its event hour; the commit that adds it makes
+//! that hour dirty, and the next cycle updates exactly the windows the late rows fall in.
+//!
+//! **Cost follows new data**: a cycle reads the new raw files and the rollup files of the hours
+//! they touch (a few hundred rows per series and hour), never the rest of the lake. When
+//! compaction has already replaced a new file (the processor was down for long), that hour is
+//! recomputed from all of its raw files instead, which gives the same rows.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use datafusion::arrow::error::ArrowError;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::errors::ParquetError;
+use object_store::ObjectStoreExt;
+use opslake_ingest::lake::{AddFile, CommitError, LogEntry, Snapshot};
+use opslake_ingest::sink::{data_file_path, encode_parquet, upload};
+use opslake_ingest::{Lake, LakeError};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::metrics::METRICS;
+use crate::rollup::{
+    coarsen, fold_logs, fold_metrics, load_log_rollups, load_metric_rollups, log_rollup_batch,
+    metric_rollup_batch, LogWindows, MetricWindows, SeriesInterner,
+};
+
+/// State key of the processor's progress in the lake.
+pub const PROGRESS_KEY: &str = "processor.rollups";
+
+pub const METRIC_ROLLUPS_1M: &str = "metric_rollups_1m";
+pub const METRIC_ROLLUPS_1H: &str = "metric_rollups_1h";
+pub const LOG_ROLLUPS_1M: &str = "log_rollups_1m";
+const HOUR_MS: i64 = 3_600_000;
+
+/// Settings of the processor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProcessorConfig {
+    /// Window of `metric_rollups_1m` and `log_rollups_1m`; must divide an hour.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Time between cycles.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+impl Default for ProcessorConfig {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(60),
+            interval: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ProcessorConfig {
+    /// Checks the settings; the error names the key.
+    ///
+    /// # Errors
+    /// When the window does not divide an hour or the interval is zero.
+    pub fn validate(&self) -> Result<(), String> {
+        let w = self.window.as_millis();
+        if w < 1000 || (HOUR_MS as u128) % w != 0 {
+            return Err(format!(
+                "processor.window`: {} does not divide an hour into whole windows of at least 1s (try 1m, 5m, 15m)",
+                humantime::format_duration(self.window)
+            ));
+        }
+        if self.interval.is_zero() {
+            return Err("processor.interval`: must be more than 0s".into());
+        }
+        Ok(())
+    }
+
+    fn window_ms(&self) -> i64 {
+        self.window.as_millis() as i64
+    }
+}
+
+/// The processor's record in the lake.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Progress {
+    /// Every ingest commit up to this lake version is folded into the rollups.
+    version: u64,
+    /// Window the rollups were built with; a change rebuilds them.
+    window_ms: i64,
+}
+
+fn progress(snap: &Snapshot) -> Progress {
+    snap.state
+        .get(PROGRESS_KEY)
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default()
+}
+
+/// Errors of a cycle.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: ParquetError },
+    #[error("bad rows in {path}: {source}")]
+    Rows { path: String, source: ArrowError },
+    #[error("cannot encode rollups: {0}")]
+    Encode(#[from] ParquetError),
+    #[error("cannot build rollups: {0}")]
+    Build(#[from] ArrowError),
+    #[error("processing task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// What one cycle did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CycleReport {
+    /// Lake version the cycle committed, if it committed.
+    pub committed: Option<u64>,
+    /// Hours whose rollups were rewritten.
+    pub hours: usize,
+    /// Raw files read.
+    pub files_read: usize,
+    /// Rollup rows written (all tables).
+    pub rows_written: u64,
+    /// Another processor committed first; this cycle's work was dropped.
+    pub lost_race: bool,
+}
+
+/// `(date, hour)` of a partitioned lake path `table/date=D/hour=H/file`.
+fn hour_of(path: &str) -> Option<(String, u32)> {
+    let mut parts = path.split('/');
+    let _table = parts.next()?;
+    let date = parts.next()?.strip_prefix("date=")?.to_string();
+    let hour = parts.next()?.strip_prefix("hour=")?.parse().ok()?;
+    Some((date, hour))
+}
+
+fn in_hour(path: &str, table: &str, date: &str, hour: u32) -> bool {
+    path.starts_with(&format!("{table}/date={date}/hour={hour:02}/"))
+}
+
+async fn read_batches(lake: &Lake, rel: &str) -> Result<Vec<RecordBatch>, ProcessError> {
+    let bytes: Bytes = lake
+        .store()
+        .get(&lake.path(rel))
+        .await
+        .map_err(|source| LakeError::Store {
+            path: rel.to_string(),
+            source,
+        })?
+        .bytes()
+        .await
+        .map_err(|source| LakeError::Store {
+            path: rel.to_string(),
+            source,
+        })?;
+    let rel = rel.to_string();
+    tokio::task::spawn_blocking(move || {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .and_then(|b| b.with_batch_size(64 * 1024).build())
+            .map_err(|source| ProcessError::Read {
+                path: rel.clone(),
+                source,
+            })?;
+        reader
+            .map(|b| {
+                b.map_err(|e| ProcessError::Read {
+                    path: rel.clone(),
+                    source: e.into(),
+                })
+            })
+            .collect()
+    })
+    .await?
+}
+
+/// The work of one hour: which files to read.
+#[derive(Debug, Default)]
+struct HourPlan {
+    new_metrics: Vec<String>,
+    new_logs: Vec<String>,
+    /// Recompute metrics (or logs) from every live raw file of the hour.
+    recompute_metrics: bool,
+    recompute_logs: bool,
+}
+
+/// The rollups of one hour after a cycle, for the detectors.
+#[derive(Debug, Default)]
+pub struct HourRollups {
+    pub date: String,
+    pub hour: u32,
+    pub metrics: MetricWindows,
+}
+
+/// One processor instance.
+pub struct Processor {
+    lake: Arc<Lake>,
+    config: ProcessorConfig,
+    writer: String,
+}
+
+impl Processor {
+    pub fn new(lake: Arc<Lake>, config: ProcessorConfig) -> Self {
+        let writer = format!(
+            "processor-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        Self {
+            lake,
+            config,
+            writer,
+        }
+    }
+
+    /// Runs cycles every `interval` until `shutdown`; a failed cycle is logged and retried.
+    pub async fn run(&self, shutdown: CancellationToken) {
+        info!(writer = self.writer, window = ?self.config.window, "processor started");
+        loop {
+            match self.cycle().await {
+                Ok(r) if r.committed.is_some() => debug!(?r, "processing cycle committed"),
+                Ok(_) => {}
+                Err(e) => {
+                    METRICS.cycles.with_label_values(&["error"]).inc();
+                    warn!(error = %e, "processing cycle failed; retrying next interval");
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(self.config.interval) => {}
+            }
+        }
+        info!("processor stopped");
+    }
+
+    /// One cycle: fold everything ingest committed since the last cycle.
+    ///
+    /// # Errors
+    /// When the lake cannot be read or written; nothing is recorded then.
+    pub async fn cycle(&self) -> Result<CycleReport, ProcessError> {
+        let started = Instant::now();
+        let snap = self.lake.snapshot().await?;
+        let prev = progress(&snap);
+        let window_ms = self.config.window_ms();
+        let rebuild = prev.version > 0 && prev.window_ms != window_ms;
+        if prev.version == snap.version && !rebuild {
+            METRICS.lag_versions.set(0);
+            METRICS.lag_seconds.set(0);
+            METRICS.cycles.with_label_values(&["idle"]).inc();
+            return Ok(CycleReport::default());
+        }
+        METRICS
+            .lag_versions
+            .set((snap.version - prev.version.min(snap.version)) as i64);
+
+        // Raw files not folded yet, by hour.
+        let mut plans: BTreeMap<(String, u32), HourPlan> = BTreeMap::new();
+        let mut newest_commit_ms = 0i64;
+        let from_scratch = prev.version == 0 || rebuild;
+        let new_files: Vec<AddFile> = if from_scratch {
+            snap.files.values().cloned().collect()
+        } else {
+            let entries = self.lake.entries(prev.version, snap.version).await?;
+            let mut files = Vec::new();
+            for e in entries {
+                // Ingest commits record offsets; compaction only rewrites rows already folded.
+                if e.offsets.is_empty() {
+                    continue;
+                }
+                newest_commit_ms = newest_commit_ms.max(e.timestamp_ms);
+                files.extend(e.add);
+            }
+            files
+        };
+        for f in &new_files {
+            let is_metrics = f.table == "metrics";
+            if !is_metrics && f.table != "logs" {
+                continue;
+            }
+            let Some(h) = hour_of(&f.path) else { continue };
+            let plan = plans.entry(h).or_default();
+            let live = snap.files.contains_key(&f.path);
+            match (is_metrics, live) {
+                (true, true) => plan.new_metrics.push(f.path.clone()),
+                (true, false) => plan.recompute_metrics = true,
+                (false, true) => plan.new_logs.push(f.path.clone()),
+                (false, false) => plan.recompute_logs = true,
+            }
+        }
+
+        // Nothing new from ingest (only our own or compaction commits): record nothing, unless
+        // the unread tail of the log grows long enough to be worth skipping next time.
+        if plans.is_empty() && !rebuild && snap.version - prev.version < 100 {
+            METRICS.lag_versions.set(0);
+            METRICS.cycles.with_label_values(&["idle"]).inc();
+            return Ok(CycleReport::default());
+        }
+
+        let mut report = CycleReport::default();
+        let mut add: Vec<AddFile> = Vec::new();
+        let mut remove: Vec<String> = Vec::new();
+        if rebuild {
+            info!(
+                from_ms = prev.window_ms,
+                to_ms = window_ms,
+                "rollup window changed; rebuilding every rollup"
+            );
+            for t in [METRIC_ROLLUPS_1M, METRIC_ROLLUPS_1H, LOG_ROLLUPS_1M] {
+                remove.extend(snap.table_files(t).map(|f| f.path.clone()));
+            }
+        }
+        let mut updated: Vec<HourRollups> = Vec::new();
+        let outcome = async {
+            for ((date, hour), plan) in &plans {
+                let (files, rows, hr) = self
+                    .process_hour(
+                        &snap,
+                        date,
+                        *hour,
+                        plan,
+                        window_ms,
+                        from_scratch,
+                        &mut remove,
+                    )
+                    .await?;
+                report.files_read += plan.new_metrics.len() + plan.new_logs.len();
+                report.hours += 1;
+                report.rows_written += rows;
+                add.extend(files);
+                updated.push(hr);
+            }
+            Ok::<_, ProcessError>(())
+        }
+        .await;
+        if let Err(e) = outcome {
+            self.discard(&add).await;
+            return Err(e);
+        }
+
+        let next = Progress {
+            version: snap.version,
+            window_ms,
+        };
+        let entry = LogEntry {
+            writer: self.writer.clone(),
+            add: add.clone(),
+            remove: remove.clone(),
+            state: BTreeMap::from([(
+                PROGRESS_KEY.to_string(),
+                serde_json::to_value(next).expect("progress serializes"),
+            )]),
+            ..Default::default()
+        };
+        let committed = self
+            .lake
+            .commit(entry, move |s| {
+                let now = progress(s);
+                if now == prev {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "another processor recorded version {} since this cycle began at {}",
+                        now.version, prev.version
+                    ))
+                }
+            })
+            .await;
+        match committed {
+            Ok(v) => {
+                report.committed = Some(v);
+                for f in &add {
+                    METRICS
+                        .windows_written
+                        .with_label_values(&[&f.table])
+                        .inc_by(f.rows);
+                }
+                if newest_commit_ms > 0 {
+                    let lag = chrono::Utc::now().timestamp_millis() - newest_commit_ms;
+                    METRICS.lag_seconds.set(lag.max(0) / 1000);
+                }
+                METRICS.lag_versions.set(0);
+                METRICS.cycles.with_label_values(&["ok"]).inc();
+                METRICS
+                    .cycle_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                if report.hours > 0 {
+                    info!(
+                        version = v,
+                        hours = report.hours,
+                        files = report.files_read,
+                        rows = report.rows_written,
+                        ms = started.elapsed().as_millis() as u64,
+                        "rollups updated"
+                    );
+                }
+                Ok(report)
+            }
+            Err(CommitError::Conflict(reason)) => {
+                debug!(
+                    reason,
+                    "another processor got there first; dropping this cycle"
+                );
+                self.discard(&add).await;
+                METRICS.cycles.with_label_values(&["conflict"]).inc();
+                report.lost_race = true;
+                report.committed = None;
+                Ok(report)
+            }
+            Err(CommitError::Lake(e)) => {
+                self.discard(&add).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn discard(&self, files: &[AddFile]) {
+        for f in files {
+            let _ = self.lake.store().delete(&self.lake.path(&f.path)).await;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn process_hour(
+        &self,
+        snap: &Snapshot,
+        date: &str,
+        hour: u32,
+        plan: &HourPlan,
+        window_ms: i64,
+        from_scratch: bool,
+        remove: &mut Vec<String>,
+    ) -> Result<(Vec<AddFile>, u64, HourRollups), ProcessError> {
+        let mut add = Vec::new();
+        let mut rows = 0u64;
+        let stored = |table: &'static str| -> Vec<String> {
+            snap.table_files(table)
+                .filter(|f| in_hour(&f.path, table, date, hour))
+                .map(|f| f.path.clone())
+                .collect()
+        };
+        let mut hour_rollups = HourRollups {
+            date: date.to_string(),
+            hour,
+            metrics: MetricWindows::new(),
+        };
+
+        // Metrics: stored rollups plus new raw rows, or every raw row of the hour.
+        if !plan.new_metrics.is_empty() || plan.recompute_metrics {
+            let old_1m = stored(METRIC_ROLLUPS_1M);
+            let old_1h = stored(METRIC_ROLLUPS_1H);
+            let (base, raw): (Vec<String>, Vec<String>) = if plan.recompute_metrics {
+                let all = snap
+                    .table_files("metrics")
+                    .filter(|f| in_hour(&f.path, "metrics", date, hour))
+                    .map(|f| f.path.clone())
+                    .collect();
+                (Vec::new(), all)
+            } else if from_scratch {
+                (Vec::new(), plan.new_metrics.clone())
+            } else {
+                (old_1m.clone(), plan.new_metrics.clone())
+            };
+            let mut base_batches = Vec::new();
+            for p in &base {
+                base_batches.push((p.clone(), read_batches(&self.lake, p).await?));
+            }
+            let mut raw_batches = Vec::new();
+            for p in &raw {
+                raw_batches.push((p.clone(), read_batches(&self.lake, p).await?));
+            }
+            let mode = if plan.recompute_metrics {
+                "recompute"
+            } else {
+                "incremental"
+            };
+            METRICS
+                .files_processed
+                .with_label_values(&["metrics", mode])
+                .inc_by(raw.len() as u64);
+            let windows = tokio::task::spawn_blocking(move || {
+                let mut interner = SeriesInterner::default();
+                let mut windows = MetricWindows::new();
+                for (path, batches) in &base_batches {
+                    for b in batches {
+                        load_metric_rollups(b, &mut interner, &mut windows).map_err(|source| {
+                            ProcessError::Rows {
+                                path: path.clone(),
+                                source,
+                            }
+                        })?;
+                    }
+                }
+                for (path, batches) in &raw_batches {
+                    for b in batches {
+                        fold_metrics(b, window_ms, &mut interner, &mut windows).map_err(
+                            |source| ProcessError::Rows {
+                                path: path.clone(),
+                                source,
+                            },
+                        )?;
+                    }
+                }
+                Ok::<_, ProcessError>(windows)
+            })
+            .await??;
+            let hourly = coarsen(&windows, HOUR_MS);
+            for (table, w, ms) in [
+                (METRIC_ROLLUPS_1M, &windows, window_ms),
+                (METRIC_ROLLUPS_1H, &hourly, HOUR_MS),
+            ] {
+                let batch = metric_rollup_batch(w, ms)?;
+                rows += batch.num_rows() as u64;
+                add.push(self.write(table, date, hour, batch).await?);
+            }
+            remove.extend(old_1m);
+            remove.extend(old_1h);
+            hour_rollups.metrics = windows;
+        }
+
+        if !plan.new_logs.is_empty() || plan.recompute_logs {
+            let old = stored(LOG_ROLLUPS_1M);
+            let (base, raw): (Vec<String>, Vec<String>) = if plan.recompute_logs {
+                let all = snap
+                    .table_files("logs")
+                    .filter(|f| in_hour(&f.path, "logs", date, hour))
+                    .map(|f| f.path.clone())
+                    .collect();
+                (Vec::new(), all)
+            } else if from_scratch {
+                (Vec::new(), plan.new_logs.clone())
+            } else {
+                (old.clone(), plan.new_logs.clone())
+            };
+            let mut windows = LogWindows::new();
+            for p in &base {
+                for b in read_batches(&self.lake, p).await? {
+                    load_log_rollups(&b, &mut windows).map_err(|source| ProcessError::Rows {
+                        path: p.clone(),
+                        source,
+                    })?;
+                }
+            }
+            for p in &raw {
+                for b in read_batches(&self.lake, p).await? {
+                    fold_logs(&b, window_ms, &mut windows).map_err(|source| {
+                        ProcessError::Rows {
+                            path: p.clone(),
+                            source,
+                        }
+                    })?;
+                }
+            }
+            let mode = if plan.recompute_logs {
+                "recompute"
+            } else {
+                "incremental"
+            };
+            METRICS
+                .files_processed
+                .with_label_values(&["logs", mode])
+                .inc_by(raw.len() as u64);
+            let batch = log_rollup_batch(&windows, window_ms)?;
+            rows += batch.num_rows() as u64;
+            add.push(self.write(LOG_ROLLUPS_1M, date, hour, batch).await?);
+            remove.extend(old);
+        }
+        Ok((add, rows, hour_rollups))
+    }
+
+    async fn write(
+        &self,
+        table: &str,
+        date: &str,
+        hour: u32,
+        batch: RecordBatch,
+    ) -> Result<AddFile, ProcessError> {
+        let rows = batch.num_rows() as u64;
+        let bytes = tokio::task::spawn_blocking(move || encode_parquet(&[batch])).await??;
+        let rel = data_file_path(table, date, hour, &self.writer);
+        Ok(upload(&self.lake, &rel, table, rows, bytes).await?)
+    }
+}
+
+/// Counts of stored rollup rows by table, for tests and operators.
+pub fn rollup_files(snap: &Snapshot) -> HashMap<String, usize> {
+    let mut out = HashMap::new();
+    for t in [METRIC_ROLLUPS_1M, METRIC_ROLLUPS_1H, LOG_ROLLUPS_1M] {
+        out.insert(t.to_string(), snap.table_files(t).count());
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::sketch::{DDSketch, DEFAULT_ALPHA};
+    use opslake_ingest::batch::{Batch, Provenance};
+    use opslake_ingest::lake::PartitionOffsets;
+    use opslake_schemas::decode::{decode_value, EventKind};
+    use rand::{Rng, SeedableRng};
+    use rand_distr::{Distribution, LogNormal};
+
+    /// Commits `events` the way ingest does: one file per table and hour, with the Kafka
+    /// offsets they cover (partition 0, from `offset`).
+    pub(crate) async fn ingest_commit(
+        lake: &Lake,
+        kind: EventKind,
+        events: &[serde_json::Value],
+        offset: i64,
+    ) {
+        let topic = format!("t.{kind:?}");
+        let mut batch = Batch::new();
+        for (i, e) in events.iter().enumerate() {
+            let ev = decode_value(kind, e).expect("valid test event");
+            let o = offset + i as i64;
+            batch.cover(&topic, 0, o, o, 10);
+            batch.push_event(
+                &ev,
+                &Provenance {
+                    topic: &topic,
+                    partition: 0,
+                    offset: o,
+                    index: 0,
+                    ingested_at_ms: 0,
+                },
+            );
+        }
+        let finished = batch.finish().unwrap();
+        let mut add = Vec::new();
+        for ((table, date, hour), rb) in &finished.parts {
+            let bytes = encode_parquet(std::slice::from_ref(rb)).unwrap();
+            let rel = data_file_path(table.name(), date, *hour, "test");
+            add.push(
+                upload(lake, &rel, table.name(), rb.num_rows() as u64, bytes)
+                    .await
+                    .unwrap(),
+            );
+        }
+        let mut offsets: BTreeMap<String, BTreeMap<i32, PartitionOffsets>> = BTreeMap::new();
+        for ((t, p), (start, end)) in finished.offsets {
+            offsets
+                .entry(t)
+                .or_default()
+                .insert(p, PartitionOffsets { start, end });
+        }
+        lake.commit(
+            LogEntry {
+                writer: "test-ingest".into(),
+                add,
+                offsets,
+                ..Default::default()
+            },
+            |_| Ok(()),
+        )
+        .await
+        .unwrap();
+    }
+
+    fn metric(
+        ts: i64,
+        service: &str,
+        endpoint: &str,
+        version: &str,
+        value: f64,
+    ) -> serde_json::Value {
+        serde_json::json!({"timestamp": ts, "service": service, "name": "http.server.duration",
+            "value": value, "version": version, "labels": {"endpoint": endpoint}})
+    }
+
+    /// Every stored 1m rollup of the lake: (window, series) -> sketch.
+    pub(crate) async fn stored(lake: &Lake, table: &str) -> MetricWindows {
+        let snap = lake.snapshot().await.unwrap();
+        let mut interner = SeriesInterner::default();
+        let mut out = MetricWindows::new();
+        for f in snap.table_files(table) {
+            for b in read_batches(lake, &f.path).await.unwrap() {
+                load_metric_rollups(&b, &mut interner, &mut out).unwrap();
+            }
+        }
+        out
+    }
+
+    fn exact_quantile(sorted: &[f64], q: f64) -> f64 {
+        let r = q * (sorted.len() - 1) as f64;
+        let (lo, hi) = (r.floor() as usize, r.ceil() as usize);
+        sorted[lo] + (r - lo as f64) * (sorted[hi] - sorted[lo])
+    }
+
+    const T0: i64 = 1_763_805_600_000; // 2025-11-22T10:00:00Z
+
+    fn generated(n: usize, seed: u64) -> Vec<serde_json::Value> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let dist = LogNormal::new(3.0, 0.8).unwrap();
+        (0..n)
+            .map(|_| {
+                let ts = T0 + rng.random_range(0..5 * 60_000);
+                let svc = ["checkout", "search"][rng.random_range(0..2)];
+                let ep = ["/a", "/b"][rng.random_range(0..2)];
+                metric(ts, svc, ep, "1.0", dist.sample(&mut rng))
+            })
+            .collect()
+    }
+
+    /// Exact percentiles of the generated events per (window, service, endpoint).
+    fn exact_windows(events: &[serde_json::Value]) -> HashMap<(i64, String, String), Vec<f64>> {
+        let mut m: HashMap<(i64, String, String), Vec<f64>> = HashMap::new();
+        for e in events {
+            let w = crate::rollup::window_of(e["timestamp"].as_i64().unwrap(), 60_000);
+            m.entry((
+                w,
+                e["service"].as_str().unwrap().into(),
+                e["labels"]["endpoint"].as_str().unwrap().into(),
+            ))
+            .or_default()
+            .push(e["value"].as_f64().unwrap());
+        }
+        for v in m.values_mut() {
+            v.sort_by(f64::total_cmp);
+        }
+        m
+    }
+
+    fn check_against_exact(stored: &MetricWindows, events: &[serde_json::Value]) {
+        let exact = exact_windows(events);
+        assert_eq!(
+            stored.len(),
+            exact.len(),
+            "one rollup row per window and series"
+        );
+        for ((w, key), s) in stored {
+            let values = &exact[&(*w, key.service.clone(), key.labels[0].1.clone())];
+            assert_eq!(s.count(), values.len() as u64);
+            assert_eq!(s.min(), values.first().copied());
+            assert_eq!(s.max(), values.last().copied());
+            for q in [0.5, 0.9, 0.95, 0.99] {
+                let want = exact_quantile(values, q);
+                let got = s.quantile(q).unwrap();
+                assert!(
+                    (got - want).abs() <= DEFAULT_ALPHA * want,
+                    "p{q} of {key:?} at {w}: {got} vs exact {want}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn rollups_equal_exact_percentiles_and_hours_merge_minutes() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let events = generated(4000, 1);
+        ingest_commit(&lake, EventKind::Metric, &events[..2500], 0).await;
+        ingest_commit(&lake, EventKind::Metric, &events[2500..], 2500).await;
+        let p = Processor::new(Arc::clone(&lake), ProcessorConfig::default());
+        let r = p.cycle().await.unwrap();
+        assert!(r.committed.is_some());
+        check_against_exact(&stored(&lake, METRIC_ROLLUPS_1M).await, &events);
+        let hourly = stored(&lake, METRIC_ROLLUPS_1H).await;
+        assert_eq!(hourly.len(), 4, "2 services x 2 endpoints in one hour");
+        assert_eq!(hourly.values().map(DDSketch::count).sum::<u64>(), 4000);
+        // Nothing new: the next cycle is idle and changes nothing.
+        assert_eq!(p.cycle().await.unwrap().committed, None);
+    }
+
+    #[tokio::test]
+    async fn a_late_event_updates_its_window_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let mut events = generated(2000, 2);
+        ingest_commit(&lake, EventKind::Metric, &events, 0).await;
+        let p = Processor::new(Arc::clone(&lake), ProcessorConfig::default());
+        p.cycle().await.unwrap();
+        let before = stored(&lake, METRIC_ROLLUPS_1M).await;
+        // New data in a later hour, then one event that is two hours late.
+        let later = vec![metric(T0 + 3 * 3_600_000, "checkout", "/a", "1.1", 50.0)];
+        ingest_commit(&lake, EventKind::Metric, &later, 2000).await;
+        p.cycle().await.unwrap();
+        let late = metric(T0 + 61_000, "checkout", "/a", "1.0", 9999.0);
+        ingest_commit(&lake, EventKind::Metric, std::slice::from_ref(&late), 2001).await;
+        // A restarted processor picks up where the lake says.
+        let p2 = Processor::new(Arc::clone(&lake), ProcessorConfig::default());
+        p2.cycle().await.unwrap();
+        let after = stored(&lake, METRIC_ROLLUPS_1M).await;
+        assert_eq!(
+            after.len(),
+            before.len() + 1,
+            "the later hour added one window"
+        );
+        let mut changed = 0;
+        for (k, s) in &before {
+            if after[k] != *s {
+                changed += 1;
+                assert_eq!(k.0, T0 + 60_000, "only the late event's window changes");
+                assert_eq!(after[k].count(), s.count() + 1);
+                assert_eq!(after[k].max(), Some(9999.0));
+            }
+        }
+        assert_eq!(changed, 1);
+        events.push(late);
+        events.extend(later);
+        check_against_exact(&after, &events);
+    }
+
+    #[tokio::test]
+    async fn two_processors_racing_count_every_event_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_str().unwrap().to_string();
+        let lake_a = Lake::open(&path).unwrap();
+        let lake_b = Lake::open(&path).unwrap();
+        let events = generated(3000, 3);
+        let a = Processor::new(Arc::clone(&lake_a), ProcessorConfig::default());
+        let b = Processor::new(Arc::clone(&lake_b), ProcessorConfig::default());
+        for (i, chunk) in events.chunks(500).enumerate() {
+            ingest_commit(&lake_a, EventKind::Metric, chunk, (i * 500) as i64).await;
+            let (ra, rb) = tokio::join!(a.cycle(), b.cycle());
+            ra.unwrap();
+            rb.unwrap();
+        }
+        a.cycle().await.unwrap();
+        check_against_exact(&stored(&lake_a, METRIC_ROLLUPS_1M).await, &events);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn files_compacted_before_processing_are_recomputed_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let events = generated(2000, 4);
+        let p = Processor::new(Arc::clone(&lake), ProcessorConfig::default());
+        ingest_commit(&lake, EventKind::Metric, &events[..1000], 0).await;
+        p.cycle().await.unwrap();
+        ingest_commit(&lake, EventKind::Metric, &events[1000..1500], 1000).await;
+        ingest_commit(&lake, EventKind::Metric, &events[1500..], 1500).await;
+        // Compaction merges every file of the hour, including two the processor has not read.
+        let snap = lake.snapshot().await.unwrap();
+        let files: Vec<AddFile> = snap.table_files("metrics").cloned().collect();
+        let dir_of = files[0].path.rsplit_once('/').unwrap().0.to_string();
+        let merged = opslake_ingest::compact::merge(&lake, &dir_of, &files, "test")
+            .await
+            .unwrap();
+        assert_eq!(merged, 2000);
+        p.cycle().await.unwrap();
+        check_against_exact(&stored(&lake, METRIC_ROLLUPS_1M).await, &events);
+    }
+
+    #[tokio::test]
+    async fn log_rollups_count_levels_and_duration_percentiles() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let mut events = Vec::new();
+        for i in 0..200i64 {
+            let level = match i % 10 {
+                0 => "ERROR",
+                1 => "fatal",
+                2 | 3 => "warning",
+                _ => "info",
+            };
+            events.push(
+                serde_json::json!({"timestamp": T0 + i * 100, "service": "api",
+                "level": level, "message": "m", "duration_ms": (i + 1) as f64}),
+            );
+        }
+        ingest_commit(&lake, EventKind::Log, &events, 0).await;
+        Processor::new(Arc::clone(&lake), ProcessorConfig::default())
+            .cycle()
+            .await
+            .unwrap();
+        let snap = lake.snapshot().await.unwrap();
+        let mut windows = LogWindows::new();
+        for f in snap.table_files(LOG_ROLLUPS_1M) {
+            for b in read_batches(&lake, &f.path).await.unwrap() {
+                load_log_rollups(&b, &mut windows).unwrap();
+            }
+        }
+        // 200 events 100 ms apart: windows of 600 and... all within the first 20 s.
+        assert_eq!(windows.len(), 1);
+        let agg = &windows[&(T0, "api".to_string())];
+        assert_eq!(agg.count(), 200);
+        assert_eq!(agg.errors(), 40);
+        assert_eq!(agg.levels[3], 40, "warning counts as warn");
+        let p95 = agg.duration.quantile(0.95).unwrap();
+        assert!((p95 - 190.05).abs() <= 1.9006, "{p95}");
+    }
+
+    #[test]
+    fn window_must_divide_an_hour() {
+        let bad = ProcessorConfig {
+            window: Duration::from_secs(7 * 60),
+            ..Default::default()
+        };
+        assert!(bad.validate().unwrap_err().starts_with("processor.window"));
+        assert!(ProcessorConfig::default().validate().is_ok());
+    }
+}

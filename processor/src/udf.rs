@@ -1,0 +1,300 @@
+//! SQL functions over stored sketches, registered in every opslake SQL session:
+//! - `quantile_merge(sketch, q)`: the `q` quantile of the union of the sketches it aggregates,
+//!   within 1% of the exact value of the raw events, e.g.
+//!   `SELECT service, quantile_merge(sketch, 0.99) FROM metric_rollups_1m GROUP BY service`;
+//! - `sketch_merge(sketch)`: the merged sketch itself, for storing or merging further.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::common::{exec_err, plan_err, Result, ScalarValue};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility,
+};
+use datafusion::prelude::SessionContext;
+
+use crate::sketch::DDSketch;
+
+/// Registers the sketch functions in `ctx`.
+pub fn register(ctx: &SessionContext) {
+    ctx.register_udaf(AggregateUDF::from(QuantileMerge::new()));
+    ctx.register_udaf(AggregateUDF::from(SketchMerge::new()));
+}
+
+fn is_binary(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::Null
+    )
+}
+
+/// Merges every non-null sketch of a binary array into `into`.
+fn merge_array(into: &mut DDSketch, array: &ArrayRef, fname: &str) -> Result<()> {
+    let mut merge_one = |b: &[u8]| -> Result<()> {
+        match DDSketch::from_bytes(b) {
+            Ok(s) if (s.alpha() - into.alpha()).abs() < 1e-12 => {
+                into.merge(&s);
+                Ok(())
+            }
+            Ok(_) => exec_err!("{fname}: sketches of different accuracy cannot be merged"),
+            Err(e) => exec_err!("{fname}: {e}"),
+        }
+    };
+    match array.data_type() {
+        DataType::Binary => array
+            .as_binary::<i32>()
+            .iter()
+            .flatten()
+            .try_for_each(&mut merge_one),
+        DataType::LargeBinary => array
+            .as_binary::<i64>()
+            .iter()
+            .flatten()
+            .try_for_each(&mut merge_one),
+        DataType::BinaryView => array
+            .as_binary_view()
+            .iter()
+            .flatten()
+            .try_for_each(&mut merge_one),
+        DataType::Null => Ok(()),
+        other => exec_err!("{fname}: expected a sketch column (binary), found {other}"),
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct QuantileMerge {
+    signature: Signature,
+}
+
+impl QuantileMerge {
+    fn new() -> Self {
+        Self {
+            signature: Signature::any(2, Volatility::Immutable),
+        }
+    }
+}
+
+impl AggregateUDFImpl for QuantileMerge {
+    fn name(&self) -> &str {
+        "quantile_merge"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        if !is_binary(&args[0]) {
+            return plan_err!(
+                "quantile_merge(sketch, q): the first argument must be a sketch column (binary), found {}",
+                args[0]
+            );
+        }
+        if !args[1].is_numeric() {
+            return plan_err!(
+                "quantile_merge(sketch, q): q must be a number between 0 and 1, found {}",
+                args[1]
+            );
+        }
+        Ok(DataType::Float64)
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        let q = match args.exprs.get(1).and_then(|e| {
+            e.downcast_ref::<datafusion::physical_expr::expressions::Literal>()
+                .map(|l| l.value().clone())
+        }) {
+            Some(v) => match v.cast_to(&DataType::Float64)? {
+                ScalarValue::Float64(Some(q)) if (0.0..=1.0).contains(&q) => q,
+                other => {
+                    return plan_err!("quantile_merge: q must be between 0 and 1, found {other}")
+                }
+            },
+            None => return plan_err!("quantile_merge: q must be a constant between 0 and 1"),
+        };
+        Ok(Box::new(QuantileAcc {
+            sketch: DDSketch::default(),
+            q,
+        }))
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(vec![Arc::new(Field::new(
+            format!("{}[sketch]", args.name),
+            DataType::Binary,
+            true,
+        ))])
+    }
+}
+
+#[derive(Debug)]
+struct QuantileAcc {
+    sketch: DDSketch,
+    q: f64,
+}
+
+impl Accumulator for QuantileAcc {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        merge_array(&mut self.sketch, &values[0], "quantile_merge")
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        Ok(ScalarValue::Float64(self.sketch.quantile(self.q)))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.sketch.count().min(4096) as usize
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        Ok(vec![ScalarValue::Binary(Some(self.sketch.to_bytes()))])
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        merge_array(&mut self.sketch, &states[0], "quantile_merge")
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct SketchMerge {
+    signature: Signature,
+}
+
+impl SketchMerge {
+    fn new() -> Self {
+        Self {
+            signature: Signature::any(1, Volatility::Immutable),
+        }
+    }
+}
+
+impl AggregateUDFImpl for SketchMerge {
+    fn name(&self) -> &str {
+        "sketch_merge"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        if !is_binary(&args[0]) {
+            return plan_err!(
+                "sketch_merge(sketch): expected a sketch column (binary), found {}",
+                args[0]
+            );
+        }
+        Ok(DataType::Binary)
+    }
+
+    fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(MergeAcc(DDSketch::default())))
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(vec![Arc::new(Field::new(
+            format!("{}[sketch]", args.name),
+            DataType::Binary,
+            true,
+        ))])
+    }
+}
+
+#[derive(Debug)]
+struct MergeAcc(DDSketch);
+
+impl Accumulator for MergeAcc {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        merge_array(&mut self.0, &values[0], "sketch_merge")
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        Ok(ScalarValue::Binary(Some(self.0.to_bytes())))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.0.count().min(4096) as usize
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        Ok(vec![ScalarValue::Binary(Some(self.0.to_bytes()))])
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        merge_array(&mut self.0, &states[0], "sketch_merge")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{BinaryArray, Float64Array, StringArray};
+    use datafusion::arrow::datatypes::Schema;
+    use datafusion::arrow::record_batch::RecordBatch;
+
+    #[tokio::test]
+    async fn quantile_merge_equals_the_sketch_of_all_values() {
+        let groups = [("a", 1..=100), ("a", 101..=300), ("b", 1..=10)];
+        let mut keys = vec![];
+        let mut sketches = vec![];
+        for (k, range) in groups.clone() {
+            let mut s = DDSketch::default();
+            for v in range {
+                s.add(f64::from(v));
+            }
+            keys.push(k);
+            sketches.push(s.to_bytes());
+        }
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("service", DataType::Utf8, false),
+            Field::new("sketch", DataType::Binary, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(keys)),
+                Arc::new(BinaryArray::from_iter_values(sketches.iter())),
+            ],
+        )
+        .unwrap();
+        let ctx = SessionContext::new();
+        register(&ctx);
+        ctx.register_batch("r", batch).unwrap();
+        let out = ctx
+            .sql("SELECT service, quantile_merge(sketch, 0.5) AS p50, quantile_merge(sketch, 1) AS mx FROM r GROUP BY service ORDER BY service")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let p50 = out[0]
+            .column(1)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap();
+        let mx = out[0]
+            .column(2)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap();
+        // Exact median of 1..=300 is 150.5; of 1..=10 is 5.5.
+        assert!((p50.value(0) - 150.5).abs() <= 1.505, "{}", p50.value(0));
+        assert!((p50.value(1) - 5.5).abs() <= 0.055, "{}", p50.value(1));
+        assert_eq!(mx.value(0), 300.0);
+
+        let err = ctx
+            .sql("SELECT quantile_merge(service, 0.5) FROM r")
+            .await
+            .err()
+            .expect("a text column is refused");
+        assert!(err.to_string().contains("sketch column"), "{err}");
+        let err = ctx.sql("SELECT quantile_merge(sketch, 2) FROM r").await;
+        let err = match err {
+            Err(e) => e.to_string(),
+            Ok(df) => df.collect().await.unwrap_err().to_string(),
+        };
+        assert!(err.contains("between 0 and 1"), "{err}");
+    }
+}
