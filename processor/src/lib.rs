@@ -1,6 +1,7 @@
 //! opslake processor: windowed percentiles with mergeable sketches, log rollups, anomalies and
 //! regressions, written as derived tables of the lake.
 
+pub mod detect;
 pub mod metrics;
 pub mod rollup;
 pub mod runner;
