@@ -87,7 +87,7 @@ impl SeriesInterner {
         service: &str,
         name: &str,
         version: Option<&str>,
-        labels: &mut Vec<(String, String)>,
+        labels: &mut [(String, String)],
     ) -> Arc<SeriesKey> {
         labels.sort_unstable();
         self.buf.clear();
@@ -108,7 +108,7 @@ impl SeriesInterner {
             service: service.to_string(),
             name: name.to_string(),
             version: version.map(str::to_string),
-            labels: labels.clone(),
+            labels: labels.to_vec(),
         });
         self.ids.insert(self.buf.clone(), Arc::clone(&key));
         key

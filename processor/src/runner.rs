@@ -17,7 +17,7 @@
 //! compaction has already replaced a new file (the processor was down for long), that hour is
 //! recomputed from all of its raw files instead, which gives the same rows.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,10 +34,13 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::detect::run::{
+    anomaly_batch, detect, history_start, regression_batch, DetectConfig, Mark,
+};
 use crate::metrics::METRICS;
 use crate::rollup::{
     coarsen, fold_logs, fold_metrics, load_log_rollups, load_metric_rollups, log_rollup_batch,
-    metric_rollup_batch, LogWindows, MetricWindows, SeriesInterner,
+    metric_rollup_batch, LogWindows, MetricWindows, SeriesInterner, SeriesKey,
 };
 
 /// State key of the processor's progress in the lake.
@@ -76,7 +79,7 @@ impl ProcessorConfig {
     /// When the window does not divide an hour or the interval is zero.
     pub fn validate(&self) -> Result<(), String> {
         let w = self.window.as_millis();
-        if w < 1000 || (HOUR_MS as u128) % w != 0 {
+        if w < 1000 || !(HOUR_MS as u128).is_multiple_of(w) {
             return Err(format!(
                 "processor.window`: {} does not divide an hour into whole windows of at least 1s (try 1m, 5m, 15m)",
                 humantime::format_duration(self.window)
@@ -139,6 +142,9 @@ pub struct CycleReport {
     pub rows_written: u64,
     /// Another processor committed first; this cycle's work was dropped.
     pub lost_race: bool,
+    /// Anomalies and change points recorded.
+    pub anomalies: u64,
+    pub regressions: u64,
 }
 
 /// `(date, hour)` of a partitioned lake path `table/date=D/hour=H/file`.
@@ -211,6 +217,7 @@ pub struct HourRollups {
 pub struct Processor {
     lake: Arc<Lake>,
     config: ProcessorConfig,
+    detect_config: DetectConfig,
     writer: String,
 }
 
@@ -223,8 +230,16 @@ impl Processor {
         Self {
             lake,
             config,
+            detect_config: DetectConfig::default(),
             writer,
         }
+    }
+
+    /// Replaces the detection settings.
+    #[must_use]
+    pub fn with_detect_config(mut self, cfg: DetectConfig) -> Self {
+        self.detect_config = cfg;
+        self
     }
 
     /// Runs cycles every `interval` until `shutdown`; a failed cycle is logged and retried.
@@ -351,18 +366,33 @@ impl Processor {
             return Err(e);
         }
 
+        let mut state = BTreeMap::new();
+        let detections = match self.detect(&snap, updated, window_ms).await {
+            Ok((files, marks, counts)) => {
+                add.extend(files);
+                for (k, m) in marks {
+                    state.insert(k, serde_json::to_value(m).expect("marks serialize"));
+                }
+                counts
+            }
+            Err(e) => {
+                self.discard(&add).await;
+                return Err(e);
+            }
+        };
         let next = Progress {
             version: snap.version,
             window_ms,
         };
+        state.insert(
+            PROGRESS_KEY.to_string(),
+            serde_json::to_value(next).expect("progress serializes"),
+        );
         let entry = LogEntry {
             writer: self.writer.clone(),
             add: add.clone(),
             remove: remove.clone(),
-            state: BTreeMap::from([(
-                PROGRESS_KEY.to_string(),
-                serde_json::to_value(next).expect("progress serializes"),
-            )]),
+            state,
             ..Default::default()
         };
         let committed = self
@@ -382,6 +412,16 @@ impl Processor {
         match committed {
             Ok(v) => {
                 report.committed = Some(v);
+                report.anomalies = detections.0;
+                report.regressions = detections.1;
+                METRICS
+                    .detections
+                    .with_label_values(&["anomaly"])
+                    .inc_by(detections.0);
+                METRICS
+                    .detections
+                    .with_label_values(&["regression"])
+                    .inc_by(detections.1);
                 for f in &add {
                     METRICS
                         .windows_written
@@ -425,6 +465,95 @@ impl Processor {
                 Err(e.into())
             }
         }
+    }
+
+    /// Runs the detectors over the series whose rollups this cycle changed; returns the files of
+    /// the detections, the marks to record and (anomalies, regressions).
+    async fn detect(
+        &self,
+        snap: &Snapshot,
+        updated: Vec<HourRollups>,
+        window_ms: i64,
+    ) -> Result<(Vec<AddFile>, BTreeMap<String, Mark>, (u64, u64)), ProcessError> {
+        let touched: BTreeSet<SeriesKey> = updated
+            .iter()
+            .flat_map(|h| h.metrics.keys().map(|(_, k)| k.without_version()))
+            .collect();
+        if touched.is_empty() {
+            return Ok((Vec::new(), BTreeMap::new(), (0, 0)));
+        }
+        let state = Arc::clone(&snap.state);
+        let marks = move |k: &str| -> Mark {
+            state
+                .get(k)
+                .and_then(|v| serde_json::from_value(v.clone()).ok())
+                .unwrap_or_default()
+        };
+        let cfg = self.detect_config;
+        let start = touched
+            .iter()
+            .map(|s| history_start(s, &marks, &cfg))
+            .min()
+            .flatten();
+        let fresh: BTreeSet<(String, u32)> =
+            updated.iter().map(|h| (h.date.clone(), h.hour)).collect();
+        let mut windows = MetricWindows::new();
+        for h in updated {
+            windows.extend(h.metrics);
+        }
+        let mut interner = SeriesInterner::default();
+        for f in snap.table_files(METRIC_ROLLUPS_1M) {
+            let Some((date, hour)) = hour_of(&f.path) else {
+                continue;
+            };
+            if fresh.contains(&(date.clone(), hour)) {
+                continue;
+            }
+            if let Some(start) = start {
+                let hour_start = chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d")
+                    .ok()
+                    .and_then(|d| d.and_hms_opt(hour, 0, 0))
+                    .map(|t| t.and_utc().timestamp_millis());
+                if hour_start.is_some_and(|h| h + HOUR_MS <= start) {
+                    continue;
+                }
+            }
+            for b in read_batches(&self.lake, &f.path).await? {
+                load_metric_rollups(&b, &mut interner, &mut windows).map_err(|source| {
+                    ProcessError::Rows {
+                        path: f.path.clone(),
+                        source,
+                    }
+                })?;
+            }
+        }
+        let found = tokio::task::spawn_blocking(move || {
+            detect(&windows, &touched, &marks, window_ms, &cfg)
+        })
+        .await?;
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut files = Vec::new();
+        let counts = (found.anomalies.len() as u64, found.regressions.len() as u64);
+        if !found.anomalies.is_empty() {
+            let batch = anomaly_batch(&found.anomalies, now)?;
+            files.push(self.write_flat("anomalies", batch).await?);
+        }
+        if !found.regressions.is_empty() {
+            let batch = regression_batch(&found.regressions, now)?;
+            files.push(self.write_flat("regressions", batch).await?);
+        }
+        Ok((files, found.marks, counts))
+    }
+
+    async fn write_flat(&self, table: &str, batch: RecordBatch) -> Result<AddFile, ProcessError> {
+        let rows = batch.num_rows() as u64;
+        let bytes = tokio::task::spawn_blocking(move || encode_parquet(&[batch])).await??;
+        let rel = format!(
+            "{table}/part-{}-{}.parquet",
+            self.writer,
+            uuid::Uuid::new_v4().simple()
+        );
+        Ok(upload(&self.lake, &rel, table, rows, bytes).await?)
     }
 
     async fn discard(&self, files: &[AddFile]) {
@@ -892,6 +1021,140 @@ pub(crate) mod tests {
         assert_eq!(agg.levels[3], 40, "warning counts as warn");
         let p95 = agg.duration.quantile(0.95).unwrap();
         assert!((p95 - 190.05).abs() <= 1.9006, "{p95}");
+    }
+
+    /// Reads the detections of the lake: (metric, window or change time) pairs.
+    async fn detections(
+        lake: &Lake,
+        table: &str,
+        time_col: &str,
+    ) -> Vec<(String, i64, Option<String>, Option<String>)> {
+        use datafusion::arrow::array::{Array, AsArray};
+        use datafusion::arrow::datatypes::TimestampMillisecondType;
+        let snap = lake.snapshot().await.unwrap();
+        let mut out = Vec::new();
+        for f in snap.table_files(table) {
+            for b in read_batches(lake, &f.path).await.unwrap() {
+                let m = b
+                    .column_by_name("metric")
+                    .unwrap()
+                    .as_string::<i32>()
+                    .clone();
+                let t = b
+                    .column_by_name(time_col)
+                    .unwrap()
+                    .as_primitive::<TimestampMillisecondType>()
+                    .clone();
+                let vb = b
+                    .column_by_name("version_before")
+                    .map(|c| c.as_string::<i32>().clone());
+                let va = b
+                    .column_by_name("version_after")
+                    .map(|c| c.as_string::<i32>().clone());
+                for i in 0..b.num_rows() {
+                    let v = |c: &Option<datafusion::arrow::array::StringArray>| {
+                        c.as_ref()
+                            .and_then(|c| (!c.is_null(i)).then(|| c.value(i).to_string()))
+                    };
+                    out.push((m.value(i).to_string(), t.value(i), v(&vb), v(&va)));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Three days of 5-minute windows with a daily cycle, one spike, and a deploy that makes the
+    /// service 40% slower on the third day.
+    fn three_days() -> (Vec<serde_json::Value>, i64, i64) {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        let step = 300_000i64;
+        let windows = 3 * 288;
+        let spike = T0 + 700 * step;
+        let deploy = T0 + 780 * step;
+        let mut out = Vec::new();
+        for w in 0..windows {
+            let t = T0 + w * step;
+            let daily = 1.0 + 0.3 * (2.0 * std::f64::consts::PI * (w % 288) as f64 / 288.0).sin();
+            let (version, slow) = if t >= deploy {
+                ("2.0", 1.4)
+            } else {
+                ("1.0", 1.0)
+            };
+            for i in 0..12 {
+                let noise: f64 = rng.random_range(0.95..1.05);
+                let mut v = 100.0 * daily * slow * noise;
+                if t == spike && i < 11 {
+                    v *= 6.0;
+                }
+                out.push(metric(t + i * 20_000, "checkout", "/pay", version, v));
+            }
+        }
+        (out, spike, deploy)
+    }
+
+    fn five_minutes() -> ProcessorConfig {
+        ProcessorConfig {
+            window: Duration::from_secs(300),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn detections_are_found_once_on_event_time_however_the_history_arrives() {
+        let (events, spike, deploy) = three_days();
+        // All at once (a replay of history).
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        ingest_commit(&lake, EventKind::Metric, &events, 0).await;
+        let p = Processor::new(Arc::clone(&lake), five_minutes());
+        p.cycle().await.unwrap();
+        let anomalies = detections(&lake, "anomalies", "window_start").await;
+        let regressions = detections(&lake, "regressions", "change_at").await;
+        assert!(
+            anomalies.iter().any(|a| a.1 == spike),
+            "spike found: {anomalies:?}"
+        );
+        let p50: Vec<_> = regressions.iter().filter(|r| r.0 == "p50").collect();
+        assert_eq!(p50.len(), 1, "{regressions:?}");
+        assert!(
+            (p50[0].1 - deploy).abs() <= 2 * 300_000,
+            "{p50:?} vs {deploy}"
+        );
+        assert_eq!(
+            (p50[0].2.as_deref(), p50[0].3.as_deref()),
+            (Some("1.0"), Some("2.0"))
+        );
+
+        // The same history arriving live, a few hours at a time, with restarts in between.
+        let dir2 = tempfile::tempdir().unwrap();
+        let lake2 = Lake::open(dir2.path().to_str().unwrap()).unwrap();
+        for (i, chunk) in events.chunks(12 * 36).enumerate() {
+            ingest_commit(&lake2, EventKind::Metric, chunk, (i * 12 * 36) as i64).await;
+            Processor::new(Arc::clone(&lake2), five_minutes())
+                .cycle()
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            detections(&lake2, "anomalies", "window_start").await,
+            anomalies
+        );
+        let live_p50: Vec<_> = detections(&lake2, "regressions", "change_at")
+            .await
+            .into_iter()
+            .filter(|r| r.0 == "p50")
+            .collect();
+        assert_eq!(live_p50.len(), 1, "{live_p50:?}");
+        // Nothing new: nothing recorded twice.
+        Processor::new(Arc::clone(&lake2), five_minutes())
+            .cycle()
+            .await
+            .unwrap();
+        assert_eq!(
+            detections(&lake2, "anomalies", "window_start").await,
+            anomalies
+        );
     }
 
     #[test]

@@ -287,8 +287,7 @@ mod tests {
         let err = ctx
             .sql("SELECT quantile_merge(service, 0.5) FROM r")
             .await
-            .err()
-            .expect("a text column is refused");
+            .expect_err("a text column is refused");
         assert!(err.to_string().contains("sketch column"), "{err}");
         let err = ctx.sql("SELECT quantile_merge(sketch, 2) FROM r").await;
         let err = match err {

@@ -143,13 +143,24 @@ impl Detector {
 
     fn refresh_scale(&mut self) {
         let mut abs: Vec<f64> = self.residuals.iter().map(|r| r.abs()).collect();
-        let mad = if abs.is_empty() { 0.0 } else { median(&mut abs) };
+        let mad = if abs.is_empty() {
+            0.0
+        } else {
+            median(&mut abs)
+        };
         // Floor: 1% of the recent range, so exact repetition does not make every wiggle news.
-        let from = self.values.len().saturating_sub(self.day.min(SCALE_POINTS * 4));
+        let from = self
+            .values
+            .len()
+            .saturating_sub(self.day.min(SCALE_POINTS * 4));
         let (lo, hi) = self.values[from..]
             .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-        let floor = (0.01 * (hi - lo)).max(1e-9 * hi.abs().max(lo.abs())).max(1e-12);
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                (a.min(v), b.max(v))
+            });
+        let floor = (0.01 * (hi - lo))
+            .max(1e-9 * hi.abs().max(lo.abs()))
+            .max(1e-12);
         self.scale = (1.4826 * mad).max(floor);
     }
 
@@ -161,7 +172,7 @@ impl Detector {
         // Residuals are gathered from the first points on; alarms wait for the warm-up.
         let eval = if n >= RECENT && x.is_finite() {
             let expected = self.expected(n, seasonal);
-            if n % 8 == 0 || self.scale == 0.0 {
+            if n.is_multiple_of(8) || self.scale == 0.0 {
                 self.refresh_scale();
             }
             let score = (x - expected).abs() / self.scale;
@@ -200,20 +211,31 @@ mod tests {
     use crate::detect::nab::{corpus, normalized, score_file, STANDARD};
 
     fn median_interval(times: &[i64]) -> i64 {
-        let mut d: Vec<i64> = times.windows(2).map(|w| w[1] - w[0]).filter(|d| *d > 0).collect();
+        let mut d: Vec<i64> = times
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .filter(|d| *d > 0)
+            .collect();
         d.sort_unstable();
         d[d.len() / 2]
     }
 
     /// Runs the detector over the shared NAB corpus and returns the normalized standard score.
     pub(crate) fn nab_score(cfg: AnomalyConfig, verbose: bool) -> f64 {
-        let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/nab"));
+        let root = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/data/nab"
+        ));
         let files = corpus::load(root).expect("NAB corpus");
         assert_eq!(files.len(), 13);
         let mut scores = Vec::new();
         for f in &files {
             let mut d = Detector::new(Detector::points_per_day(median_interval(&f.times)), cfg);
-            let detected: Vec<bool> = f.values.iter().map(|&v| d.push(v).is_some_and(|e| e.anomalous)).collect();
+            let detected: Vec<bool> = f
+                .values
+                .iter()
+                .map(|&v| d.push(v).is_some_and(|e| e.anomalous))
+                .collect();
             let s = score_file(&f.times, &detected, &f.windows, STANDARD);
             if verbose {
                 eprintln!("{:60} {:?}", f.name, s);
@@ -235,11 +257,19 @@ mod tests {
     #[test]
     fn a_spike_on_a_daily_cycle_is_found_and_the_cycle_is_not() {
         let day = 288;
-        let value = |i: usize| 100.0 + 50.0 * (2.0 * std::f64::consts::PI * i as f64 / day as f64).sin() + ((i * 7919) % 13) as f64 * 0.3;
+        let value = |i: usize| {
+            100.0
+                + 50.0 * (2.0 * std::f64::consts::PI * i as f64 / day as f64).sin()
+                + ((i * 7919) % 13) as f64 * 0.3
+        };
         let mut d = Detector::new(day, AnomalyConfig::default());
         let mut found = Vec::new();
         for i in 0..day * 10 {
-            let x = if i == day * 8 + 100 { value(i) + 60.0 } else { value(i) };
+            let x = if i == day * 8 + 100 {
+                value(i) + 60.0
+            } else {
+                value(i)
+            };
             if d.push(x).is_some_and(|e| e.anomalous) {
                 found.push(i);
             }
@@ -251,7 +281,11 @@ mod tests {
     fn outliers_in_the_baseline_do_not_move_it() {
         let mut d = Detector::new(96, AnomalyConfig::default());
         for i in 0..96 * 3 {
-            let x = if i % 50 == 0 { 1000.0 } else { 10.0 + (i % 5) as f64 * 0.1 };
+            let x = if i % 50 == 0 {
+                1000.0
+            } else {
+                10.0 + (i % 5) as f64 * 0.1
+            };
             d.push(x);
         }
         let e = d.push(10.2).unwrap();
@@ -267,8 +301,15 @@ mod sweep {
         for t in [6.0, 8.0, 10.0, 14.0] {
             for c in [0.5, 1.0, 2.0] {
                 for w in [24usize, 144] {
-                    let cfg = super::AnomalyConfig { threshold: t, cooldown_days: c, warmup: w };
-                    eprintln!("t={t} c={c} w={w} score={:.1}", super::tests::nab_score(cfg, false));
+                    let cfg = super::AnomalyConfig {
+                        threshold: t,
+                        cooldown_days: c,
+                        warmup: w,
+                    };
+                    eprintln!(
+                        "t={t} c={c} w={w} score={:.1}",
+                        super::tests::nab_score(cfg, false)
+                    );
                 }
             }
         }

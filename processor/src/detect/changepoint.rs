@@ -57,7 +57,17 @@ impl ChangePoint {
 
     /// Otava's magnitude: `max(|after/before - 1|, |before/after - 1|)`.
     pub fn magnitude(&self) -> f64 {
-        let r = |a: f64, b: f64| if b == 0.0 { if a == 0.0 { 0.0 } else { f64::INFINITY } } else { (a / b - 1.0).abs() };
+        let r = |a: f64, b: f64| {
+            if b == 0.0 {
+                if a == 0.0 {
+                    0.0
+                } else {
+                    f64::INFINITY
+                }
+            } else {
+                (a / b - 1.0).abs()
+            }
+        };
         r(self.mean_after, self.mean_before).max(r(self.mean_before, self.mean_after))
     }
 }
@@ -129,8 +139,16 @@ fn best_split(x: &[f64]) -> Option<(usize, f64)> {
                 within_r += d(j, k);
             }
         }
-        let wl = if tau > 1 { within_l / (l * (l - 1.0) / 2.0) } else { 0.0 };
-        let wr = if n - tau > 1 { within_r / (r * (r - 1.0) / 2.0) } else { 0.0 };
+        let wl = if tau > 1 {
+            within_l / (l * (l - 1.0) / 2.0)
+        } else {
+            0.0
+        };
+        let wr = if n - tau > 1 {
+            within_r / (r * (r - 1.0) / 2.0)
+        } else {
+            0.0
+        };
         let q = (l * r / (l + r)) * (2.0 * between / (l * r) - wl - wr);
         if best.is_none_or(|(_, b)| q > b) {
             best = Some((tau, q));
@@ -243,12 +261,19 @@ mod tests {
     use serde_json::Value;
 
     fn shared() -> Value {
-        let p = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/otava/expected_change_points.json");
+        let p = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/data/otava/expected_change_points.json"
+        );
         serde_json::from_str(&std::fs::read_to_string(p).expect("shared Otava data")).unwrap()
     }
 
     fn floats(v: &Value) -> Vec<f64> {
-        v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
     }
 
     fn indexes(x: &[f64], cfg: &ChangePointConfig) -> Vec<usize> {
@@ -271,7 +296,10 @@ mod tests {
         assert!((c1[0].change_pct() - -49.4).abs() < 0.05);
         assert!((c2[0].change_pct() - -11.0).abs() < 0.05);
         // Only big changes with a minimum magnitude of 0.2.
-        let big = ChangePointConfig { min_magnitude: 0.2, ..cfg };
+        let big = ChangePointConfig {
+            min_magnitude: 0.2,
+            ..cfg
+        };
         assert_eq!(indexes(&s1, &big), vec![6]);
         assert!(indexes(&s2, &big).is_empty());
         // Appending points keeps the changes found, and finds the new one.
@@ -283,8 +311,18 @@ mod tests {
             if let Some(v) = step["append"].get("series2") {
                 a2.extend(floats(v));
             }
-            let want1: Vec<usize> = step["expected"]["series1"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
-            let want2: Vec<usize> = step["expected"]["series2"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+            let want1: Vec<usize> = step["expected"]["series1"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as usize)
+                .collect();
+            let want2: Vec<usize> = step["expected"]["series2"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as usize)
+                .collect();
             assert_eq!(indexes(&a1, &cfg), want1);
             assert_eq!(indexes(&a2, &cfg), want2);
         }
@@ -294,16 +332,25 @@ mod tests {
     fn otava_single_step_sequence_and_zeros() {
         let d = shared();
         let s = floats(&d["single_series_step"]["series"]);
-        let cfg = ChangePointConfig { window_len: 10, max_pvalue: 0.0001, min_magnitude: 0.0 };
+        let cfg = ChangePointConfig {
+            window_len: 10,
+            max_pvalue: 0.0001,
+            min_magnitude: 0.0,
+        };
         assert_eq!(indexes(&s, &cfg), vec![10]);
         let s = floats(&d["edivisive_sequence"]["series"]);
-        let cfg = ChangePointConfig { max_pvalue: 0.01, ..Default::default() };
+        let cfg = ChangePointConfig {
+            max_pvalue: 0.01,
+            ..Default::default()
+        };
         assert_eq!(indexes(&s, &cfg), vec![5, 8]);
         let s = floats(&d["div_by_zero_series"]["series1"]);
         let cps = change_points(&s, &ChangePointConfig::default());
         assert_eq!(cps.len(), 2, "{cps:?}");
         assert_eq!(cps[0].index, 3);
-        assert!(cps.iter().all(|c| c.change_pct().is_finite() && c.pvalue.is_finite()));
+        assert!(cps
+            .iter()
+            .all(|c| c.change_pct().is_finite() && c.pvalue.is_finite()));
     }
 
     #[test]
@@ -313,16 +360,26 @@ mod tests {
             let s = floats(&case["series"]);
             let p = ttest_pvalue(&s[..5], &s[5..]);
             let range = floats(&case["pvalue_range"]);
-            assert!(p >= range[0] && p <= range[1], "p = {p}, expected in {range:?}");
+            assert!(
+                p >= range[0] && p <= range[1],
+                "p = {p}, expected in {range:?}"
+            );
             assert_eq!(p <= 0.001, case["significant"].as_bool().unwrap());
         }
     }
 
     #[test]
     fn otava_sample_csv() {
-        let p = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/otava/sample.csv");
+        let p = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/data/otava/sample.csv"
+        );
         let text = std::fs::read_to_string(p).unwrap();
-        let rows: Vec<Vec<&str>> = text.lines().skip(1).map(|l| l.split(',').collect()).collect();
+        let rows: Vec<Vec<&str>> = text
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').collect())
+            .collect();
         let m1: Vec<f64> = rows.iter().map(|r| r[2].parse().unwrap()).collect();
         let m2: Vec<f64> = rows.iter().map(|r| r[3].parse().unwrap()).collect();
         let cfg = ChangePointConfig::default();
@@ -340,7 +397,9 @@ mod tests {
         let mut s = 12345u64;
         let x: Vec<f64> = (0..400)
             .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 100.0 + ((s >> 33) as f64 / (1u64 << 31) as f64 - 0.5) * 10.0
             })
             .collect();

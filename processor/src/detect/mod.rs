@@ -4,3 +4,4 @@
 pub mod anomaly;
 pub mod changepoint;
 pub mod nab;
+pub mod run;

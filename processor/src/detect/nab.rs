@@ -45,7 +45,12 @@ pub fn probation(len: usize) -> usize {
 
 /// Scores one file: `times` of every point (ascending), whether each point is a detection,
 /// and the labelled windows as inclusive `(start, end)` times.
-pub fn score_file(times: &[i64], detected: &[bool], windows: &[(i64, i64)], p: Profile) -> FileScore {
+pub fn score_file(
+    times: &[i64],
+    detected: &[bool],
+    windows: &[(i64, i64)],
+    p: Profile,
+) -> FileScore {
     let probation = probation(times.len());
     // Window index ranges.
     let ranges: Vec<(usize, usize)> = windows
@@ -132,22 +137,30 @@ pub mod corpus {
     /// When a file cannot be read or parsed.
     pub fn load(root: &Path) -> Result<Vec<NabFile>, String> {
         let labels: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(root.join("labels/combined_windows.json")).map_err(|e| e.to_string())?,
+            &std::fs::read_to_string(root.join("labels/combined_windows.json"))
+                .map_err(|e| e.to_string())?,
         )
         .map_err(|e| e.to_string())?;
         let mut out = Vec::new();
-        let mut names: Vec<&String> = labels.as_object().ok_or("labels are not an object")?.keys().collect();
+        let mut names: Vec<&String> = labels
+            .as_object()
+            .ok_or("labels are not an object")?
+            .keys()
+            .collect();
         names.sort();
         for name in names {
             let path = root.join("data").join(name);
             if !path.exists() {
                 continue;
             }
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             let mut times = Vec::new();
             let mut values = Vec::new();
             for line in text.lines().skip(1) {
-                let Some((t, v)) = line.split_once(',') else { continue };
+                let Some((t, v)) = line.split_once(',') else {
+                    continue;
+                };
                 if let (Some(t), Ok(v)) = (parse_time(t), v.trim().parse::<f64>()) {
                     times.push(t);
                     values.push(v);
@@ -195,6 +208,9 @@ mod tests {
         // Detections in the probationary period are not scored.
         let mut early = none;
         early[10] = true;
-        assert_eq!(score_file(&times, &early, &windows, STANDARD).false_positives, 0);
+        assert_eq!(
+            score_file(&times, &early, &windows, STANDARD).false_positives,
+            0
+        );
     }
 }
