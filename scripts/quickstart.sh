@@ -63,7 +63,10 @@ cat <<TXT
 
 Try:
   curl -s http://$OPSLAKE_LISTEN/api/v1/sql -H 'content-type: application/json' \\
-    -d '{"sql": "SELECT service, count(*) AS requests, approx_percentile_cont(value, 0.99) AS p99_ms FROM metrics WHERE name = '\''http.server.duration'\'' GROUP BY service ORDER BY p99_ms DESC"}'
+    -d '{"sql": "SELECT service, sum(count) AS requests, round(quantile_merge(sketch, 0.99), 1) AS p99_ms FROM metric_rollups_1h WHERE name = '\''http.server.duration'\'' GROUP BY service ORDER BY p99_ms DESC"}'
+  $bin sql "SELECT window_start, service, name, metric, round(observed, 1) AS observed, round(expected, 1) AS expected, severity FROM anomalies ORDER BY window_start DESC LIMIT 10"
+  $bin sql "SELECT change_at, service, metric, round(change_pct, 1) AS change_pct, version_before, version_after FROM regressions ORDER BY change_at"
+  $bin sql "SELECT window_start, service, count, round(error_rate, 3) AS error_rate FROM log_rollups_1m ORDER BY window_start DESC LIMIT 10"
   $bin sql "SELECT level, count(*) FROM logs GROUP BY level ORDER BY 2 DESC"
   $bin sql "SELECT provider, round(sum(cost), 2) AS cost FROM billing GROUP BY provider ORDER BY cost DESC"
   $bin sql "SELECT labels['endpoint'] AS endpoint, count(*) FROM metrics WHERE labels['status'] = '500' GROUP BY 1"

@@ -51,7 +51,11 @@ enum Command {
     /// Only ingest: Kafka to the lake (scale out by running several in one consumer group).
     Ingest,
     /// Only the processor: rollups, anomalies and regressions from the lake's raw tables.
-    Process,
+    Process {
+        /// Run one cycle (fold everything committed so far), print what it did, and exit.
+        #[arg(long)]
+        once: bool,
+    },
     /// Only the query API.
     Serve,
     /// Send events to Kafka: synthetic load, or an NDJSON or FOCUS CSV file.
@@ -177,7 +181,8 @@ async fn dispatch(command: Command, cfg: Config) -> anyhow::Result<()> {
             )
             .await
         }
-        Command::Process => {
+        Command::Process { once: true } => process_once(cfg).await,
+        Command::Process { once: false } => {
             run_roles(
                 cfg,
                 Roles {
@@ -386,6 +391,31 @@ async fn run_roles(cfg: Config, roles: Roles) -> anyhow::Result<()> {
     if failed {
         bail!("one or more roles did not end cleanly");
     }
+    Ok(())
+}
+
+async fn process_once(cfg: Config) -> anyhow::Result<()> {
+    let lake =
+        Lake::open(&cfg.lake).with_context(|| format!("failed to open lake {}", cfg.lake))?;
+    let started = std::time::Instant::now();
+    let report = opslake_processor::Processor::new(lake, cfg.processor.clone())
+        .cycle()
+        .await
+        .context("processing cycle failed")?;
+    println!(
+        "processed {} raw files into {} hours: {} rollup rows, {} anomalies, {} regressions in {:.2?}{}",
+        report.files_read,
+        report.hours,
+        report.rows_written,
+        report.anomalies,
+        report.regressions,
+        started.elapsed(),
+        if report.lost_race {
+            " (another processor committed first; nothing recorded)"
+        } else {
+            ""
+        }
+    );
     Ok(())
 }
 

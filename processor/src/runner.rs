@@ -35,7 +35,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::detect::run::{
-    anomaly_batch, detect, history_start, regression_batch, DetectConfig, Mark,
+    anomaly_batch, detect, detect_error_rates, error_rate_history_start, history_start,
+    regression_batch, DetectConfig, Mark,
 };
 use crate::metrics::METRICS;
 use crate::rollup::{
@@ -211,6 +212,7 @@ pub struct HourRollups {
     pub date: String,
     pub hour: u32,
     pub metrics: MetricWindows,
+    pub logs: LogWindows,
 }
 
 /// One processor instance.
@@ -479,7 +481,11 @@ impl Processor {
             .iter()
             .flat_map(|h| h.metrics.keys().map(|(_, k)| k.without_version()))
             .collect();
-        if touched.is_empty() {
+        let touched_services: BTreeSet<String> = updated
+            .iter()
+            .flat_map(|h| h.logs.keys().map(|(_, s)| s.clone()))
+            .collect();
+        if touched.is_empty() && touched_services.is_empty() {
             return Ok((Vec::new(), BTreeMap::new(), (0, 0)));
         }
         let state = Arc::clone(&snap.state);
@@ -493,20 +499,47 @@ impl Processor {
         let start = touched
             .iter()
             .map(|s| history_start(s, &marks, &cfg))
+            .chain(
+                touched_services
+                    .iter()
+                    .map(|s| error_rate_history_start(s, &marks, &cfg)),
+            )
             .min()
             .flatten();
-        let fresh: BTreeSet<(String, u32)> =
-            updated.iter().map(|h| (h.date.clone(), h.hour)).collect();
+        // Hours whose rollups this cycle rewrote are taken from memory, per table.
+        let fresh: BTreeSet<(&'static str, String, u32)> = updated
+            .iter()
+            .flat_map(|h| {
+                let m =
+                    (!h.metrics.is_empty()).then(|| (METRIC_ROLLUPS_1M, h.date.clone(), h.hour));
+                let l = (!h.logs.is_empty()).then(|| (LOG_ROLLUPS_1M, h.date.clone(), h.hour));
+                m.into_iter().chain(l)
+            })
+            .collect();
         let mut windows = MetricWindows::new();
+        let mut log_windows = LogWindows::new();
         for h in updated {
             windows.extend(h.metrics);
+            log_windows.extend(h.logs);
         }
         let mut interner = SeriesInterner::default();
-        for f in snap.table_files(METRIC_ROLLUPS_1M) {
+        let history = snap
+            .table_files(METRIC_ROLLUPS_1M)
+            .filter(|_| !touched.is_empty())
+            .chain(
+                snap.table_files(LOG_ROLLUPS_1M)
+                    .filter(|_| !touched_services.is_empty()),
+            );
+        for f in history {
             let Some((date, hour)) = hour_of(&f.path) else {
                 continue;
             };
-            if fresh.contains(&(date.clone(), hour)) {
+            let table: &'static str = if f.table == LOG_ROLLUPS_1M {
+                LOG_ROLLUPS_1M
+            } else {
+                METRIC_ROLLUPS_1M
+            };
+            if fresh.contains(&(table, date.clone(), hour)) {
                 continue;
             }
             if let Some(start) = start {
@@ -519,16 +552,24 @@ impl Processor {
                 }
             }
             for b in read_batches(&self.lake, &f.path).await? {
-                load_metric_rollups(&b, &mut interner, &mut windows).map_err(|source| {
-                    ProcessError::Rows {
-                        path: f.path.clone(),
-                        source,
-                    }
+                let loaded = if f.table == LOG_ROLLUPS_1M {
+                    load_log_rollups(&b, &mut log_windows)
+                } else {
+                    load_metric_rollups(&b, &mut interner, &mut windows)
+                };
+                loaded.map_err(|source| ProcessError::Rows {
+                    path: f.path.clone(),
+                    source,
                 })?;
             }
         }
         let found = tokio::task::spawn_blocking(move || {
-            detect(&windows, &touched, &marks, window_ms, &cfg)
+            let mut found = detect(&windows, &touched, &marks, window_ms, &cfg);
+            let rates =
+                detect_error_rates(&log_windows, &touched_services, &marks, window_ms, &cfg);
+            found.anomalies.extend(rates.anomalies);
+            found.marks.extend(rates.marks);
+            found
         })
         .await?;
         let now = chrono::Utc::now().timestamp_millis();
@@ -585,6 +626,7 @@ impl Processor {
             date: date.to_string(),
             hour,
             metrics: MetricWindows::new(),
+            logs: LogWindows::new(),
         };
 
         // Metrics: stored rollups plus new raw rows, or every raw row of the hour.
@@ -706,6 +748,7 @@ impl Processor {
             rows += batch.num_rows() as u64;
             add.push(self.write(LOG_ROLLUPS_1M, date, hour, batch).await?);
             remove.extend(old);
+            hour_rollups.logs = windows;
         }
         Ok((add, rows, hour_rollups))
     }
@@ -1155,6 +1198,30 @@ pub(crate) mod tests {
             detections(&lake2, "anomalies", "window_start").await,
             anomalies
         );
+    }
+
+    #[tokio::test]
+    async fn an_error_rate_burst_is_an_anomaly() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let step = 300_000i64;
+        let burst = T0 + 400 * step;
+        let mut events = Vec::new();
+        for w in 0..2 * 288 {
+            let t = T0 + w * step;
+            for i in 0..50 {
+                let error = if t == burst { i % 2 == 0 } else { i == 0 };
+                events.push(serde_json::json!({"timestamp": t + i * 1000, "service": "api",
+                    "level": if error { "error" } else { "info" }, "message": "m"}));
+            }
+        }
+        ingest_commit(&lake, EventKind::Log, &events, 0).await;
+        Processor::new(Arc::clone(&lake), five_minutes())
+            .cycle()
+            .await
+            .unwrap();
+        let found = detections(&lake, "anomalies", "window_start").await;
+        assert_eq!(found, vec![("error_rate".to_string(), burst, None, None)]);
     }
 
     #[test]

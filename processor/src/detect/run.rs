@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::anomaly::{AnomalyConfig, Detector, METHOD};
 use super::changepoint::{change_points, ChangePointConfig};
-use crate::rollup::{MetricWindows, SeriesKey};
+use crate::rollup::{LogWindows, MetricWindows, SeriesKey};
 use crate::sketch::DDSketch;
 
 /// Settings of detection.
@@ -318,6 +318,89 @@ fn deseasonalize(points: &[(i64, f64)], window_ms: i64) -> Option<Vec<f64>> {
             },
         )
         .collect()
+}
+
+/// The series of a service's log error rate, as recorded in `anomalies`.
+pub fn error_rate_series(service: &str) -> SeriesKey {
+    SeriesKey {
+        service: service.to_string(),
+        name: "logs".into(),
+        version: None,
+        labels: Vec::new(),
+    }
+}
+
+/// Error rates move by less than this (absolute) are not anomalies, however unusual: one
+/// error among a few quiet windows is not an incident.
+const MIN_ERROR_RATE_CHANGE: f64 = 0.01;
+
+/// History start of a service's error-rate detection, as [`history_start`].
+pub fn error_rate_history_start(
+    service: &str,
+    marks: &dyn Fn(&str) -> Mark,
+    cfg: &DetectConfig,
+) -> Option<i64> {
+    marks(&state_key(&error_rate_series(service), "error_rate"))
+        .evaluated
+        .map(|e| e - cfg.lookback_ms)
+}
+
+/// Anomalies of the per-window error rate of the `touched` services' logs.
+pub fn detect_error_rates(
+    windows: &LogWindows,
+    touched: &BTreeSet<String>,
+    marks: &dyn Fn(&str) -> Mark,
+    window_ms: i64,
+    cfg: &DetectConfig,
+) -> Detections {
+    let mut by_service: BTreeMap<&str, BTreeMap<i64, f64>> = BTreeMap::new();
+    for ((w, service), agg) in windows {
+        if touched.contains(service) && agg.count() > 0 {
+            by_service
+                .entry(service.as_str())
+                .or_default()
+                .insert(*w, agg.errors() as f64 / agg.count() as f64);
+        }
+    }
+    let mut out = Detections::default();
+    for (service, rates) in by_service {
+        let Some(&newest) = rates.keys().next_back() else {
+            continue;
+        };
+        let closed_until = newest - cfg.lateness_windows * window_ms;
+        let series = error_rate_series(service);
+        let key = state_key(&series, "error_rate");
+        let mut mark = marks(&key);
+        let mut det = Detector::new(Detector::points_per_day(window_ms), cfg.anomaly);
+        let mut last = None;
+        for (&w, &x) in rates.range(..=closed_until) {
+            let e = det.push(x);
+            last = Some(w);
+            if mark.evaluated.is_some_and(|done| w <= done) {
+                continue;
+            }
+            if let Some(e) =
+                e.filter(|e| e.anomalous && (x - e.expected).abs() >= MIN_ERROR_RATE_CHANGE)
+            {
+                out.anomalies.push(Anomaly {
+                    series: series.clone(),
+                    metric: "error_rate",
+                    window_start: w,
+                    observed: x,
+                    expected: e.expected,
+                    lower: e.lower.max(0.0),
+                    upper: e.upper.min(1.0),
+                    score: e.score,
+                    severity: e.severity(&cfg.anomaly),
+                });
+            }
+        }
+        if last > mark.evaluated {
+            mark.evaluated = last;
+            out.marks.insert(key, mark);
+        }
+    }
+    out
 }
 
 fn labels_builder() -> MapBuilder<StringBuilder, StringBuilder> {
