@@ -74,10 +74,12 @@ impl LogAgg {
 /// Log rollups of some windows: (window start ms, service) → aggregate.
 pub type LogWindows = HashMap<(i64, String), LogAgg>;
 
-/// Interns series so that a row costs one hash lookup of a reused buffer, not an allocation.
+/// Interns series so that a row costs one hash lookup of a reused buffer, not an allocation:
+/// strings are copied only the first time a series is seen.
 #[derive(Default)]
 pub struct SeriesInterner {
-    ids: HashMap<String, Arc<SeriesKey>>,
+    ids: HashMap<String, u32>,
+    keys: Vec<Arc<SeriesKey>>,
     buf: String,
 }
 
@@ -87,8 +89,8 @@ impl SeriesInterner {
         service: &str,
         name: &str,
         version: Option<&str>,
-        labels: &mut [(String, String)],
-    ) -> Arc<SeriesKey> {
+        labels: &mut [(&str, &str)],
+    ) -> u32 {
         labels.sort_unstable();
         self.buf.clear();
         for part in [service, name, version.unwrap_or("\u{0}")] {
@@ -101,17 +103,25 @@ impl SeriesInterner {
             self.buf.push_str(v);
             self.buf.push('\u{1f}');
         }
-        if let Some(k) = self.ids.get(self.buf.as_str()) {
-            return Arc::clone(k);
+        if let Some(&id) = self.ids.get(self.buf.as_str()) {
+            return id;
         }
-        let key = Arc::new(SeriesKey {
+        let id = self.keys.len() as u32;
+        self.keys.push(Arc::new(SeriesKey {
             service: service.to_string(),
             name: name.to_string(),
             version: version.map(str::to_string),
-            labels: labels.to_vec(),
-        });
-        self.ids.insert(self.buf.clone(), Arc::clone(&key));
-        key
+            labels: labels
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
+        }));
+        self.ids.insert(self.buf.clone(), id);
+        id
+    }
+
+    fn key(&self, id: u32) -> &Arc<SeriesKey> {
+        &self.keys[id as usize]
     }
 }
 
@@ -140,7 +150,7 @@ fn timestamps(batch: &RecordBatch, name: &str) -> Result<ArrayRef, ArrowError> {
     }
 }
 
-fn map_entries(map: &MapArray, row: usize, out: &mut Vec<(String, String)>) {
+fn map_entries<'a>(map: &'a MapArray, row: usize, out: &mut Vec<(&'a str, &'a str)>) {
     out.clear();
     if map.is_null(row) {
         return;
@@ -155,7 +165,7 @@ fn map_entries(map: &MapArray, row: usize, out: &mut Vec<(String, String)>) {
         } else {
             values.value(i)
         };
-        out.push((keys.value(i).to_string(), v.to_string()));
+        out.push((keys.value(i), v));
     }
 }
 
@@ -187,12 +197,23 @@ pub fn fold_metrics(
     let labels = column(batch, "labels")?;
     let labels = labels.as_map();
     let mut pairs = Vec::new();
+    // Groups of this batch by (window, series id); merged into `into` once at the end, so the
+    // per-row work hashes two integers, not the series' strings.
+    let mut local: HashMap<(i64, u32), DDSketch> = HashMap::new();
     for row in 0..batch.num_rows() {
         map_entries(labels, row, &mut pairs);
         let v = (!version.is_null(row)).then(|| version.value(row));
-        let key = interner.intern(service.value(row), name.value(row), v, &mut pairs);
+        let id = interner.intern(service.value(row), name.value(row), v, &mut pairs);
         let w = window_of(ts.value(row), window_ms);
-        into.entry((w, key)).or_default().add(value.value(row));
+        local.entry((w, id)).or_default().add(value.value(row));
+    }
+    for ((w, id), s) in local {
+        match into.entry((w, Arc::clone(interner.key(id)))) {
+            std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().merge(&s),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(s);
+            }
+        }
     }
     Ok(())
 }
@@ -290,9 +311,11 @@ pub fn load_metric_rollups(
     for row in 0..batch.num_rows() {
         map_entries(labels, row, &mut pairs);
         let v = (!version.is_null(row)).then(|| version.value(row));
-        let key = interner.intern(service.value(row), name.value(row), v, &mut pairs);
+        let id = interner.intern(service.value(row), name.value(row), v, &mut pairs);
         if let Some(s) = sketch_from(&sketch, row)? {
-            into.entry((ws.value(row), key)).or_default().merge(&s);
+            into.entry((ws.value(row), Arc::clone(interner.key(id))))
+                .or_default()
+                .merge(&s);
         }
     }
     Ok(())

@@ -1211,8 +1211,10 @@ pub(crate) mod tests {
             let t = T0 + w * step;
             for i in 0..50 {
                 let error = if t == burst { i % 2 == 0 } else { i == 0 };
-                events.push(serde_json::json!({"timestamp": t + i * 1000, "service": "api",
-                    "level": if error { "error" } else { "info" }, "message": "m"}));
+                events.push(
+                    serde_json::json!({"timestamp": t + i * 1000, "service": "api",
+                    "level": if error { "error" } else { "info" }, "message": "m"}),
+                );
             }
         }
         ingest_commit(&lake, EventKind::Log, &events, 0).await;

@@ -13,8 +13,11 @@
 
 use std::fmt;
 
-/// Relative accuracy of every sketch opslake writes: 1%.
-pub const DEFAULT_ALPHA: f64 = 0.01;
+/// Relative accuracy of every sketch opslake writes: 0.9%, so that percentiles stay within 1%
+/// of exact values with room for floating-point rounding and for checkers whose exact
+/// percentile differs from ours in the last digits (at exactly 1% the worst case measured
+/// 0.99994%).
+pub const DEFAULT_ALPHA: f64 = 0.009;
 
 /// Magnitudes below this are counted as zero (latencies and levels are never this small).
 pub const MIN_INDEXABLE: f64 = 1e-9;
