@@ -219,3 +219,86 @@ fn produced_events_become_rollups_with_exact_within_1pct_percentiles() {
     );
     drop(opslake);
 }
+
+/// Two days of 5-minute windows produced at once (a replay of history): a latency spike and a
+/// deploy that makes the service 40% slower are found on event time, through SQL.
+#[test]
+fn replayed_history_yields_anomalies_and_regressions_through_sql() {
+    let broker = Broker::start();
+    let lake = tempfile::tempdir().unwrap();
+    let setup = Setup::new(&broker, lake.path(), "detect");
+    let opslake = setup.spawn(
+        "run",
+        &[
+            ("OPSLAKE_PROCESSOR__INTERVAL", "1s"),
+            ("OPSLAKE_PROCESSOR__WINDOW", "5m"),
+        ],
+    );
+    let api = opslake.api();
+    let producer = TestProducer::new(&setup.brokers);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let step = 300_000i64;
+    let spike = T0 + 400 * step;
+    let deploy = T0 + 500 * step;
+    let mut events = Vec::new();
+    for w in 0..2 * 288 {
+        let t = T0 + w * step;
+        let daily = 1.0 + 0.3 * (2.0 * std::f64::consts::PI * (w % 288) as f64 / 288.0).sin();
+        let (version, slow) = if t >= deploy {
+            ("2.0.0", 1.4)
+        } else {
+            ("1.9.0", 1.0)
+        };
+        for i in 0..10 {
+            let mut v = 80.0 * daily * slow * rng.random_range(0.95..1.05);
+            if t == spike {
+                v *= 8.0;
+            }
+            events.push(json!({"timestamp": t + i * 25_000, "service": "payments", "name": "http.server.duration",
+                "value": v, "version": version, "labels": {"endpoint": "/charge"}}));
+        }
+    }
+    for chunk in events.chunks(500) {
+        producer.send(
+            &setup.topic("metrics"),
+            None,
+            Value::from(chunk.to_vec()).to_string().as_bytes(),
+        );
+    }
+    producer.flush();
+    wait_for(
+        "every event in the rollups",
+        Duration::from_secs(120),
+        || {
+            (api.count("SELECT coalesce(sum(count), 0) FROM metric_rollups_1m")
+                == events.len() as i64)
+                .then_some(())
+        },
+    );
+    let anomalies = wait_for("the spike in anomalies", Duration::from_secs(60), || {
+        let rows = api.rows(
+            "SELECT CAST(window_start AS BIGINT), metric, observed, expected, severity, method, labels['endpoint'] \
+             FROM anomalies WHERE service = 'payments' ORDER BY 1",
+        );
+        rows.iter().any(|r| r[0] == json!(spike)).then_some(rows)
+    });
+    let hit = anomalies.iter().find(|r| r[0] == json!(spike)).unwrap();
+    assert!(
+        hit[2].as_f64().unwrap() > 3.0 * hit[3].as_f64().unwrap(),
+        "{hit:?}"
+    );
+    assert_eq!(hit[6], json!("/charge"));
+    let regressions = api.rows(
+        "SELECT CAST(change_at AS BIGINT), metric, round(change_pct), version_before, version_after \
+         FROM regressions WHERE service = 'payments' AND metric = 'p50'",
+    );
+    assert_eq!(regressions.len(), 1, "{regressions:?}");
+    let r = &regressions[0];
+    assert!((r[0].as_i64().unwrap() - deploy).abs() <= 2 * step, "{r:?}");
+    assert!((r[2].as_f64().unwrap() - 40.0).abs() <= 8.0, "{r:?}");
+    assert_eq!(
+        (r[3].clone(), r[4].clone()),
+        (json!("1.9.0"), json!("2.0.0"))
+    );
+    drop(opslake);
+}

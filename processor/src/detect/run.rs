@@ -228,16 +228,14 @@ pub fn detect(
             let values = &adjusted[from..];
             let mut changed = false;
             let cps = change_points(values, &cfg.changes);
-            for (ci, cp) in cps.iter().enumerate() {
+            for cp in &cps {
                 if cp.index + cfg.change_settle > values.len() {
                     continue;
                 }
                 let at = tail[cp.index].0;
-                let prev = if ci == 0 { 0 } else { cps[ci - 1].index };
-                let next = cps.get(ci + 1).map_or(tail.len(), |c| c.index);
-                let mean = |r: &[(i64, f64)]| r.iter().map(|p| p.1).sum::<f64>() / r.len() as f64;
-                let (before_level, after_level) =
-                    (mean(&tail[prev..cp.index]), mean(&tail[cp.index..next]));
+                // Levels of the series with its daily shape divided out (the shape averages
+                // about 1), so a change measured across different times of day is not skewed.
+                let (before_level, after_level) = (cp.mean_before, cp.mean_after);
                 let min_gap = cfg.change_settle as i64 * window_ms;
                 if mark.last_change.is_some_and(|l| at <= l + min_gap) {
                     continue;
