@@ -361,11 +361,16 @@ pub fn coarsen(windows: &MetricWindows, coarse_ms: i64) -> MetricWindows {
     out
 }
 
-fn ts_builder(cap: usize) -> TimestampMillisecondBuilder {
+/// A builder of `MAP<VARCHAR, VARCHAR>` columns (labels).
+pub(crate) fn labels_builder() -> MapBuilder<StringBuilder, StringBuilder> {
+    MapBuilder::new(None, StringBuilder::new(), StringBuilder::new())
+}
+
+pub(crate) fn ts_builder(cap: usize) -> TimestampMillisecondBuilder {
     TimestampMillisecondBuilder::with_capacity(cap).with_timezone(tables::TZ)
 }
 
-fn append_labels(
+pub(crate) fn append_labels(
     b: &mut MapBuilder<StringBuilder, StringBuilder>,
     labels: &[(String, String)],
 ) -> Result<(), ArrowError> {
@@ -393,7 +398,7 @@ pub fn metric_rollup_batch(
     let mut service = StringBuilder::new();
     let mut name = StringBuilder::new();
     let mut version = StringBuilder::new();
-    let mut labels = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+    let mut labels = labels_builder();
     let mut count = Int64Builder::with_capacity(n);
     let mut f: Vec<Float64Builder> = (0..8).map(|_| Float64Builder::with_capacity(n)).collect();
     let mut sketch = BinaryBuilder::new();

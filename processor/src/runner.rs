@@ -587,14 +587,12 @@ impl Processor {
     }
 
     async fn write_flat(&self, table: &str, batch: RecordBatch) -> Result<AddFile, ProcessError> {
-        let rows = batch.num_rows() as u64;
-        let bytes = tokio::task::spawn_blocking(move || encode_parquet(&[batch])).await??;
         let rel = format!(
             "{table}/part-{}-{}.parquet",
             self.writer,
             uuid::Uuid::new_v4().simple()
         );
-        Ok(upload(&self.lake, &rel, table, rows, bytes).await?)
+        self.write_at(table, rel, batch).await
     }
 
     async fn discard(&self, files: &[AddFile]) {
@@ -760,9 +758,19 @@ impl Processor {
         hour: u32,
         batch: RecordBatch,
     ) -> Result<AddFile, ProcessError> {
+        let rel = data_file_path(table, date, hour, &self.writer);
+        self.write_at(table, rel, batch).await
+    }
+
+    /// Encodes `batch` as Parquet and uploads it to `rel`; it joins the lake with the commit.
+    async fn write_at(
+        &self,
+        table: &str,
+        rel: String,
+        batch: RecordBatch,
+    ) -> Result<AddFile, ProcessError> {
         let rows = batch.num_rows() as u64;
         let bytes = tokio::task::spawn_blocking(move || encode_parquet(&[batch])).await??;
-        let rel = data_file_path(table, date, hour, &self.writer);
         Ok(upload(&self.lake, &rel, table, rows, bytes).await?)
     }
 }

@@ -293,25 +293,3 @@ mod tests {
         assert!(!e.anomalous);
     }
 }
-#[cfg(test)]
-mod sweep {
-    #[test]
-    #[ignore = "parameter exploration"]
-    fn sweep() {
-        for t in [6.0, 8.0, 10.0, 14.0] {
-            for c in [0.5, 1.0, 2.0] {
-                for w in [24usize, 144] {
-                    let cfg = super::AnomalyConfig {
-                        threshold: t,
-                        cooldown_days: c,
-                        warmup: w,
-                    };
-                    eprintln!(
-                        "t={t} c={c} w={w} score={:.1}",
-                        super::tests::nab_score(cfg, false)
-                    );
-                }
-            }
-        }
-    }
-}

@@ -11,9 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    ArrayRef, Float64Builder, MapBuilder, StringBuilder, TimestampMillisecondBuilder,
-};
+use datafusion::arrow::array::{ArrayRef, Float64Builder, StringBuilder};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 use opslake_schemas::tables;
@@ -21,7 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use super::anomaly::{AnomalyConfig, Detector, METHOD};
 use super::changepoint::{change_points, ChangePointConfig};
-use crate::rollup::{LogWindows, MetricWindows, SeriesKey};
+use crate::rollup::{
+    append_labels, labels_builder, ts_builder, LogWindows, MetricWindows, SeriesKey,
+};
 use crate::sketch::DDSketch;
 
 /// Settings of detection.
@@ -401,32 +401,13 @@ pub fn detect_error_rates(
     out
 }
 
-fn labels_builder() -> MapBuilder<StringBuilder, StringBuilder> {
-    MapBuilder::new(None, StringBuilder::new(), StringBuilder::new())
-}
-
-fn append_labels(
-    b: &mut MapBuilder<StringBuilder, StringBuilder>,
-    labels: &[(String, String)],
-) -> Result<(), ArrowError> {
-    for (k, v) in labels {
-        b.keys().append_value(k);
-        b.values().append_value(v);
-    }
-    b.append(true)
-}
-
-fn ts(cap: usize) -> TimestampMillisecondBuilder {
-    TimestampMillisecondBuilder::with_capacity(cap).with_timezone(tables::TZ)
-}
-
 /// Rows of the `anomalies` table.
 ///
 /// # Errors
 /// When Arrow refuses the arrays (a bug).
 pub fn anomaly_batch(rows: &[Anomaly], detected_at: i64) -> Result<RecordBatch, ArrowError> {
     let n = rows.len();
-    let (mut at, mut ws) = (ts(n), ts(n));
+    let (mut at, mut ws) = (ts_builder(n), ts_builder(n));
     let (mut service, mut name, mut metric, mut sev, mut method) = (
         StringBuilder::new(),
         StringBuilder::new(),
@@ -474,7 +455,7 @@ pub fn anomaly_batch(rows: &[Anomaly], detected_at: i64) -> Result<RecordBatch, 
 /// When Arrow refuses the arrays (a bug).
 pub fn regression_batch(rows: &[Regression], detected_at: i64) -> Result<RecordBatch, ArrowError> {
     let n = rows.len();
-    let (mut at, mut change) = (ts(n), ts(n));
+    let (mut at, mut change) = (ts_builder(n), ts_builder(n));
     let (mut service, mut name, mut metric, mut vb, mut va) = (
         StringBuilder::new(),
         StringBuilder::new(),
