@@ -7,6 +7,7 @@ use std::time::Duration;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use opslake_ingest::IngestConfig;
+use opslake_processor::report::schedule::ReportConfig;
 use opslake_processor::ProcessorConfig;
 use serde::{Deserialize, Serialize};
 
@@ -60,8 +61,10 @@ pub struct Config {
     pub ingest: IngestConfig,
     /// Query engine and API settings.
     pub query: QuerySection,
-    /// Processor settings (rollup window, cycle interval).
+    /// Processor settings (rollup window, cycle interval, cost analytics).
     pub processor: ProcessorConfig,
+    /// Scheduled forecast reports.
+    pub reports: ReportConfig,
 }
 
 impl Default for Config {
@@ -76,6 +79,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             query: QuerySection::default(),
             processor: ProcessorConfig::default(),
+            reports: ReportConfig::default(),
         }
     }
 }
@@ -90,6 +94,7 @@ impl std::fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("ingest", &self.ingest)
             .field("processor", &self.processor)
+            .field("reports", &self.reports)
             .finish_non_exhaustive()
     }
 }
@@ -151,6 +156,9 @@ pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Config, String
         return Err("invalid configuration key `ingest.partitions`: must be at least 1".into());
     }
     cfg.processor
+        .validate()
+        .map_err(|e| format!("invalid configuration key `{e}"))?;
+    cfg.reports
         .validate()
         .map_err(|e| format!("invalid configuration key `{e}"))?;
     Ok(cfg)

@@ -12,6 +12,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use opslake_ingest::produce::{produce_blocking, Pace, Source, SyntheticOptions};
 use opslake_ingest::{Ingest, Lake};
+use opslake_processor::report::schedule::{generate, run_scheduler, Delivery, Trigger};
 use opslake_query_api::{router, ApiConfig, AppState, QueryEngine, QueryLimits};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -46,11 +47,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Everything in one process: ingest, processor and the query API.
+    /// Everything in one process: ingest, processor, query API and report scheduler.
     Run,
     /// Only ingest: Kafka to the lake (scale out by running several in one consumer group).
     Ingest,
-    /// Only the processor: rollups, anomalies and regressions from the lake's raw tables.
+    /// Only the processor: rollups, detections, cost tables and the report scheduler.
     Process {
         /// Run one cycle (fold everything committed so far), print what it did, and exit.
         #[arg(long)]
@@ -60,6 +61,11 @@ enum Command {
     Serve,
     /// Send events to Kafka: synthetic load, or an NDJSON or FOCUS CSV file.
     Produce(ProduceArgs),
+    /// Generate a report now.
+    Report {
+        #[command(subcommand)]
+        kind: ReportKind,
+    },
     /// Run a query against the lake and print the result as a table.
     Sql {
         /// The query.
@@ -67,6 +73,24 @@ enum Command {
         /// Output format: table, csv or json.
         #[arg(long, default_value = "table")]
         format: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportKind {
+    /// The cost forecast report: spend to date, month-end and 30-day forecasts with intervals,
+    /// movers, spikes and savings opportunities. Stored in the lake (JSON and HTML), listed in
+    /// `reports`, and delivered to the configured webhook and topic.
+    Forecast {
+        /// Use the cost tables as they are, without first folding billing not yet processed.
+        #[arg(long)]
+        no_refresh: bool,
+        /// Also write the report's HTML to this file.
+        #[arg(long)]
+        html: Option<PathBuf>,
+        /// Also write the report's JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
 }
 
@@ -99,6 +123,13 @@ struct ProduceArgs {
     /// Events per message (more than 1 sends JSON arrays).
     #[arg(long, default_value_t = 1)]
     batch: usize,
+    /// Only synthetic events of one kind: metrics, logs or billing (e.g. to backfill weeks of
+    /// billing with --start and --step 1h).
+    #[arg(long, value_parser = ["metrics", "logs", "billing"])]
+    only: Option<String>,
+    /// With --start: stop when simulated time reaches this (RFC 3339, or `now`).
+    #[arg(long)]
+    end: Option<String>,
     /// Do not show the progress bar.
     #[arg(long)]
     no_progress: bool,
@@ -205,6 +236,14 @@ async fn dispatch(command: Command, cfg: Config) -> anyhow::Result<()> {
             .await
         }
         Command::Produce(args) => produce(cfg, args).await,
+        Command::Report {
+            kind:
+                ReportKind::Forecast {
+                    no_refresh,
+                    html,
+                    json,
+                },
+        } => report_forecast(cfg, no_refresh, html, json).await,
         Command::Sql { query, format } => sql(cfg, &query, &format).await,
     }
 }
@@ -328,6 +367,25 @@ async fn run_roles(cfg: Config, roles: Roles) -> anyhow::Result<()> {
         ));
     }
 
+    if process && cfg.reports.enabled {
+        let token = shutdown.child_token();
+        let lake = Arc::clone(&lake);
+        let delivery = Delivery::from_config(
+            &cfg.reports,
+            &cfg.brokers,
+            &cfg.ingest.kafka,
+            cfg.ingest.replication_factor,
+        );
+        let rcfg = cfg.reports.clone();
+        tasks.push((
+            "reports",
+            tokio::spawn(async move {
+                run_scheduler(lake, rcfg, delivery, writer_name("scheduler"), token).await;
+                Ok(())
+            }),
+        ));
+    }
+
     if serve {
         let engine = QueryEngine::new(
             Arc::clone(&lake),
@@ -419,6 +477,62 @@ async fn process_once(cfg: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A writer name for lake commits: the role and a short random id.
+fn writer_name(role: &str) -> String {
+    format!("{role}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+async fn report_forecast(
+    cfg: Config,
+    no_refresh: bool,
+    html: Option<PathBuf>,
+    json: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let lake =
+        Lake::open(&cfg.lake).with_context(|| format!("failed to open lake {}", cfg.lake))?;
+    if !no_refresh {
+        opslake_processor::Processor::new(Arc::clone(&lake), cfg.processor.clone())
+            .cycle()
+            .await
+            .context("failed to fold new billing into the cost tables")?;
+    }
+    let stored = generate(&lake, &writer_name("report"), Trigger::Manual)
+        .await
+        .context("failed to generate the forecast report")?
+        .context("the report was not stored")?;
+    let r = &stored.report;
+    println!("report {}", r.report_id);
+    println!("  {}", r.summary);
+    println!(
+        "  stored in the lake: {} and {}",
+        stored.json_path, stored.html_path
+    );
+    println!(
+        "  served at GET /api/v1/reports/{} (JSON; HTML with Accept: text/html)",
+        r.report_id
+    );
+    if let Some(p) = html {
+        let page = opslake_processor::report::html::render(r);
+        std::fs::write(&p, page).with_context(|| format!("failed to write {}", p.display()))?;
+        println!("  HTML written to {}", p.display());
+    }
+    if let Some(p) = json {
+        std::fs::write(&p, serde_json::to_vec_pretty(r)?)
+            .with_context(|| format!("failed to write {}", p.display()))?;
+        println!("  JSON written to {}", p.display());
+    }
+    let shutdown = CancellationToken::new();
+    Delivery::from_config(
+        &cfg.reports,
+        &cfg.brokers,
+        &cfg.ingest.kafka,
+        cfg.ingest.replication_factor,
+    )
+    .deliver(r, &shutdown)
+    .await;
+    Ok(())
+}
+
 fn resolve_topic(cfg: &Config, name: &str) -> String {
     match name {
         "metrics" => cfg.ingest.topics.metrics.clone(),
@@ -464,11 +578,25 @@ async fn produce(cfg: Config, args: ProduceArgs) -> anyhow::Result<()> {
                 ),
                 None => None,
             };
+            let end_ms = match args.end.as_deref() {
+                None => None,
+                Some("now") => Some(chrono::Utc::now().timestamp_millis()),
+                Some(s) => Some(
+                    chrono::DateTime::parse_from_rfc3339(s)
+                        .with_context(|| format!("--end {s:?} is not an RFC 3339 timestamp"))?
+                        .timestamp_millis(),
+                ),
+            };
+            if end_ms.is_some() && start_ms.is_none() {
+                bail!("--end needs --start (it bounds a backfill's simulated time)");
+            }
             Source::Synthetic(SyntheticOptions {
                 seed: args.seed,
                 start_ms,
                 step_ms: args.step.as_secs_f64() * 1000.0,
                 per_message: args.batch,
+                only: args.only.clone(),
+                end_ms,
             })
         }
     };

@@ -40,23 +40,38 @@ pub fn client_config(
 /// # Errors
 /// When the broker cannot be reached or refuses to create a topic.
 pub async fn ensure_topics(brokers: &str, cfg: &IngestConfig) -> Result<(), KafkaSetupError> {
-    let admin: AdminClient<DefaultClientContext> = client_config(brokers, &cfg.kafka)
-        .create()
-        .map_err(|source| KafkaSetupError::Client {
-            brokers: brokers.to_string(),
-            source,
-        })?;
     let t = &cfg.topics;
-    let names = [&t.metrics, &t.logs, &t.billing, &t.dead_letter];
+    create_topics(
+        brokers,
+        &cfg.kafka,
+        &[&t.metrics, &t.logs, &t.billing, &t.dead_letter],
+        cfg.partitions,
+        cfg.replication_factor,
+    )
+    .await
+}
+
+/// Creates the topics in `names` that are missing.
+///
+/// # Errors
+/// When the broker cannot be reached or refuses to create a topic.
+pub async fn create_topics(
+    brokers: &str,
+    extra: &std::collections::BTreeMap<String, String>,
+    names: &[&str],
+    partitions: i32,
+    replication_factor: i32,
+) -> Result<(), KafkaSetupError> {
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(brokers, extra)
+            .create()
+            .map_err(|source| KafkaSetupError::Client {
+                brokers: brokers.to_string(),
+                source,
+            })?;
     let topics: Vec<NewTopic<'_>> = names
         .iter()
-        .map(|n| {
-            NewTopic::new(
-                n,
-                cfg.partitions,
-                TopicReplication::Fixed(cfg.replication_factor),
-            )
-        })
+        .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(replication_factor)))
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let results = admin

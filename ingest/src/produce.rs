@@ -62,6 +62,10 @@ pub struct SyntheticOptions {
     pub step_ms: f64,
     /// Events per message (1 sends objects, more sends arrays).
     pub per_message: usize,
+    /// Only events of this kind (`metrics`, `logs` or `billing`); `None`: all three.
+    pub only: Option<String>,
+    /// Stop when simulated time reaches this (epoch ms); only with `start_ms`.
+    pub end_ms: Option<i64>,
 }
 
 /// How fast and how much.
@@ -113,7 +117,9 @@ pub fn produce_blocking(
         Source::Synthetic(opts) => {
             let mut generator = Generator::new(&opts, topics);
             while sender.go_on() {
-                let (topic, value) = generator.next_message();
+                let Some((topic, value)) = generator.next_message() else {
+                    break;
+                };
                 sender.send(&topic, None, value.as_bytes())?;
             }
         }
@@ -337,6 +343,8 @@ pub struct Generator {
     start_ms: Option<i64>,
     step_ms: f64,
     per_message: usize,
+    only: Option<String>,
+    end_ms: Option<i64>,
     n: u64,
     billed_hour: Option<i64>,
     pending: Vec<(String, String)>,
@@ -433,7 +441,8 @@ impl Generator {
                 let utilization = match i % 7 {
                     0 => 0.01, // idle
                     3 => 0.18, // underutilized
-                    _ => rng.random_range(0.45..0.85),
+                    5 => 0.33, // oversized: busy enough, but never near half
+                    _ => rng.random_range(0.5..0.85),
                 };
                 fleet.push(Resource {
                     id: format!("{provider}:{rtype}:{}", 1000 + i),
@@ -456,6 +465,8 @@ impl Generator {
             start_ms: opts.start_ms,
             step_ms: opts.step_ms,
             per_message: opts.per_message.max(1),
+            only: opts.only.clone(),
+            end_ms: opts.end_ms.filter(|_| opts.start_ms.is_some()),
             n: 0,
             billed_hour: None,
             pending: Vec::new(),
@@ -469,22 +480,47 @@ impl Generator {
         }
     }
 
-    /// The next message: (topic, value).
-    pub fn next_message(&mut self) -> (String, String) {
-        if let Some(m) = self.pending.pop() {
-            return m;
-        }
-        let t = self.now_ms();
-        self.n += 1;
-        let hour = t.div_euclid(3_600_000);
-        if self.billed_hour != Some(hour) {
-            let first = self.billed_hour.is_none();
-            self.billed_hour = Some(hour);
-            if !first || self.start_ms.is_some() {
-                self.queue_billing(hour - 1);
+    /// The next message, (topic, value); `None` once simulated time reaches the end.
+    pub fn next_message(&mut self) -> Option<(String, String)> {
+        loop {
+            if let Some(m) = self.pending.pop() {
+                return Some(m);
+            }
+            let t = self.now_ms();
+            if self.end_ms.is_some_and(|end| t >= end) {
+                return None;
+            }
+            self.n += 1;
+            let hour = t.div_euclid(3_600_000);
+            if self.billed_hour != Some(hour) {
+                let first = self.billed_hour.is_none();
+                self.billed_hour = Some(hour);
+                if !first || self.start_ms.is_some() {
+                    self.queue_billing(hour - 1);
+                }
+            }
+            match self.only.clone().as_deref() {
+                None => return Some(self.telemetry(t, None)),
+                Some("billing") => {}
+                Some(kind) => return Some(self.telemetry(t, Some(kind))),
             }
         }
-        let roll: f64 = self.rng.random();
+    }
+
+    /// A metric, log or gauge message at `t`; `only` keeps to metrics (with gauges) or logs.
+    fn telemetry(&mut self, t: i64, only: Option<&str>) -> (String, String) {
+        let roll: f64 = match only {
+            Some("metrics") => {
+                let r: f64 = self.rng.random();
+                if r < 0.93 {
+                    r * 0.70 / 0.93
+                } else {
+                    0.96
+                }
+            }
+            Some(_) => 0.80,
+            None => self.rng.random(),
+        };
         let (topic, events) = if roll < 0.70 {
             (
                 self.topics.metrics.clone(),
@@ -623,7 +659,9 @@ impl Generator {
     fn gauge(&mut self, t: i64) -> Value {
         let i = self.rng.random_range(0..self.fleet.len());
         let r = &self.fleet[i];
-        let noise = Normal::new(0.0, 0.04).map_or(0.0, |d| d.sample(&mut self.rng));
+        // An idle machine hums at about 1%: its noise is small too.
+        let sd = if r.utilization > 0.05 { 0.04 } else { 0.002 };
+        let noise = Normal::new(0.0, sd).map_or(0.0, |d| d.sample(&mut self.rng));
         let cycle = if r.utilization > 0.05 {
             0.15 * (Self::daily(t) - 1.0)
         } else {
@@ -656,7 +694,8 @@ impl Generator {
             let grow = (1.0 + r.trend).powf(day - 20_000.0);
             let noise = 1.0 + self.rng.random_range(-0.05..0.05);
             let cost = r.hourly_cost * grow * weekly * noise;
-            let u = (r.utilization + self.rng.random_range(-0.03..0.03)).clamp(0.0, 1.0);
+            let spread = if r.utilization > 0.05 { 0.03 } else { 0.003 };
+            let u = (r.utilization + self.rng.random_range(-spread..spread)).clamp(0.0, 1.0);
             let event = json!({
                 "charge_period_start": chrono::DateTime::from_timestamp_millis(start).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 "charge_period_end": chrono::DateTime::from_timestamp_millis(start + 3_600_000).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -693,11 +732,13 @@ mod tests {
             start_ms: Some(1_795_341_600_000),
             step_ms: 500.0,
             per_message: 3,
+            only: None,
+            end_ms: None,
         };
         let mut g = Generator::new(&opts, &topics);
         let mut seen = std::collections::HashSet::new();
         for _ in 0..20_000 {
-            let (topic, value) = g.next_message();
+            let (topic, value) = g.next_message().unwrap();
             let kind = match topic.as_str() {
                 "telemetry.metrics" => EventKind::Metric,
                 "telemetry.logs" => EventKind::Log,
@@ -708,6 +749,27 @@ mod tests {
             assert!(d.refused.is_empty(), "{value}: {:?}", d.refused);
         }
         assert_eq!(seen.len(), 3);
+    }
+
+    #[test]
+    fn a_billing_backfill_covers_its_hours_and_stops_at_the_end() {
+        let start = 1_795_341_600_000; // an hour boundary
+        let opts = SyntheticOptions {
+            seed: 1,
+            start_ms: Some(start),
+            step_ms: 3_600_000.0,
+            per_message: 1,
+            only: Some("billing".into()),
+            end_ms: Some(start + 48 * 3_600_000),
+        };
+        let mut g = Generator::new(&opts, &Topics::default());
+        let mut n = 0;
+        while let Some((topic, _)) = g.next_message() {
+            assert_eq!(topic, "telemetry.billing");
+            n += 1;
+        }
+        // Every hour before the end is billed once for each of the 22 resources.
+        assert_eq!(n, 48 * 22);
     }
 
     #[test]

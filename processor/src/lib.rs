@@ -1,8 +1,11 @@
 //! opslake processor: windowed percentiles with mergeable sketches, log rollups, anomalies and
 //! regressions, written as derived tables of the lake.
 
+pub mod cost;
 pub mod detect;
+pub mod forecast;
 pub mod metrics;
+pub mod report;
 pub mod rollup;
 pub mod runner;
 pub mod sketch;

@@ -23,6 +23,10 @@ pub struct ProcessorMetrics {
     pub cycle_seconds: Histogram,
     /// Cycles by outcome (ok, idle, conflict, error).
     pub cycles: IntCounterVec,
+    /// Forecast reports by trigger (schedule, manual) and outcome (ok, error).
+    pub reports: IntCounterVec,
+    /// Report deliveries by target (webhook, topic) and outcome (ok, failed).
+    pub report_deliveries: IntCounterVec,
 }
 
 /// The process-wide instance.
@@ -65,6 +69,18 @@ pub static METRICS: LazyLock<ProcessorMetrics> = LazyLock::new(|| ProcessorMetri
         "opslake_processor_cycles_total",
         "processing cycles by outcome",
         &["outcome"]
+    )
+    .expect("metric registers"),
+    reports: register_int_counter_vec!(
+        "opslake_reports_total",
+        "forecast reports generated, by trigger and outcome",
+        &["trigger", "outcome"]
+    )
+    .expect("metric registers"),
+    report_deliveries: register_int_counter_vec!(
+        "opslake_report_deliveries_total",
+        "report deliveries by target and outcome",
+        &["target", "outcome"]
     )
     .expect("metric registers"),
 });

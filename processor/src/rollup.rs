@@ -125,7 +125,7 @@ impl SeriesInterner {
     }
 }
 
-fn column(batch: &RecordBatch, name: &str) -> Result<ArrayRef, ArrowError> {
+pub(crate) fn column(batch: &RecordBatch, name: &str) -> Result<ArrayRef, ArrowError> {
     batch
         .column_by_name(name)
         .cloned()
@@ -133,7 +133,7 @@ fn column(batch: &RecordBatch, name: &str) -> Result<ArrayRef, ArrowError> {
 }
 
 /// A string column as `Utf8`, whatever string type the file holds.
-fn strings(batch: &RecordBatch, name: &str) -> Result<ArrayRef, ArrowError> {
+pub(crate) fn strings(batch: &RecordBatch, name: &str) -> Result<ArrayRef, ArrowError> {
     let c = column(batch, name)?;
     if c.data_type() == &DataType::Utf8 {
         Ok(c)
@@ -142,7 +142,7 @@ fn strings(batch: &RecordBatch, name: &str) -> Result<ArrayRef, ArrowError> {
     }
 }
 
-fn timestamps(batch: &RecordBatch, name: &str) -> Result<ArrayRef, ArrowError> {
+pub(crate) fn timestamps(batch: &RecordBatch, name: &str) -> Result<ArrayRef, ArrowError> {
     let c = column(batch, name)?;
     match c.data_type() {
         DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Millisecond, _) => Ok(c),
@@ -150,7 +150,7 @@ fn timestamps(batch: &RecordBatch, name: &str) -> Result<ArrayRef, ArrowError> {
     }
 }
 
-fn map_entries<'a>(map: &'a MapArray, row: usize, out: &mut Vec<(&'a str, &'a str)>) {
+pub(crate) fn map_entries<'a>(map: &'a MapArray, row: usize, out: &mut Vec<(&'a str, &'a str)>) {
     out.clear();
     if map.is_null(row) {
         return;
@@ -262,7 +262,7 @@ pub fn fold_logs(
     Ok(())
 }
 
-fn sketch_from(col: &ArrayRef, row: usize) -> Result<Option<DDSketch>, ArrowError> {
+pub(crate) fn sketch_from(col: &ArrayRef, row: usize) -> Result<Option<DDSketch>, ArrowError> {
     let bytes: Option<&[u8]> = match col.data_type() {
         DataType::Binary => {
             let a = col.as_binary::<i32>();

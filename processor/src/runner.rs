@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::cost::CostConfig;
 use crate::detect::run::{
     anomaly_batch, detect, detect_error_rates, error_rate_history_start, history_start,
     regression_batch, DetectConfig, Mark,
@@ -62,6 +63,8 @@ pub struct ProcessorConfig {
     /// Time between cycles.
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
+    /// Cost analytics: forecasts and savings opportunities.
+    pub costs: CostConfig,
 }
 
 impl Default for ProcessorConfig {
@@ -69,6 +72,7 @@ impl Default for ProcessorConfig {
         Self {
             window: Duration::from_secs(60),
             interval: Duration::from_secs(10),
+            costs: CostConfig::default(),
         }
     }
 }
@@ -89,7 +93,7 @@ impl ProcessorConfig {
         if self.interval.is_zero() {
             return Err("processor.interval`: must be more than 0s".into());
         }
-        Ok(())
+        self.costs.validate()
     }
 
     fn window_ms(&self) -> i64 {
@@ -146,10 +150,13 @@ pub struct CycleReport {
     /// Anomalies and change points recorded.
     pub anomalies: u64,
     pub regressions: u64,
+    /// Days of `cost_daily` rewritten, and savings opportunities found.
+    pub cost_days: usize,
+    pub opportunities: u64,
 }
 
 /// `(date, hour)` of a partitioned lake path `table/date=D/hour=H/file`.
-fn hour_of(path: &str) -> Option<(String, u32)> {
+pub(crate) fn hour_of(path: &str) -> Option<(String, u32)> {
     let mut parts = path.split('/');
     let _table = parts.next()?;
     let date = parts.next()?.strip_prefix("date=")?.to_string();
@@ -161,7 +168,7 @@ fn in_hour(path: &str, table: &str, date: &str, hour: u32) -> bool {
     path.starts_with(&format!("{table}/date={date}/hour={hour:02}/"))
 }
 
-async fn read_batches(lake: &Lake, rel: &str) -> Result<Vec<RecordBatch>, ProcessError> {
+pub(crate) async fn read_batches(lake: &Lake, rel: &str) -> Result<Vec<RecordBatch>, ProcessError> {
     let bytes: Bytes = lake
         .store()
         .get(&lake.path(rel))
@@ -217,10 +224,10 @@ pub struct HourRollups {
 
 /// One processor instance.
 pub struct Processor {
-    lake: Arc<Lake>,
-    config: ProcessorConfig,
+    pub(crate) lake: Arc<Lake>,
+    pub(crate) config: ProcessorConfig,
     detect_config: DetectConfig,
-    writer: String,
+    pub(crate) writer: String,
 }
 
 impl Processor {
@@ -303,7 +310,14 @@ impl Processor {
             }
             files
         };
+        let mut billing_dates: BTreeSet<String> = BTreeSet::new();
         for f in &new_files {
+            if f.table == "billing" {
+                if let Some((date, _)) = hour_of(&f.path) {
+                    billing_dates.insert(date);
+                }
+                continue;
+            }
             let is_metrics = f.table == "metrics";
             if !is_metrics && f.table != "logs" {
                 continue;
@@ -321,7 +335,11 @@ impl Processor {
 
         // Nothing new from ingest (only our own or compaction commits): record nothing, unless
         // the unread tail of the log grows long enough to be worth skipping next time.
-        if plans.is_empty() && !rebuild && snap.version - prev.version < 100 {
+        if plans.is_empty()
+            && billing_dates.is_empty()
+            && !rebuild
+            && snap.version - prev.version < 100
+        {
             METRICS.lag_versions.set(0);
             METRICS.cycles.with_label_values(&["idle"]).inc();
             return Ok(CycleReport::default());
@@ -382,6 +400,27 @@ impl Processor {
                 return Err(e);
             }
         };
+        let costs = if billing_dates.is_empty() {
+            crate::cost::run::CostWork::default()
+        } else {
+            match self.costs(&snap, &billing_dates).await {
+                Ok(w) => w,
+                Err(e) => {
+                    self.discard(&add).await;
+                    return Err(e);
+                }
+            }
+        };
+        report.cost_days = costs.days;
+        report.opportunities = costs.opportunities as u64;
+        add.extend(costs.add);
+        remove.extend(costs.remove);
+        if let Some(cs) = costs.state {
+            state.insert(
+                crate::cost::run::COST_STATE_KEY.to_string(),
+                serde_json::to_value(cs).expect("cost state serializes"),
+            );
+        }
         let next = Progress {
             version: snap.version,
             window_ms,
@@ -586,7 +625,11 @@ impl Processor {
         Ok((files, found.marks, counts))
     }
 
-    async fn write_flat(&self, table: &str, batch: RecordBatch) -> Result<AddFile, ProcessError> {
+    pub(crate) async fn write_flat(
+        &self,
+        table: &str,
+        batch: RecordBatch,
+    ) -> Result<AddFile, ProcessError> {
         let rel = format!(
             "{table}/part-{}-{}.parquet",
             self.writer,
@@ -595,7 +638,7 @@ impl Processor {
         self.write_at(table, rel, batch).await
     }
 
-    async fn discard(&self, files: &[AddFile]) {
+    pub(crate) async fn discard(&self, files: &[AddFile]) {
         for f in files {
             let _ = self.lake.store().delete(&self.lake.path(&f.path)).await;
         }
@@ -763,7 +806,7 @@ impl Processor {
     }
 
     /// Encodes `batch` as Parquet and uploads it to `rel`; it joins the lake with the commit.
-    async fn write_at(
+    pub(crate) async fn write_at(
         &self,
         table: &str,
         rel: String,

@@ -167,7 +167,8 @@ impl QueryEngine {
             .collect();
         *self.live.write().expect("not poisoned") = Arc::new(live);
         let tables: HashSet<&str> = snap.files.values().map(|f| f.table.as_str()).collect();
-        for t in tables {
+        // Tables named `_...` hold documents, not Parquet (e.g. `_reports`).
+        for t in tables.into_iter().filter(|t| !t.starts_with('_')) {
             let known = self.registered.lock().expect("not poisoned").contains(t);
             if !known {
                 // Derived tables hold their schema in their files.

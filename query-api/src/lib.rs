@@ -5,6 +5,7 @@ pub mod encode;
 pub mod engine;
 pub mod error;
 pub mod guard;
+pub mod reports;
 pub mod routes;
 pub mod store;
 

@@ -104,6 +104,8 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/sql", post(sql))
         .route("/api/v1/tables", get(tables))
+        .route("/api/v1/reports", get(crate::reports::list))
+        .route("/api/v1/reports/{report_id}", get(crate::reports::one))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .route("/healthz", get(healthz))

@@ -212,6 +212,125 @@ pub fn regressions() -> SchemaRef {
     ]))
 }
 
+/// Columns of `cost_daily`: one row per day (of `charge_period_start`, UTC) and provider,
+/// service, resource, resource type, region and currency, summed over the billing rows. Beyond
+/// the contract: `rows` (billing rows folded in), `billed_hours` (hours of charge periods),
+/// `utilization_mean` (hour-weighted mean of reported `utilization`), `utilization_max`,
+/// `last_used_at` (end of the day's latest charge period with utilization of at least
+/// [`USED_UTILIZATION`]) and `last_period_end` (end of the day's latest charge period).
+pub fn cost_daily() -> SchemaRef {
+    let f = |n: &str, nullable: bool| Field::new(n, DataType::Float64, nullable);
+    Arc::new(Schema::new(vec![
+        Field::new("date", DataType::Date32, false),
+        s("provider", false),
+        s("service", true),
+        s("resource_id", true),
+        s("resource_type", true),
+        s("region", true),
+        f("cost", false),
+        f("effective_cost", false),
+        f("usage_quantity", true),
+        s("usage_unit", true),
+        s("currency", false),
+        Field::new("rows", DataType::Int64, false),
+        f("billed_hours", false),
+        f("utilization_mean", true),
+        f("utilization_max", true),
+        Field::new("last_used_at", ts(), true),
+        Field::new("last_period_end", ts(), false),
+    ]))
+}
+
+/// Utilization (0..1) from which a resource counts as used in `cost_daily.last_used_at`.
+pub const USED_UTILIZATION: f64 = 0.02;
+
+/// Columns of `cost_forecasts`: the latest forecast, one row per scope, key and future day.
+/// `scope` is `total` (key `total`), `provider`, `service` or `resource`; `as_of` is the last
+/// complete day of actuals the forecast starts after.
+pub fn cost_forecasts() -> SchemaRef {
+    let f = |n: &str| Field::new(n, DataType::Float64, false);
+    Arc::new(Schema::new(vec![
+        Field::new("generated_at", ts(), false),
+        s("scope", false),
+        s("key", false),
+        Field::new("date", DataType::Date32, false),
+        f("forecast"),
+        f("lower_80"),
+        f("upper_80"),
+        f("lower_95"),
+        f("upper_95"),
+        s("method", false),
+        Field::new("as_of", DataType::Date32, false),
+        s("currency", false),
+    ]))
+}
+
+/// Columns of `forecast_accuracy`: for every forecast series, each method's rolling-origin
+/// backtest (`chosen` marks the one that made the forecast); a series too short to forecast
+/// has one row with method `none` and the reason in `note`.
+pub fn forecast_accuracy() -> SchemaRef {
+    let f = |n: &str| Field::new(n, DataType::Float64, true);
+    let i = |n: &str| Field::new(n, DataType::Int64, false);
+    Arc::new(Schema::new(vec![
+        Field::new("generated_at", ts(), false),
+        s("scope", false),
+        s("key", false),
+        s("method", false),
+        Field::new("chosen", DataType::Boolean, false),
+        i("history_days"),
+        i("origins"),
+        i("horizon_days"),
+        f("smape"),
+        f("mase"),
+        f("coverage_80"),
+        f("coverage_95"),
+        s("note", true),
+    ]))
+}
+
+/// Columns of `cost_opportunities`: the current savings opportunities, one row per resource
+/// and kind (`underutilized`, `idle`, `oversized`, `provider_disparity`).
+pub fn cost_opportunities() -> SchemaRef {
+    let f = |n: &str, nullable: bool| Field::new(n, DataType::Float64, nullable);
+    Arc::new(Schema::new(vec![
+        Field::new("detected_at", ts(), false),
+        s("provider", false),
+        s("resource_id", false),
+        s("kind", false),
+        f("monthly_cost", false),
+        f("estimated_monthly_savings", false),
+        s("recommendation", false),
+        s("service", true),
+        s("resource_type", true),
+        s("region", true),
+        f("utilization_mean", true),
+        f("utilization_peak", true),
+        s("evidence", false),
+        s("currency", false),
+    ]))
+}
+
+/// Columns of `reports`: one row per generated report. The documents themselves are lake
+/// files (`json_path`, `html_path`) served by `GET /api/v1/reports/{report_id}`.
+pub fn reports() -> SchemaRef {
+    let f = |n: &str| Field::new(n, DataType::Float64, true);
+    Arc::new(Schema::new(vec![
+        s("report_id", false),
+        s("kind", false),
+        Field::new("generated_at", ts(), false),
+        Field::new("period_start", ts(), false),
+        Field::new("period_end", ts(), false),
+        s("summary", false),
+        s("trigger", false),
+        f("spend_to_date"),
+        f("month_end_forecast"),
+        f("next_30_days_forecast"),
+        s("currency", true),
+        s("json_path", false),
+        s("html_path", false),
+    ]))
+}
+
 /// The processor's tables: (name, schema, partitioned by `date=/hour=` of their window).
 pub fn derived_tables() -> Vec<(&'static str, SchemaRef, bool)> {
     vec![
@@ -220,5 +339,10 @@ pub fn derived_tables() -> Vec<(&'static str, SchemaRef, bool)> {
         ("log_rollups_1m", log_rollups(), true),
         ("anomalies", anomalies(), false),
         ("regressions", regressions(), false),
+        ("cost_daily", cost_daily(), false),
+        ("cost_forecasts", cost_forecasts(), false),
+        ("forecast_accuracy", forecast_accuracy(), false),
+        ("cost_opportunities", cost_opportunities(), false),
+        ("reports", reports(), false),
     ]
 }

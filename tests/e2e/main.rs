@@ -4,6 +4,7 @@
 mod support;
 
 mod api;
+mod costs;
 mod dead_letters;
 mod exactly_once;
 mod faults;

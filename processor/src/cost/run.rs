@@ -1,0 +1,505 @@
+//! The cost step of a processing cycle. Days whose billing changed are recomputed from every
+//! live billing file of the day (so `cost_daily` stays exact as late and revised rows arrive);
+//! forecasts are redone when a complete day changed or a new day completed; opportunities are
+//! redone whenever billing changed. Everything lands in the cycle's one commit.
+
+use std::collections::{BTreeSet, HashMap};
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::TimestampMillisecondType;
+use datafusion::arrow::error::ArrowError;
+use datafusion::arrow::record_batch::RecordBatch;
+use opslake_ingest::lake::{AddFile, Snapshot};
+use serde::{Deserialize, Serialize};
+use tracing::info;
+
+use super::daily::{daily_batch, date_string, fold_billing, load_daily, parse_date, Daily, DAY_MS};
+use super::{
+    accuracy_batch, cost_series, currency, find_opportunities, forecast_all, forecast_batch,
+    last_complete_day, opportunity_batch, GaugeUsage, Usage,
+};
+use crate::rollup::{column, map_entries, sketch_from, strings, timestamps};
+use crate::runner::{hour_of, read_batches, ProcessError, Processor};
+
+pub const COST_DAILY: &str = "cost_daily";
+pub const COST_FORECASTS: &str = "cost_forecasts";
+pub const FORECAST_ACCURACY: &str = "forecast_accuracy";
+pub const COST_OPPORTUNITIES: &str = "cost_opportunities";
+
+/// State key of the cost step in the lake.
+pub const COST_STATE_KEY: &str = "processor.costs";
+
+/// What the cost step recorded last.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CostState {
+    /// Last complete day the stored forecasts start after.
+    pub forecast_as_of: Option<i32>,
+}
+
+/// Files and state of the cost step, for the cycle's commit.
+#[derive(Debug, Default)]
+pub struct CostWork {
+    pub add: Vec<AddFile>,
+    pub remove: Vec<String>,
+    pub state: Option<CostState>,
+    pub days: usize,
+    pub forecast_series: usize,
+    pub opportunities: usize,
+}
+
+fn daily_prefix(date: &str) -> String {
+    format!("{COST_DAILY}/part-{date}-")
+}
+
+/// The date of a `cost_daily` file (`cost_daily/part-YYYY-MM-DD-...`).
+fn daily_file_date(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix(COST_DAILY)?.strip_prefix("/part-")?;
+    rest.get(..10)
+}
+
+/// Folds hourly rollups of a utilization gauge (rows named `metric` with a `resource_id` label)
+/// into per-resource usage.
+///
+/// # Errors
+/// When the batch is not a metric rollup.
+pub fn fold_gauges(
+    batch: &RecordBatch,
+    metric: &str,
+    from_ms: i64,
+    into: &mut HashMap<String, GaugeUsage>,
+) -> Result<(), ArrowError> {
+    let name = strings(batch, "name")?;
+    let name = name.as_string::<i32>();
+    let end = timestamps(batch, "window_end")?;
+    let end = end.as_primitive::<TimestampMillisecondType>();
+    let labels = column(batch, "labels")?;
+    let labels = labels.as_map();
+    let sketch = column(batch, "sketch")?;
+    let mut pairs = Vec::new();
+    for row in 0..batch.num_rows() {
+        if name.is_null(row) || name.value(row) != metric || end.value(row) <= from_ms {
+            continue;
+        }
+        map_entries(labels, row, &mut pairs);
+        let Some((_, id)) = pairs.iter().find(|(k, _)| *k == "resource_id") else {
+            continue;
+        };
+        if let Some(s) = sketch_from(&sketch, row)? {
+            into.entry((*id).to_string())
+                .or_default()
+                .add_hour(end.value(row), &s);
+        }
+    }
+    Ok(())
+}
+
+impl Processor {
+    /// Recomputes the cost tables for the billing dates in `dirty` (`YYYY-MM-DD`).
+    pub(crate) async fn costs(
+        &self,
+        snap: &Snapshot,
+        dirty: &BTreeSet<String>,
+    ) -> Result<CostWork, ProcessError> {
+        let mut work = CostWork::default();
+        let cfg = &self.config.costs;
+        let mut full = Daily::new();
+        let mut dirty_days = Vec::new();
+        for date in dirty {
+            let prefix = format!("billing/date={date}/");
+            let mut day = Daily::new();
+            for f in snap
+                .table_files("billing")
+                .filter(|f| f.path.starts_with(&prefix))
+            {
+                for b in read_batches(&self.lake, &f.path).await? {
+                    fold_billing(&b, &mut day).map_err(|source| ProcessError::Rows {
+                        path: f.path.clone(),
+                        source,
+                    })?;
+                }
+            }
+            work.remove.extend(
+                snap.table_files(COST_DAILY)
+                    .filter(|f| f.path.starts_with(&daily_prefix(date)))
+                    .map(|f| f.path.clone()),
+            );
+            if !day.is_empty() {
+                let rel = format!(
+                    "{}{}-{}.parquet",
+                    daily_prefix(date),
+                    self.writer,
+                    uuid::Uuid::new_v4().simple()
+                );
+                let batch = daily_batch(&day)?;
+                work.add.push(self.write_at(COST_DAILY, rel, batch).await?);
+                work.days += 1;
+            }
+            dirty_days.extend(parse_date(date));
+            full.extend(day);
+        }
+        for f in snap.table_files(COST_DAILY) {
+            if daily_file_date(&f.path).is_some_and(|d| dirty.contains(d)) {
+                continue;
+            }
+            for b in read_batches(&self.lake, &f.path).await? {
+                load_daily(&b, &mut full).map_err(|source| ProcessError::Rows {
+                    path: f.path.clone(),
+                    source,
+                })?;
+            }
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        let prev: CostState = snap
+            .state
+            .get(COST_STATE_KEY)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default();
+        let table_files =
+            |t: &str| -> Vec<String> { snap.table_files(t).map(|f| f.path.clone()).collect() };
+
+        // Forecasts: when a complete day changed, or a new day completed.
+        if let Some(last) = last_complete_day(&full) {
+            let stale = dirty_days.iter().any(|d| *d <= last)
+                || prev.forecast_as_of != Some(last)
+                || snap.table_files(COST_FORECASTS).next().is_none();
+            if stale {
+                let series = cost_series(&full, last, cfg.forecast_resources);
+                let fcfg = cfg.forecast();
+                let outcomes =
+                    tokio::task::spawn_blocking(move || forecast_all(series, &fcfg)).await?;
+                work.forecast_series = outcomes.len();
+                let cur = currency(&full);
+                work.remove.extend(table_files(COST_FORECASTS));
+                work.remove.extend(table_files(FORECAST_ACCURACY));
+                let fb = forecast_batch(&outcomes, last, &cur, now)?;
+                if fb.num_rows() > 0 {
+                    work.add.push(self.write_flat(COST_FORECASTS, fb).await?);
+                }
+                let ab = accuracy_batch(&outcomes, now)?;
+                if ab.num_rows() > 0 {
+                    work.add.push(self.write_flat(FORECAST_ACCURACY, ab).await?);
+                }
+                work.state = Some(CostState {
+                    forecast_as_of: Some(last),
+                });
+                info!(
+                    as_of = date_string(last),
+                    series = work.forecast_series,
+                    "cost forecasts updated"
+                );
+            }
+        }
+
+        // Opportunities, with utilization gauges from the hourly rollups of the lookback.
+        if let Some(end) = full.values().map(|a| a.last_period_end).max() {
+            let from = end - cfg.lookback_days * DAY_MS;
+            let mut gauges: HashMap<String, GaugeUsage> = HashMap::new();
+            for f in snap.table_files(crate::runner::METRIC_ROLLUPS_1H) {
+                let Some((date, hour)) = hour_of(&f.path) else {
+                    continue;
+                };
+                let Some(day) = parse_date(&date) else {
+                    continue;
+                };
+                let hour_end = i64::from(day) * DAY_MS + i64::from(hour + 1) * 3_600_000;
+                if hour_end <= from || hour_end > end + 3_600_000 {
+                    continue;
+                }
+                for b in read_batches(&self.lake, &f.path).await? {
+                    fold_gauges(&b, &cfg.utilization_metric, from, &mut gauges).map_err(
+                        |source| ProcessError::Rows {
+                            path: f.path.clone(),
+                            source,
+                        },
+                    )?;
+                }
+            }
+            let usage: HashMap<String, Usage> = gauges
+                .into_iter()
+                .filter_map(|(k, g)| g.usage().map(|u| (k, u)))
+                .collect();
+            let found = find_opportunities(&full, &usage, &cfg.opportunities());
+            work.opportunities = found.len();
+            work.remove.extend(table_files(COST_OPPORTUNITIES));
+            if !found.is_empty() {
+                let batch = opportunity_batch(&found, now)?;
+                work.add
+                    .push(self.write_flat(COST_OPPORTUNITIES, batch).await?);
+            }
+        }
+        Ok(work)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use crate::cost::{
+        load_accuracy, load_forecasts, load_opportunities, AccuracyRow, ForecastRow,
+    };
+    use crate::runner::tests::ingest_commit;
+    use crate::runner::ProcessorConfig;
+    use opslake_ingest::Lake;
+    use opslake_schemas::EventKind;
+
+    /// 2025-10-01.
+    const FIRST_DAY: i32 = 20_362;
+    const DAYS: i32 = 42;
+
+    fn day_rfc(day: i32) -> String {
+        format!("{}T00:00:00Z", date_string(day))
+    }
+
+    /// Daily billing rows of a fleet built to hold each opportunity kind and healthy resources.
+    fn fleet() -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        let res = [
+            ("web-1", "gcp", "compute", 10.0),
+            ("web-2", "azure", "compute", 10.5),
+            ("web-3", "aws", "compute", 11.0),
+            ("db-idle", "gcp", "database", 20.0),
+            ("db-under", "azure", "database", 20.0),
+            ("db-over", "aws", "database", 20.0),
+            ("dc-1", "onprem", "compute", 20.0),
+        ];
+        for d in 0..DAYS {
+            let day = FIRST_DAY + d;
+            // Day 0 was a Thursday: 0 is Sunday, 6 Saturday.
+            let weekend = if matches!((day + 4).rem_euclid(7), 0 | 6) {
+                0.8
+            } else {
+                1.0
+            };
+            for (i, (id, provider, rtype, cost)) in res.iter().enumerate() {
+                let util = match *id {
+                    "db-idle" if d >= DAYS - 4 => 0.004,
+                    "db-under" => 0.10 + 0.02 * f64::from(d % 3),
+                    "db-over" => 0.36 + 0.02 * f64::from(d % 4),
+                    _ => 0.55 + 0.1 * f64::from((d + i as i32) % 4),
+                };
+                out.push(serde_json::json!({
+                    "ChargePeriodStart": day_rfc(day),
+                    "ChargePeriodEnd": day_rfc(day + 1),
+                    "ProviderName": provider,
+                    "ServiceName": format!("{rtype}-svc"),
+                    "ResourceId": id,
+                    "ResourceType": rtype,
+                    "RegionId": "r1",
+                    "ConsumedQuantity": 24,
+                    "ConsumedUnit": "Hours",
+                    "BilledCost": cost * weekend * (1.0 + 0.004 * f64::from(d)),
+                    "x_Utilization": util,
+                }));
+            }
+        }
+        // A resource that appeared four days ago: too short to forecast.
+        for d in DAYS - 4..DAYS {
+            out.push(serde_json::json!({
+                "charge_period_start": day_rfc(FIRST_DAY + d),
+                "charge_period_end": day_rfc(FIRST_DAY + d + 1),
+                "provider": "aws", "resource_id": "new-1", "resource_type": "storage",
+                "service": "storage-svc", "cost": 2.0, "utilization": 0.7
+            }));
+        }
+        out
+    }
+
+    async fn table<T>(
+        lake: &Lake,
+        table: &str,
+        load: fn(&RecordBatch, &mut Vec<T>) -> Result<(), ArrowError>,
+    ) -> Vec<T> {
+        let snap = lake.snapshot().await.unwrap();
+        let mut out = Vec::new();
+        for f in snap.table_files(table) {
+            for b in read_batches(lake, &f.path).await.unwrap() {
+                load(&b, &mut out).unwrap();
+            }
+        }
+        out
+    }
+
+    async fn daily(lake: &Lake) -> Daily {
+        let snap = lake.snapshot().await.unwrap();
+        let mut out = Daily::new();
+        for f in snap.table_files(COST_DAILY) {
+            for b in read_batches(lake, &f.path).await.unwrap() {
+                load_daily(&b, &mut out).unwrap();
+            }
+        }
+        out
+    }
+
+    fn cost_of(events: &[serde_json::Value], day: i32) -> f64 {
+        events
+            .iter()
+            .filter(|e| {
+                e.get("ChargePeriodStart")
+                    .or_else(|| e.get("charge_period_start"))
+                    .and_then(|v| v.as_str())
+                    == Some(day_rfc(day).as_str())
+            })
+            .map(|e| {
+                let v = e.get("BilledCost").or_else(|| e.get("cost")).unwrap();
+                v.as_f64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                    .unwrap()
+            })
+            .sum()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn billing_becomes_daily_costs_forecasts_opportunities_and_a_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let mut events = fleet();
+        ingest_commit(&lake, EventKind::Billing, &events, 0).await;
+        let p = Processor::new(Arc::clone(&lake), ProcessorConfig::default());
+        let r = p.cycle().await.unwrap();
+        assert_eq!(r.cost_days, DAYS as usize);
+
+        // cost_daily equals what the raw rows imply, day by day.
+        let d = daily(&lake).await;
+        for day in FIRST_DAY..FIRST_DAY + DAYS {
+            let got: f64 = d
+                .iter()
+                .filter(|(k, _)| k.day == day)
+                .map(|(_, a)| a.cost)
+                .sum();
+            assert!((got - cost_of(&events, day)).abs() < 1e-9, "day {day}");
+        }
+
+        // Forecasts: 30 days for the total, each provider, service and resource, in order.
+        let forecasts: Vec<ForecastRow> = table(&lake, COST_FORECASTS, load_forecasts).await;
+        let total: Vec<&ForecastRow> = forecasts.iter().filter(|f| f.scope == "total").collect();
+        assert_eq!(total.len(), 30);
+        assert_eq!(total[0].as_of, FIRST_DAY + DAYS - 1);
+        assert_eq!(total[0].day, FIRST_DAY + DAYS);
+        for f in &total {
+            assert!(f.point.lower_95 <= f.point.lower_80 && f.point.upper_80 <= f.point.upper_95);
+        }
+        // The fleet grows 0.4% a day with a weekend dip: the next week's forecast is within 3%
+        // of what the same rule gives for it (base costs 111.5/day, plus new-1's 2.0).
+        let week: f64 = total.iter().take(7).map(|f| f.point.forecast).sum();
+        let truth: f64 = (DAYS..DAYS + 7)
+            .map(|d| {
+                let day = FIRST_DAY + d;
+                let weekend = if matches!((day + 4).rem_euclid(7), 0 | 6) {
+                    0.8
+                } else {
+                    1.0
+                };
+                111.5 * weekend * (1.0 + 0.004 * f64::from(d)) + 2.0
+            })
+            .sum();
+        assert!((week - truth).abs() / truth < 0.03, "{week} vs {truth}");
+        for scope in ["provider", "service", "resource"] {
+            assert!(forecasts.iter().any(|f| f.scope == scope), "{scope}");
+        }
+        let accuracy: Vec<AccuracyRow> = table(&lake, FORECAST_ACCURACY, load_accuracy).await;
+        let chosen: Vec<&AccuracyRow> = accuracy.iter().filter(|a| a.chosen).collect();
+        assert!(chosen
+            .iter()
+            .any(|a| a.scope == "total" && a.method != "none"));
+        let short = accuracy
+            .iter()
+            .find(|a| a.key == "new-1")
+            .expect("the short series is reported");
+        assert_eq!(short.method, "none");
+        assert!(
+            short.note.as_deref().unwrap().contains("too short"),
+            "{short:?}"
+        );
+        assert!(!forecasts.iter().any(|f| f.key == "new-1"));
+
+        // Opportunities: each kind once, healthy resources left alone.
+        let found = table(&lake, COST_OPPORTUNITIES, load_opportunities).await;
+        let mut kinds: Vec<(String, String)> = found
+            .iter()
+            .map(|o| (o.resource_id.clone(), o.kind.clone()))
+            .collect();
+        kinds.sort();
+        assert_eq!(
+            kinds,
+            [
+                ("db-idle", "idle"),
+                ("db-over", "oversized"),
+                ("db-under", "underutilized"),
+                ("dc-1", "provider_disparity"),
+            ]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .to_vec()
+        );
+
+        // A late credit for day 10 changes day 10 and nothing else.
+        let before = lake.snapshot().await.unwrap();
+        let day10 = cost_of(&events, FIRST_DAY + 10);
+        let late = serde_json::json!({"charge_period_start": day_rfc(FIRST_DAY + 10),
+            "provider": "gcp", "resource_id": "web-1", "resource_type": "compute",
+            "service": "compute-svc", "region": "r1", "cost": "-5.00",
+            "charge_category": "Credit"});
+        ingest_commit(
+            &lake,
+            EventKind::Billing,
+            std::slice::from_ref(&late),
+            10_000,
+        )
+        .await;
+        let r = p.cycle().await.unwrap();
+        assert_eq!(r.cost_days, 1);
+        let after = lake.snapshot().await.unwrap();
+        let changed: Vec<&String> = after
+            .table_files(COST_DAILY)
+            .filter(|f| !before.files.contains_key(&f.path))
+            .map(|f| &f.path)
+            .collect();
+        assert_eq!(changed.len(), 1);
+        assert!(changed[0].contains(&date_string(FIRST_DAY + 10)));
+        events.push(late);
+        let d = daily(&lake).await;
+        let got: f64 = d
+            .iter()
+            .filter(|(k, _)| k.day == FIRST_DAY + 10)
+            .map(|(_, a)| a.cost)
+            .sum();
+        assert!((got - cost_of(&events, FIRST_DAY + 10)).abs() < 1e-9);
+        assert!((got - (day10 - 5.0)).abs() < 1e-9);
+
+        // The report holds it all, and renders.
+        let stored = crate::report::schedule::generate(
+            &lake,
+            "test",
+            crate::report::schedule::Trigger::Manual,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        let rep = &stored.report;
+        assert!(rep.month_end.is_some() && rep.next_30_days.is_some());
+        assert_eq!(rep.opportunities.len(), 4);
+        assert_eq!(
+            rep.as_of.as_deref(),
+            Some(date_string(FIRST_DAY + DAYS - 1).as_str())
+        );
+        assert!(rep.not_forecast.iter().any(|n| n.key == "new-1"));
+        let page = crate::report::html::render(rep);
+        assert!(page.contains("<svg") && page.contains("db-idle"));
+        let snap = lake.snapshot().await.unwrap();
+        assert!(snap.files.contains_key(&stored.html_path));
+        assert_eq!(
+            snap.table_files(crate::report::schedule::REPORTS).count(),
+            1
+        );
+    }
+
+    #[test]
+    fn daily_files_name_their_date() {
+        assert_eq!(
+            daily_file_date("cost_daily/part-2024-09-18-processor-1-abc.parquet"),
+            Some("2024-09-18")
+        );
+        assert_eq!(daily_file_date("cost_forecasts/part-x.parquet"), None);
+    }
+}
