@@ -42,10 +42,12 @@ echo "== 3/5 opslake run (log: $state/opslake.log)"
 pids+=($!)
 for _ in $(seq 1 150); do curl -fsS "http://$OPSLAKE_LISTEN/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
 
-echo "== 4/5 demo data: three days of history, then live traffic"
+echo "== 4/5 demo data: six weeks of billing, three days of full history, then live traffic"
 start=$(date -u -d '3 days ago' +%Y-%m-%dT%H:00:00Z)
+"$bin" produce --only billing --start "$(date -u -d '45 days ago' +%Y-%m-%dT00:00:00Z)" \
+  --end "$start" --step 1h --seed 1
 "$bin" produce --start "$start" --step 2s --count 129600 --seed 1
-"$bin" produce --rate 200 --seed 2 --no-progress > "$state/produce.log" 2>&1 &
+"$bin" produce --rate 200 --seed 1 --no-progress > "$state/produce.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do
   n=$(curl -fsS "http://$OPSLAKE_LISTEN/api/v1/sql" -H 'content-type: application/json' \
@@ -68,7 +70,11 @@ Try:
   $bin sql "SELECT change_at, service, metric, round(change_pct, 1) AS change_pct, version_before, version_after FROM regressions ORDER BY change_at"
   $bin sql "SELECT window_start, service, count, round(error_rate, 3) AS error_rate FROM log_rollups_1m ORDER BY window_start DESC LIMIT 10"
   $bin sql "SELECT level, count(*) FROM logs GROUP BY level ORDER BY 2 DESC"
-  $bin sql "SELECT provider, round(sum(cost), 2) AS cost FROM billing GROUP BY provider ORDER BY cost DESC"
+  $bin sql "SELECT provider, round(sum(cost), 2) AS cost FROM cost_daily WHERE date >= current_date - 7 GROUP BY provider ORDER BY cost DESC"
+  $bin sql "SELECT scope, key, round(sum(forecast), 2) AS next_30_days, round(sum(lower_80), 2) AS low, round(sum(upper_80), 2) AS high, min(method) AS method FROM cost_forecasts WHERE scope IN ('total', 'provider') GROUP BY scope, key ORDER BY next_30_days DESC"
+  $bin sql "SELECT kind, resource_id, round(estimated_monthly_savings, 2) AS saves_per_month, recommendation FROM cost_opportunities ORDER BY saves_per_month DESC LIMIT 5"
+  $bin report forecast --html report.html      # the cost forecast report now (also daily at 06:00 UTC)
+  curl -s http://$OPSLAKE_LISTEN/api/v1/reports
   $bin sql "SELECT labels['endpoint'] AS endpoint, count(*) FROM metrics WHERE labels['status'] = '500' GROUP BY 1"
   $bin produce --file ../shared/data/focus/focus_sample.csv        # replay a real FOCUS bill
 

@@ -348,6 +348,8 @@ pub struct Generator {
     n: u64,
     billed_hour: Option<i64>,
     pending: Vec<(String, String)>,
+    /// Day (epoch days) from which cost trends compound.
+    trend_origin_day: f64,
 }
 
 const DAY_MS: f64 = 86_400_000.0;
@@ -451,7 +453,7 @@ impl Generator {
                     category,
                     resource_type: rtype,
                     region,
-                    hourly_cost: base * premium * rng.random_range(0.7..1.3),
+                    hourly_cost: base * premium * rng.random_range(0.9..1.1),
                     trend: rng.random_range(-0.002..0.006),
                     utilization,
                 });
@@ -470,6 +472,8 @@ impl Generator {
             n: 0,
             billed_hour: None,
             pending: Vec::new(),
+            trend_origin_day: (chrono::Utc::now().timestamp_millis() as f64 / DAY_MS).floor()
+                - 60.0,
         }
     }
 
@@ -492,10 +496,11 @@ impl Generator {
             }
             self.n += 1;
             let hour = t.div_euclid(3_600_000);
+            let bills = self.only.as_deref().is_none_or(|k| k == "billing");
             if self.billed_hour != Some(hour) {
                 let first = self.billed_hour.is_none();
                 self.billed_hour = Some(hour);
-                if !first || self.start_ms.is_some() {
+                if bills && (!first || self.start_ms.is_some()) {
                     self.queue_billing(hour - 1);
                 }
             }
@@ -691,7 +696,10 @@ impl Generator {
         };
         let mut out = Vec::with_capacity(self.fleet.len());
         for r in &self.fleet {
-            let grow = (1.0 + r.trend).powf(day - 20_000.0);
+            // Growth compounds from 60 days before the generator started (where backfills
+            // usually begin), within half a year either way, so costs stay plausible for any
+            // simulated date and a backfill joins the live traffic that follows it.
+            let grow = (1.0 + r.trend).powf((day - self.trend_origin_day).clamp(-180.0, 180.0));
             let noise = 1.0 + self.rng.random_range(-0.05..0.05);
             let cost = r.hourly_cost * grow * weekly * noise;
             let spread = if r.utilization > 0.05 { 0.03 } else { 0.003 };

@@ -400,7 +400,14 @@ impl Processor {
                 return Err(e);
             }
         };
-        let costs = if billing_dates.is_empty() {
+        let refresh_opportunities = !plans.is_empty() && {
+            let at = crate::cost::run::CostState::of(&snap).opportunities_at;
+            at.is_some_and(|t| {
+                chrono::Utc::now().timestamp_millis() - t
+                    >= crate::cost::run::OPPORTUNITY_REFRESH_MS
+            })
+        };
+        let costs = if billing_dates.is_empty() && !refresh_opportunities {
             crate::cost::run::CostWork::default()
         } else {
             match self.costs(&snap, &billing_dates).await {

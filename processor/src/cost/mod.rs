@@ -186,13 +186,24 @@ pub fn cost_series(daily: &Daily, last_day: i32, resources: bool) -> Vec<CostSer
                     return None;
                 }
             }
-            let values = (first..=last_day)
+            let mut values: Vec<f64> = (first..=last_day)
                 .map(|d| days.get(&d).copied().unwrap_or(0.0))
                 .collect();
+            let mut first_day = first;
+            // A first day billed for part of the day only (a resource started at 15:00, a
+            // backfill's first hour) is not a typical day: leave it out.
+            if values.len() > 8 {
+                let mut next: Vec<f64> = values[1..8].to_vec();
+                next.sort_by(f64::total_cmp);
+                if values[0] >= 0.0 && values[0] < 0.5 * next[3] {
+                    values.remove(0);
+                    first_day += 1;
+                }
+            }
             Some(CostSeries {
                 scope,
                 key,
-                first_day: first,
+                first_day,
                 values,
             })
         })
@@ -579,4 +590,50 @@ pub fn load_opportunities(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::daily::{DailyAgg, DailyKey};
+    use super::*;
+
+    fn row(d: &mut Daily, day: i32, resource: &str, cost: f64) {
+        d.insert(
+            DailyKey {
+                day,
+                provider: "aws".into(),
+                service: None,
+                resource_id: Some(resource.into()),
+                resource_type: None,
+                region: None,
+                currency: "USD".into(),
+            },
+            DailyAgg {
+                cost,
+                last_period_end: i64::from(day + 1) * daily::DAY_MS,
+                ..Default::default()
+            },
+        );
+    }
+
+    #[test]
+    fn series_fill_gaps_drop_a_partial_first_day_and_skip_stopped_resources() {
+        let mut d = Daily::new();
+        row(&mut d, 100, "a", 1.0); // one hour of a 24-per-day resource
+        for day in 101..=130 {
+            if day != 110 {
+                row(&mut d, day, "a", 24.0);
+            }
+        }
+        row(&mut d, 105, "gone", 5.0);
+        assert_eq!(last_complete_day(&d), Some(130));
+        let s = cost_series(&d, 130, true);
+        let a = s.iter().find(|s| s.key == "a").unwrap();
+        assert_eq!(a.first_day, 101);
+        assert_eq!(a.values.len(), 30);
+        assert_eq!(a.values[9], 0.0, "a day without rows costs 0");
+        assert!(!s.iter().any(|s| s.key == "gone"), "no cost in the last 7 days");
+        let total = s.iter().find(|s| s.scope == "total").unwrap();
+        assert_eq!(total.values[4], 29.0);
+    }
 }

@@ -34,6 +34,23 @@ pub const COST_STATE_KEY: &str = "processor.costs";
 pub struct CostState {
     /// Last complete day the stored forecasts start after.
     pub forecast_as_of: Option<i32>,
+    /// When the opportunities were last computed (epoch ms, wall clock).
+    #[serde(default)]
+    pub opportunities_at: Option<i64>,
+}
+
+/// Opportunities are refreshed at least this often while utilization gauges keep changing,
+/// even when billing does not.
+pub const OPPORTUNITY_REFRESH_MS: i64 = 5 * 60_000;
+
+impl CostState {
+    /// The state recorded in `snap`.
+    pub fn of(snap: &Snapshot) -> Self {
+        snap.state
+            .get(COST_STATE_KEY)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default()
+    }
 }
 
 /// Files and state of the cost step, for the cycle's commit.
@@ -94,7 +111,8 @@ pub fn fold_gauges(
 }
 
 impl Processor {
-    /// Recomputes the cost tables for the billing dates in `dirty` (`YYYY-MM-DD`).
+    /// Recomputes the cost tables for the billing dates in `dirty` (`YYYY-MM-DD`); with no
+    /// dirty date, only the opportunities (for new utilization data).
     pub(crate) async fn costs(
         &self,
         snap: &Snapshot,
@@ -149,11 +167,8 @@ impl Processor {
             }
         }
         let now = chrono::Utc::now().timestamp_millis();
-        let prev: CostState = snap
-            .state
-            .get(COST_STATE_KEY)
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
-            .unwrap_or_default();
+        let prev = CostState::of(snap);
+        let mut next = prev;
         let table_files =
             |t: &str| -> Vec<String> { snap.table_files(t).map(|f| f.path.clone()).collect() };
 
@@ -179,9 +194,7 @@ impl Processor {
                 if ab.num_rows() > 0 {
                     work.add.push(self.write_flat(FORECAST_ACCURACY, ab).await?);
                 }
-                work.state = Some(CostState {
-                    forecast_as_of: Some(last),
-                });
+                next.forecast_as_of = Some(last);
                 info!(
                     as_of = date_string(last),
                     series = work.forecast_series,
@@ -220,12 +233,16 @@ impl Processor {
                 .collect();
             let found = find_opportunities(&full, &usage, &cfg.opportunities());
             work.opportunities = found.len();
+            next.opportunities_at = Some(now);
             work.remove.extend(table_files(COST_OPPORTUNITIES));
             if !found.is_empty() {
                 let batch = opportunity_batch(&found, now)?;
                 work.add
                     .push(self.write_flat(COST_OPPORTUNITIES, batch).await?);
             }
+        }
+        if next != prev {
+            work.state = Some(next);
         }
         Ok(work)
     }

@@ -350,11 +350,12 @@ fn seasonal_indices(y: &[f64], m: usize) -> (Vec<f64>, bool) {
     (idx, multiplicative)
 }
 
-/// Simple exponential smoothing with the level started at `x[0]`: (SSE, final level).
-fn ses(x: &[f64], alpha: f64) -> (f64, f64) {
-    let mut l = x[0];
+/// Simple exponential smoothing with the level started at the mean of the first `m` points
+/// (robust to an odd first point): (SSE, final level).
+fn ses(x: &[f64], alpha: f64, m: usize) -> (f64, f64) {
+    let mut l = mean(&x[..m.clamp(1, x.len())]);
     let mut sse = 0.0;
-    for &v in &x[1..] {
+    for &v in x {
         let e = v - l;
         sse += e * e;
         l += alpha * e;
@@ -399,13 +400,13 @@ pub fn theta(y: &[f64], h: usize, m: usize) -> Forecast {
     let mut best = (f64::INFINITY, 0.5);
     for i in 1..100 {
         let a = f64::from(i) / 100.0;
-        let (sse, _) = ses(&x, a);
+        let (sse, _) = ses(&x, a, m);
         if sse < best.0 {
             best = (sse, a);
         }
     }
     let alpha = best.1;
-    let (sse, level) = ses(&x, alpha);
+    let (sse, level) = ses(&x, alpha, m);
     let sigma = (sse / (n.saturating_sub(2)).max(1) as f64).sqrt();
     let mut out = Forecast {
         mean: Vec::with_capacity(h),

@@ -4,5 +4,8 @@
 pub mod backtest;
 pub mod methods;
 
-pub use backtest::{forecast_series, Accuracy, ForecastConfig, Point, SeriesForecast, TooShort};
+pub use backtest::{
+    forecast_series, forecast_with, mase_scale, Accuracy, ForecastConfig, Point, SeriesForecast,
+    TooShort,
+};
 pub use methods::{Forecast, Method};
