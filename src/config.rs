@@ -26,6 +26,11 @@ pub struct QuerySection {
     pub max_concurrent: usize,
     /// Largest request body, in bytes; larger ones are answered 413.
     pub max_body_bytes: usize,
+    /// Origins allowed to call the API from a browser (CORS), e.g. `["https://grafana.example.com"]`
+    /// or `["*"]`; empty sends no CORS headers.
+    pub cors_origins: Vec<String>,
+    /// Memory for cached query results, bytes (0 turns the cache off).
+    pub cache_bytes: usize,
 }
 
 impl Default for QuerySection {
@@ -36,6 +41,8 @@ impl Default for QuerySection {
             memory_limit: 2 << 30,
             max_concurrent: 8,
             max_body_bytes: 1 << 20,
+            cors_origins: Vec::new(),
+            cache_bytes: 256 << 20,
         }
     }
 }

@@ -393,6 +393,7 @@ async fn run_roles(cfg: Config, roles: Roles) -> anyhow::Result<()> {
                 max_rows: cfg.query.max_rows,
                 timeout: cfg.query.timeout,
                 memory_limit: cfg.query.memory_limit,
+                cache_bytes: cfg.query.cache_bytes,
             },
         )
         .map_err(|e| anyhow::anyhow!("failed to start the query engine: {e}"))?;
@@ -401,6 +402,7 @@ async fn run_roles(cfg: Config, roles: Roles) -> anyhow::Result<()> {
             max_body_bytes: cfg.query.max_body_bytes,
             max_concurrent_queries: cfg.query.max_concurrent,
             brokers: ingest.then(|| cfg.brokers.clone()),
+            cors_origins: cfg.query.cors_origins.clone(),
         };
         let app = router(AppState::new(Arc::new(engine), api));
         let listener = tokio::net::TcpListener::bind(&cfg.listen)
@@ -633,6 +635,7 @@ async fn sql(cfg: Config, query: &str, format: &str) -> anyhow::Result<()> {
             max_rows: usize::MAX,
             timeout: cfg.query.timeout,
             memory_limit: cfg.query.memory_limit,
+            cache_bytes: 0,
         },
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;

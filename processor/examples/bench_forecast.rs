@@ -14,7 +14,9 @@
 
 use std::collections::BTreeMap;
 
-use opslake_processor::forecast::{forecast_series, forecast_with, mase_scale, ForecastConfig, Method};
+use opslake_processor::forecast::{
+    forecast_series, forecast_with, mase_scale, ForecastConfig, Method,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal, Normal};
@@ -58,7 +60,7 @@ fn fleet(seed: u64, n: usize, days: usize) -> Vec<(String, Vec<f64>)> {
         let shift: f64 = rng.random_range(0.6..1.6);
         let phase = rng.random_range(0..7);
         let mut y = Vec::with_capacity(days);
-        for t in 0..days {
+        for (t, sum) in total.iter_mut().enumerate() {
             let dow = (t + phase) % 7;
             let w = if dow >= 5 { weekend } else { 1.0 };
             let s = if shift_at.is_some_and(|a| t >= a) {
@@ -67,9 +69,14 @@ fn fleet(seed: u64, n: usize, days: usize) -> Vec<(String, Vec<f64>)> {
                 1.0
             };
             let spike = if rng.random::<f64>() < 0.01 { 1.8 } else { 1.0 };
-            let v = level * (1.0 + trend).powi(t as i32) * w * s * spike * (1.0 + noise.sample(&mut rng));
+            let v = level
+                * (1.0 + trend).powi(t as i32)
+                * w
+                * s
+                * spike
+                * (1.0 + noise.sample(&mut rng));
             y.push(v.max(0.0));
-            total[t] += v.max(0.0);
+            *sum += v.max(0.0);
         }
         out.push((format!("fleet{seed}/r{r}"), y));
     }
@@ -81,8 +88,12 @@ fn nyc_taxi(path: &str) -> Vec<f64> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
     let mut days: BTreeMap<String, f64> = BTreeMap::new();
     for line in text.lines().skip(1) {
-        let Some((ts, v)) = line.split_once(',') else { continue };
-        let Ok(v) = v.trim().parse::<f64>() else { continue };
+        let Some((ts, v)) = line.split_once(',') else {
+            continue;
+        };
+        let Ok(v) = v.trim().parse::<f64>() else {
+            continue;
+        };
         *days.entry(ts[..10].to_string()).or_default() += v;
     }
     // The last day may be partial: keep whole days (48 half hours) only.
@@ -113,7 +124,9 @@ fn evaluate(
     scores: &mut BTreeMap<String, Score>,
     chosen: &mut BTreeMap<String, usize>,
 ) {
-    let Ok(f) = forecast_series(train, cfg) else { return };
+    let Ok(f) = forecast_series(train, cfg) else {
+        return;
+    };
     let scale = mase_scale(train, cfg.season);
     if scale <= 0.0 {
         return;
@@ -188,9 +201,20 @@ fn main() {
     let taxi = nyc_taxi(&taxi_path);
     let mut scores = BTreeMap::new();
     let mut chosen = BTreeMap::new();
-    let cuts = [taxi.len() - 30, taxi.len() - 60, taxi.len() - 90, taxi.len() - 120];
+    let cuts = [
+        taxi.len() - 30,
+        taxi.len() - 60,
+        taxi.len() - 90,
+        taxi.len() - 120,
+    ];
     for cut in cuts {
-        evaluate(&taxi[..cut], &taxi[cut..cut + HOLDOUT], &cfg, &mut scores, &mut chosen);
+        evaluate(
+            &taxi[..cut],
+            &taxi[cut..cut + HOLDOUT],
+            &cfg,
+            &mut scores,
+            &mut chosen,
+        );
     }
     print_table(
         &format!(

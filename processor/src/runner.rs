@@ -1258,6 +1258,81 @@ pub(crate) mod tests {
         );
     }
 
+    /// Two days that start mid-morning, with a deploy inside the only full calendar day: the
+    /// change is found at the deploy (not at the next midnight), with the versions around it.
+    #[tokio::test]
+    async fn a_deploy_inside_the_only_full_day_is_found_where_it_happened() {
+        for (off, dw) in [(0, 400), (150, 330), (200, 470)] {
+            deploy_found_however_it_arrives(off, dw).await;
+        }
+    }
+
+    async fn deploy_found_however_it_arrives(off: i64, dw: i64) {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let step = 300_000i64;
+        let t0 = T0 - 2 * 3_600_000 + 10 * 60_000 + off * step; // from 07:50, plus `off` windows
+        let deploy = t0 + dw * step;
+        let mut events = Vec::new();
+        for w in 0..2 * 288 {
+            let t = t0 + w * step;
+            let daily = 1.0 + 0.3 * (2.0 * std::f64::consts::PI * (w % 288) as f64 / 288.0).sin();
+            let (version, slow) = if t >= deploy {
+                ("2.0.0", 1.4)
+            } else {
+                ("1.9.0", 1.0)
+            };
+            for i in 0..10 {
+                let v = 80.0 * daily * slow * rng.random_range(0.95..1.05);
+                events.push(metric(t + i * 25_000, "payments", "/charge", version, v));
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        ingest_commit(&lake, EventKind::Metric, &events, 0).await;
+        Processor::new(Arc::clone(&lake), five_minutes())
+            .cycle()
+            .await
+            .unwrap();
+        let p50: Vec<_> = detections(&lake, "regressions", "change_at")
+            .await
+            .into_iter()
+            .filter(|r| r.0 == "p50")
+            .collect();
+        assert_eq!(
+            p50.len(),
+            1,
+            "start +{off} windows, deploy at {dw}: {p50:?}"
+        );
+        assert!((p50[0].1 - deploy).abs() <= 2 * step, "{p50:?} vs {deploy}");
+        assert_eq!(
+            (p50[0].2.as_deref(), p50[0].3.as_deref()),
+            (Some("1.9.0"), Some("2.0.0"))
+        );
+
+        // The same history arriving in pieces, a cycle after each: the same one change.
+        for pieces in [7, 24, 48] {
+            let dir = tempfile::tempdir().unwrap();
+            let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+            let per = events.len().div_ceil(pieces);
+            for (i, chunk) in events.chunks(per).enumerate() {
+                ingest_commit(&lake, EventKind::Metric, chunk, (i * per) as i64).await;
+                Processor::new(Arc::clone(&lake), five_minutes())
+                    .cycle()
+                    .await
+                    .unwrap();
+            }
+            let live: Vec<_> = detections(&lake, "regressions", "change_at")
+                .await
+                .into_iter()
+                .filter(|r| r.0 == "p50")
+                .collect();
+            assert_eq!(
+                live, p50,
+                "start +{off}, deploy at {dw}, in {pieces} pieces"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn an_error_rate_burst_is_an_anomaly() {
         let dir = tempfile::tempdir().unwrap();

@@ -16,6 +16,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 use opslake_ingest::Lake;
 
+use crate::cache::{self, ResultCache};
 use crate::error::{from_datafusion, ApiError};
 use crate::guard;
 use crate::store::{LiveFiles, SnapshotStore};
@@ -29,6 +30,8 @@ pub struct QueryLimits {
     pub timeout: Duration,
     /// Memory pool of all running queries, bytes.
     pub memory_limit: usize,
+    /// Memory for cached results, bytes; 0 turns the cache off.
+    pub cache_bytes: usize,
 }
 
 impl Default for QueryLimits {
@@ -37,11 +40,13 @@ impl Default for QueryLimits {
             max_rows: 100_000,
             timeout: Duration::from_secs(30),
             memory_limit: 2 << 30,
+            cache_bytes: 256 << 20,
         }
     }
 }
 
 /// A query's answer.
+#[derive(Clone)]
 pub struct QueryResult {
     pub schema: SchemaRef,
     pub batches: Vec<RecordBatch>,
@@ -57,6 +62,7 @@ pub struct QueryEngine {
     version: Mutex<u64>,
     registered: Mutex<HashSet<String>>,
     limits: QueryLimits,
+    cache: ResultCache,
 }
 
 /// The raw tables' partition columns, from the `date=/hour=` directories.
@@ -96,6 +102,7 @@ impl QueryEngine {
             live,
             version: Mutex::new(u64::MAX),
             registered: Mutex::new(HashSet::new()),
+            cache: ResultCache::new(limits.cache_bytes),
             limits,
         };
         for (name, schema) in opslake_schemas::tables::raw_tables() {
@@ -117,6 +124,11 @@ impl QueryEngine {
     /// The lake.
     pub fn lake(&self) -> &Arc<Lake> {
         &self.lake
+    }
+
+    /// Result cache lookups and hits so far.
+    pub fn cache_stats(&self) -> (u64, u64) {
+        self.cache.stats()
     }
 
     /// Registers a table of the lake; `partitioned` tables have `date=/hour=` directories.
@@ -202,7 +214,15 @@ impl QueryEngine {
                 .await
                 .map_err(from_datafusion)?;
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-            let mut stream = df.execute_stream().await.map_err(from_datafusion)?;
+            let task = Arc::new(df.task_ctx());
+            let plan = df.create_physical_plan().await.map_err(from_datafusion)?;
+            let key =
+                (self.cache.enabled() && cache::cacheable(sql)).then(|| cache::key(plan.as_ref()));
+            if let Some(hit) = key.as_deref().and_then(|k| self.cache.get(k)) {
+                return Ok(hit);
+            }
+            let mut stream =
+                datafusion::physical_plan::execute_stream(plan, task).map_err(from_datafusion)?;
             let mut batches = Vec::new();
             let mut rows = 0usize;
             let mut truncated = false;
@@ -219,11 +239,15 @@ impl QueryEngine {
                 rows += b.num_rows();
                 batches.push(b);
             }
-            Ok::<_, ApiError>(QueryResult {
+            let result = QueryResult {
                 schema,
                 batches,
                 truncated,
-            })
+            };
+            if let Some(k) = key {
+                self.cache.put(k, &result);
+            }
+            Ok::<_, ApiError>(result)
         };
         match tokio::time::timeout(limits.timeout, run).await {
             Ok(r) => r,

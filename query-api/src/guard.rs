@@ -3,7 +3,9 @@
 //! before planning, and DataFusion's own `SQLOptions` refuse it again at planning.
 
 use datafusion::execution::context::SQLOptions;
-use datafusion::sql::sqlparser::ast::{SetExpr, Statement};
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{SetExpr, Statement, TableFactor, Visit, Visitor};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
@@ -45,7 +47,56 @@ pub fn check(sql: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Table functions a query may call; none of them reads files.
+const TABLE_FUNCTIONS: [&str; 2] = ["generate_series", "range"];
+
+/// Refuses relations that read files or call table functions outside [`TABLE_FUNCTIONS`].
+struct NoFiles;
+
+impl Visitor for NoFiles {
+    type Break = ApiError;
+
+    fn pre_visit_table_factor(&mut self, t: &TableFactor) -> ControlFlow<ApiError> {
+        match t {
+            TableFactor::Table {
+                name,
+                args: Some(_),
+                ..
+            } => {
+                let f = name.to_string().to_ascii_lowercase();
+                if !TABLE_FUNCTIONS.contains(&f.as_str()) {
+                    return ControlFlow::Break(refused(&format!("table function {f}")));
+                }
+            }
+            TableFactor::Table { name, .. } => {
+                let n = name.to_string();
+                let file_like = n.contains('/')
+                    || n.contains('\\')
+                    || n.contains("://")
+                    || [".parquet", ".csv", ".json", ".arrow", ".avro", ".ndjson"]
+                        .iter()
+                        .any(|ext| {
+                            n.to_ascii_lowercase()
+                                .trim_end_matches(['\'', '"', '`'])
+                                .ends_with(ext)
+                        });
+                if file_like {
+                    return ControlFlow::Break(refused(&format!("reading files ({n})")));
+                }
+            }
+            TableFactor::TableFunction { .. } | TableFactor::Function { .. } => {
+                return ControlFlow::Break(refused("table function"));
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+}
+
 fn check_statement(s: &Statement) -> Result<(), ApiError> {
+    if let ControlFlow::Break(e) = s.visit(&mut NoFiles) {
+        return Err(e);
+    }
     match s {
         Statement::Query(q) => {
             if selects_into(&q.body) {
@@ -98,6 +149,8 @@ mod tests {
             "SHOW TABLES",
             "DESCRIBE metrics",
             "SELECT service, count(*) FROM metrics WHERE labels['endpoint'] = '/api/pay' GROUP BY service",
+            "SELECT * FROM generate_series(1, 10)",
+            "SELECT * FROM metrics m JOIN logs l ON m.service = l.service",
         ] {
             assert!(check(q).is_ok(), "{q}");
         }
@@ -118,6 +171,15 @@ mod tests {
             "DELETE FROM metrics",
             "UPDATE metrics SET value = 1",
             "SELECT 1; DROP TABLE metrics",
+            "SELECT * FROM read_parquet('/etc/passwd')",
+            "SELECT * FROM read_csv('/etc/passwd')",
+            "SELECT * FROM parquet_metadata('lake/metrics/x.parquet')",
+            "SELECT * FROM '/etc/passwd'",
+            "SELECT * FROM 'lake/metrics/date=2026-11-22/hour=10/part.parquet'",
+            "SELECT * FROM \"s3://bucket/x.parquet\"",
+            "WITH a AS (SELECT * FROM read_json('x.json')) SELECT * FROM a",
+            "SELECT * FROM metrics WHERE service IN (SELECT * FROM read_parquet('x'))",
+            "EXPLAIN SELECT * FROM '/etc/passwd'",
         ] {
             let e = check(q).expect_err(q);
             assert!(matches!(e, ApiError::BadRequest(_)), "{q}");

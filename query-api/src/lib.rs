@@ -1,9 +1,11 @@
 //! opslake query API: DataFusion SQL over the lake behind axum, with health, readiness and the
 //! pipeline's Prometheus metrics.
 
+pub mod cache;
 pub mod encode;
 pub mod engine;
 pub mod error;
+pub mod grafana;
 pub mod guard;
 pub mod reports;
 pub mod routes;

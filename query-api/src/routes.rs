@@ -34,6 +34,9 @@ pub struct ApiConfig {
     pub max_concurrent_queries: usize,
     /// Kafka brokers probed by `/readyz`; `None` for a query-only server.
     pub brokers: Option<String>,
+    /// Origins allowed to call the API from a browser (CORS), e.g. Grafana's URL; `*` allows
+    /// any. Empty: no CORS headers.
+    pub cors_origins: Vec<String>,
 }
 
 impl std::fmt::Debug for ApiConfig {
@@ -43,6 +46,7 @@ impl std::fmt::Debug for ApiConfig {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_concurrent_queries", &self.max_concurrent_queries)
             .field("brokers", &self.brokers)
+            .field("cors_origins", &self.cors_origins)
             .finish()
     }
 }
@@ -54,6 +58,7 @@ impl Default for ApiConfig {
             max_body_bytes: 1 << 20,
             max_concurrent_queries: 8,
             brokers: None,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -106,13 +111,42 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tables", get(tables))
         .route("/api/v1/reports", get(crate::reports::list))
         .route("/api/v1/reports/{report_id}", get(crate::reports::one))
+        .route("/grafana/", get(crate::grafana::health))
+        .nest("/grafana", crate::grafana::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
-    Router::new()
+    let cors = cors_layer(&state.config.cors_origins);
+    let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/api/v1/openapi.json", get(openapi))
         .merge(protected)
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
-        .with_state(state)
+        .with_state(state);
+    match cors {
+        Some(c) => app.layer(c),
+        None => app,
+    }
+}
+
+/// CORS for browsers (Grafana's "Browser" access): the configured origins, any method, the
+/// headers Grafana sends.
+fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods(Any)
+            .allow_headers(Any)
+            .max_age(Duration::from_secs(3600)),
+    )
 }
 
 async fn auth(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -133,6 +167,21 @@ async fn auth(State(state): State<AppState>, req: Request, next: Next) -> Respon
         }
     }
     next.run(req).await
+}
+
+/// This API's OpenAPI 3.0 document (`query-api/openapi.json`, checked against the real
+/// responses by the end-to-end tests).
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+async fn openapi() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        OPENAPI,
+    )
+        .into_response()
 }
 
 async fn healthz() -> Json<serde_json::Value> {

@@ -8,5 +8,6 @@ mod costs;
 mod dead_letters;
 mod exactly_once;
 mod faults;
+mod grafana;
 mod raw_tables;
 mod rollups;

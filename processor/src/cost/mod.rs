@@ -632,7 +632,10 @@ mod tests {
         assert_eq!(a.first_day, 101);
         assert_eq!(a.values.len(), 30);
         assert_eq!(a.values[9], 0.0, "a day without rows costs 0");
-        assert!(!s.iter().any(|s| s.key == "gone"), "no cost in the last 7 days");
+        assert!(
+            !s.iter().any(|s| s.key == "gone"),
+            "no cost in the last 7 days"
+        );
         let total = s.iter().find(|s| s.scope == "total").unwrap();
         assert_eq!(total.values[4], 29.0);
     }

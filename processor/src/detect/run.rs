@@ -147,6 +147,30 @@ pub fn history_start(
         .map(|e| e - cfg.lookback_ms)
 }
 
+/// The versions on each side of the version change nearest to the change point at `index`
+/// (within `radius` windows); a change point found a window or two after a deploy still names
+/// the deploy. `(None, None)` when the version did not change nearby.
+fn version_change(
+    tail: &[(i64, f64)],
+    index: usize,
+    radius: usize,
+    version_at: impl Fn(i64) -> Option<String>,
+) -> (Option<String>, Option<String>) {
+    let lo = index.saturating_sub(radius);
+    let hi = (index + radius).min(tail.len().saturating_sub(1));
+    let versions: Vec<(usize, String)> = (lo..=hi)
+        .filter_map(|i| version_at(tail[i].0).map(|v| (i, v)))
+        .collect();
+    let nearest = versions
+        .windows(2)
+        .filter(|p| p[0].1 != p[1].1)
+        .min_by_key(|p| p[1].0.abs_diff(index));
+    match nearest {
+        Some(p) => (Some(p[0].1.clone()), Some(p[1].1.clone())),
+        None => (None, None),
+    }
+}
+
 /// Runs the detectors over `windows` (every 1-minute rollup of the touched series from their
 /// history start on) for the `touched` series.
 pub fn detect(
@@ -220,11 +244,11 @@ pub fn detect(
                 .iter()
                 .filter_map(|(w, win)| win.sketch.quantile(q).map(|x| (*w, x)))
                 .collect();
-            let Some(adjusted) = deseasonalize(&raw, window_ms) else {
+            let Some((kept, adjusted)) = deseasonalize(&raw, window_ms, cfg.change_history) else {
                 continue;
             };
-            let from = raw.len().saturating_sub(cfg.change_history);
-            let tail = &raw[from..];
+            let from = kept.len().saturating_sub(cfg.change_history);
+            let tail = &kept[from..];
             let values = &adjusted[from..];
             let mut changed = false;
             let cps = change_points(values, &cfg.changes);
@@ -240,14 +264,9 @@ pub fn detect(
                 if mark.last_change.is_some_and(|l| at <= l + min_gap) {
                     continue;
                 }
-                let version_at = |w: i64| wins.get(&w).and_then(Window::version);
-                let before = tail[cp.index.saturating_sub(3)..cp.index]
-                    .iter()
-                    .rev()
-                    .find_map(|(w, _)| version_at(*w));
-                let after = tail[cp.index..(cp.index + 3).min(tail.len())]
-                    .iter()
-                    .find_map(|(w, _)| version_at(*w));
+                let (before, after) = version_change(tail, cp.index, cfg.change_settle, |w| {
+                    wins.get(&w).and_then(Window::version)
+                });
                 out.regressions.push(Regression {
                     series: series.clone(),
                     metric,
@@ -260,8 +279,8 @@ pub fn detect(
                         (after_level / before_level - 1.0) * 100.0
                     },
                     p_value: cp.pvalue,
-                    version_before: before.clone().filter(|b| Some(b) != after.as_ref()),
-                    version_after: after.clone().filter(|a| Some(a) != before.as_ref()),
+                    version_before: before,
+                    version_after: after,
                 });
                 mark.last_change = Some(at);
                 changed = true;
@@ -274,48 +293,127 @@ pub fn detect(
     out
 }
 
-/// Divides each value by the daily shape of the series (median over days of value / that
-/// day's mean, by time of day), so a daily cycle is not taken for a series of changes while a
-/// change of level stays one. `None` until the series has one well-covered day (90% of its
-/// windows) and every point has a shape: before that a cycle cannot be told from a change.
-fn deseasonalize(points: &[(i64, f64)], window_ms: i64) -> Option<Vec<f64>> {
+/// The kept points of a series, (window, value), and their values with the shape divided out.
+type Deseasonalized = (Vec<(i64, f64)>, Vec<f64>);
+
+/// Divides each value by the daily shape of the series, so a daily cycle is not taken for a
+/// series of changes while a change of level stays one. Shape and level are fitted together
+/// (least squares in logs of a shape by time of day, a level, and the one step that fits
+/// best), so a deploy inside the only full day is not learnt as part of the shape. Only times
+/// of day seen on two days or more are kept (returned with their adjusted values). `None`
+/// until the series has one well-covered day (90% of its windows).
+fn deseasonalize(all: &[(i64, f64)], window_ms: i64, tail_len: usize) -> Option<Deseasonalized> {
     const DAY: i64 = 86_400_000;
     let per_day = (DAY / window_ms).max(1);
-    let mut days: BTreeMap<i64, Vec<(i64, f64)>> = BTreeMap::new();
-    for &(w, x) in points {
-        days.entry(w.div_euclid(DAY))
-            .or_default()
-            .push(((w.rem_euclid(DAY)) / window_ms, x));
+    let mut days: BTreeMap<i64, usize> = BTreeMap::new();
+    for &(w, _) in all {
+        *days.entry(w.div_euclid(DAY)).or_default() += 1;
     }
-    let mut by_phase: HashMap<i64, Vec<f64>> = HashMap::new();
-    for pts in days.values().filter(|p| p.len() as i64 * 10 >= per_day * 9) {
-        let mean = pts.iter().map(|p| p.1).sum::<f64>() / pts.len() as f64;
-        if mean.abs() < 1e-12 {
-            continue;
-        }
-        for (phase, x) in pts {
-            by_phase.entry(*phase).or_default().push(x / mean);
-        }
-    }
-    if by_phase.is_empty() {
+    // The daily shape needs at least one well-covered day to be estimated at all.
+    if !days.values().any(|n| *n as i64 * 10 >= per_day * 9) {
         return None;
     }
-    let shape: HashMap<i64, f64> = by_phase
-        .into_iter()
-        .map(|(ph, mut v)| {
-            v.sort_by(f64::total_cmp);
-            (ph, v[v.len() / 2])
+    let phase_of = |w: i64| (w.rem_euclid(DAY) / window_ms) as usize;
+    // A time of day seen on one day only cannot tell the shape from the level: its values
+    // would echo whatever level is assumed and read as changes. Keep the times of day seen on
+    // at least two days.
+    let mut seen: HashMap<usize, BTreeSet<i64>> = HashMap::new();
+    for &(w, _) in all {
+        seen.entry(phase_of(w))
+            .or_default()
+            .insert(w.div_euclid(DAY));
+    }
+    let points: Vec<(i64, f64)> = all
+        .iter()
+        .copied()
+        .filter(|(w, _)| seen.get(&phase_of(*w)).is_some_and(|d| d.len() >= 2))
+        .collect();
+    let n = points.len();
+    if n == 0 {
+        return None;
+    }
+    // Multiplicative (in logs) for positive series, additive otherwise.
+    let positive = points.iter().all(|p| p.1 > 0.0);
+    let v: Vec<f64> = points
+        .iter()
+        .map(|p| if positive { p.1.ln() } else { p.1 })
+        .collect();
+    let phase: Vec<usize> = points.iter().map(|p| phase_of(p.0)).collect();
+    let phases = per_day as usize;
+    // For a step at `cut`, least squares of v = shape[phase] + level + step·[i ≥ cut] by
+    // alternating updates (the problem is convex, so they reach its optimum), on sums per time
+    // of day and side of the cut: (sum, count) before, (sum, count) after.
+    let total_sq: f64 = v.iter().map(|x| x * x).sum();
+    let fit = |stats: &[(f64, f64, f64, f64)]| -> (Vec<f64>, f64) {
+        let mut shape = vec![0.0f64; phases];
+        let (mut before, mut after) = (0.0f64, 0.0f64);
+        let (nb, na): (f64, f64) = stats
+            .iter()
+            .fold((0.0, 0.0), |(x, y), s| (x + s.1, y + s.3));
+        for _ in 0..12 {
+            for (p, (sb, cb, sa, ca)) in stats.iter().enumerate() {
+                if cb + ca > 0.0 {
+                    shape[p] = (sb + sa - before * cb - after * ca) / (cb + ca);
+                }
+            }
+            let (mut rb, mut ra) = (0.0f64, 0.0f64);
+            for (p, (sb, cb, sa, ca)) in stats.iter().enumerate() {
+                rb += sb - shape[p] * cb;
+                ra += sa - shape[p] * ca;
+            }
+            before = if nb > 0.0 { rb / nb } else { 0.0 };
+            after = if na > 0.0 { ra / na } else { before };
+        }
+        let mut sse = total_sq;
+        for (p, (sb, cb, sa, ca)) in stats.iter().enumerate() {
+            let (lb, la) = (shape[p] + before, shape[p] + after);
+            sse += -2.0 * (lb * sb + la * sa) + lb * lb * cb + la * la * ca;
+        }
+        (shape, sse)
+    };
+    // Everything before the cut at first; the cut then moves forward point by point.
+    let mut stats = vec![(0.0f64, 0.0f64, 0.0f64, 0.0f64); phases];
+    for (x, p) in v.iter().zip(&phase) {
+        stats[*p].0 += x;
+        stats[*p].1 += 1.0;
+    }
+    // The step that explains the series best, searched at every point of the tail where
+    // change points are looked for (each fit costs a few passes over the times of day).
+    let from = n.saturating_sub(tail_len);
+    let edge = 6.min(n / 4);
+    let lo = from.max(edge);
+    let hi = n.saturating_sub(edge);
+    let mut best = fit(&stats);
+    let mut moved = n;
+    for c in (lo..hi).rev() {
+        while moved > c {
+            moved -= 1;
+            let s = &mut stats[phase[moved]];
+            s.0 -= v[moved];
+            s.1 -= 1.0;
+            s.2 += v[moved];
+            s.3 += 1.0;
+        }
+        let f = fit(&stats);
+        if f.1 < best.1 - 1e-12 {
+            best = f;
+        }
+    }
+    let shape = best.0;
+    let centre = shape.iter().sum::<f64>() / shape.len().max(1) as f64;
+    let adjusted = points
+        .iter()
+        .zip(&phase)
+        .map(|(p, ph)| {
+            let s = shape[*ph] - centre;
+            if positive {
+                p.1 / s.exp()
+            } else {
+                p.1 - s
+            }
         })
         .collect();
-    points
-        .iter()
-        .map(
-            |&(w, x)| match shape.get(&(w.rem_euclid(DAY) / window_ms)) {
-                Some(s) if s.abs() > 1e-12 => Some(x / s),
-                _ => None,
-            },
-        )
-        .collect()
+    Some((points, adjusted))
 }
 
 /// The series of a service's log error rate, as recorded in `anomalies`.

@@ -1,0 +1,860 @@
+//! What the Grafana datasource offers: the metrics (with their payload pickers), the SQL each
+//! target runs, the options of the pickers, dashboard variables and ad hoc filter keys. Every
+//! value from a request reaches SQL as a quoted literal; every query still passes the
+//! read-only guard of the engine.
+
+use serde_json::{json, Value};
+
+use super::macros::{day, ts_literal, Window};
+use crate::error::ApiError;
+
+/// How a query's result becomes a Grafana response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shape {
+    /// Time series; the suffix is appended to every series name (e.g. `p95`).
+    TimeSeries { suffix: String },
+    /// A table (also usable as annotations: columns `time`, `title`, `text`, `tags`).
+    Table,
+}
+
+/// One query a target runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    pub sql: String,
+    pub shape: Shape,
+}
+
+/// An ad hoc filter of the dashboard.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct AdhocFilter {
+    #[serde(default)]
+    pub key: String,
+    #[serde(default)]
+    pub operator: String,
+    #[serde(default)]
+    pub value: Value,
+}
+
+/// The request's range, interval and filters.
+#[derive(Debug, Clone)]
+pub struct Ctx<'a> {
+    pub window: Window,
+    pub max_points: i64,
+    pub filters: &'a [AdhocFilter],
+}
+
+/// A SQL string literal.
+pub fn lit(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The string values of a payload entry: a string, a number, or a list of them (multi-select).
+/// Grafana's "All" (`$__all`, `All`, `*`) and empty values mean no filter.
+pub fn values(v: Option<&Value>) -> Vec<String> {
+    let one = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    let all: Vec<String> = match v {
+        Some(Value::Array(a)) => a.iter().filter_map(one).collect(),
+        Some(v) => one(v).into_iter().collect(),
+        None => Vec::new(),
+    };
+    let all: Vec<String> = all
+        .into_iter()
+        .flat_map(|s| {
+            // Grafana formats a multi-value variable inside a string as {a,b}.
+            let t = s.trim();
+            if t.starts_with('{') && t.ends_with('}') {
+                t[1..t.len() - 1].split(',').map(str::to_string).collect()
+            } else {
+                vec![s]
+            }
+        })
+        .filter(|s| !s.is_empty())
+        .collect();
+    if all
+        .iter()
+        .any(|s| matches!(s.as_str(), "$__all" | "All" | "*"))
+    {
+        Vec::new()
+    } else {
+        all
+    }
+}
+
+fn first(payload: &Value, key: &str) -> Option<String> {
+    values(payload.get(key)).into_iter().next()
+}
+
+/// `AND col IN (...)` when values are given.
+fn in_list(col: &str, vals: &[String]) -> String {
+    if vals.is_empty() {
+        String::new()
+    } else {
+        let l: Vec<String> = vals.iter().map(|v| lit(v)).collect();
+        format!(" AND {col} IN ({})", l.join(", "))
+    }
+}
+
+/// The tables ad hoc filters apply to, and which keys they know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Metric rollups: service, name, version, and labels.
+    Metrics,
+    /// Log rollups: service.
+    Logs,
+    /// Cost tables: provider, service, resource, type, region.
+    Cost,
+    /// Anomalies and regressions: service, name, metric, and labels.
+    Detections,
+}
+
+fn column_for(kind: Kind, key: &str) -> Option<String> {
+    let plain = |cols: &[&str]| cols.contains(&key).then(|| key.to_string());
+    match kind {
+        Kind::Metrics => {
+            plain(&["service", "name", "version"]).or_else(|| Some(format!("labels[{}]", lit(key))))
+        }
+        Kind::Logs => plain(&["service"]),
+        Kind::Cost => plain(&[
+            "provider",
+            "service",
+            "resource_id",
+            "resource_type",
+            "region",
+            "currency",
+        ]),
+        Kind::Detections => {
+            plain(&["service", "name", "metric"]).or_else(|| Some(format!("labels[{}]", lit(key))))
+        }
+    }
+}
+
+/// Label keys are plain words; anything else is not a filter key here.
+fn is_key(k: &str) -> bool {
+    !k.is_empty()
+        && k.len() <= 100
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/'))
+}
+
+fn adhoc(kind: Kind, filters: &[AdhocFilter]) -> Result<String, ApiError> {
+    let mut out = String::new();
+    for f in filters {
+        if !is_key(&f.key) {
+            continue;
+        }
+        let Some(col) = column_for(kind, &f.key) else {
+            continue;
+        };
+        let value = match &f.value {
+            Value::String(s) => s.clone(),
+            Value::Null => continue,
+            other => other.to_string(),
+        };
+        let op = match f.operator.as_str() {
+            "" | "=" => "=",
+            "!=" => "<>",
+            "<" => "<",
+            ">" => ">",
+            "<=" => "<=",
+            ">=" => ">=",
+            "=~" => "~",
+            "!~" => "!~",
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                "ad hoc filter operator {other:?} is not supported (=, !=, <, >, <=, >=, =~, !~)"
+            )))
+            }
+        };
+        out.push_str(&format!(" AND {col} {op} {}", lit(&value)));
+    }
+    Ok(out)
+}
+
+/// Round bucket sizes, from the rollup window up.
+const NICE_MS: [i64; 15] = [
+    60_000,
+    120_000,
+    300_000,
+    600_000,
+    900_000,
+    1_800_000,
+    3_600_000,
+    7_200_000,
+    10_800_000,
+    21_600_000,
+    43_200_000,
+    86_400_000,
+    172_800_000,
+    604_800_000,
+    2_592_000_000,
+];
+
+/// The bucket of a time series: at least the panel's interval and the rollup window, few
+/// enough points for `maxDataPoints`, rounded up to a round size.
+pub fn bucket_ms(ctx: &Ctx<'_>) -> i64 {
+    let span = (ctx.window.to_ms - ctx.window.from_ms).max(1);
+    let want = ctx
+        .window
+        .interval_ms
+        .max(span / ctx.max_points.max(1))
+        .max(NICE_MS[0]);
+    NICE_MS
+        .iter()
+        .copied()
+        .find(|n| *n >= want)
+        .unwrap_or(NICE_MS[NICE_MS.len() - 1])
+}
+
+fn time_bin(col: &str, ms: i64) -> String {
+    format!("date_bin(INTERVAL '{ms} milliseconds', {col}, TIMESTAMP '1970-01-01T00:00:00Z')")
+}
+
+/// `window_start` within the range, with the `date=` partitions pruned.
+fn window_range(col: &str, w: &Window, partitioned: bool) -> String {
+    let mut s = format!(
+        "{col} >= {} AND {col} < {}",
+        ts_literal(w.from_ms),
+        ts_literal(w.to_ms)
+    );
+    if partitioned {
+        s.push_str(&format!(
+            " AND date BETWEEN '{}' AND '{}'",
+            day(w.from_ms),
+            day(w.to_ms)
+        ));
+    }
+    s
+}
+
+fn percentile(p: &str) -> Result<(f64, String), ApiError> {
+    let t = p.trim().trim_start_matches(['p', 'P']);
+    let v: f64 = t
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("percentile {p:?} is not like p95")))?;
+    let q = if v > 1.0 { v / 100.0 } else { v };
+    if !(0.0..=1.0).contains(&q) {
+        return Err(ApiError::BadRequest(format!(
+            "percentile {p:?} is outside 0..100"
+        )));
+    }
+    let label = format!("p{}", (q * 1000.0).round() / 10.0);
+    Ok((q, label.replace(".0", "")))
+}
+
+/// The series expression of a `group_by` choice over metric rollups.
+fn metric_series(group_by: &str) -> Result<String, ApiError> {
+    Ok(match group_by {
+        "" | "service" => "service".into(),
+        "none" => "'all'".into(),
+        "version" => "concat(service, ' ', coalesce(version, '-'))".into(),
+        g => match g.strip_prefix("label:") {
+            Some(k) if is_key(k) => {
+                format!("concat(service, ' ', coalesce(labels[{}], '-'))", lit(k))
+            }
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "group_by {g:?}: expected service, version, none or label:<key>"
+                )))
+            }
+        },
+    })
+}
+
+/// Label filters from a `labels` multi-select of `key=value` entries.
+fn label_filters(payload: &Value) -> Result<String, ApiError> {
+    let mut out = String::new();
+    for kv in values(payload.get("labels")) {
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(ApiError::BadRequest(format!(
+                "label {kv:?} is not key=value"
+            )));
+        };
+        if is_key(k) {
+            out.push_str(&format!(" AND labels[{}] = {}", lit(k), lit(v)));
+        }
+    }
+    Ok(out)
+}
+
+fn metric_table(bucket: i64) -> &'static str {
+    if bucket >= 3_600_000 {
+        "metric_rollups_1h"
+    } else {
+        "metric_rollups_1m"
+    }
+}
+
+/// The queries of one target.
+///
+/// # Errors
+/// 400 for an unknown target or a bad payload.
+pub fn plan(target: &str, payload: &Value, ctx: &Ctx<'_>) -> Result<Vec<Planned>, ApiError> {
+    let w = &ctx.window;
+    let b = bucket_ms(ctx);
+    let ts = |suffix: &str| Shape::TimeSeries {
+        suffix: suffix.to_string(),
+    };
+    match target {
+        "latency" => {
+            let name = first(payload, "name").unwrap_or_else(|| "http.server.duration".into());
+            let mut ps = values(payload.get("percentile"));
+            if ps.is_empty() {
+                ps.push("p95".into());
+            }
+            let mut cols = Vec::new();
+            for p in &ps {
+                let (q, label) = percentile(p)?;
+                cols.push(format!("quantile_merge(sketch, {q}) AS \"{label}\""));
+            }
+            let suffix = if cols.len() == 1 {
+                percentile(&ps[0])?.1
+            } else {
+                String::new()
+            };
+            let table = metric_table(b);
+            let sql = format!(
+                "SELECT {} AS time, {} AS series, {} FROM {table} WHERE {} AND name = {}{}{}{} GROUP BY 1, 2 ORDER BY 1, 2",
+                time_bin("window_start", b),
+                metric_series(&first(payload, "group_by").unwrap_or_default())?,
+                cols.join(", "),
+                window_range("window_start", w, true),
+                lit(&name),
+                in_list("service", &values(payload.get("service"))),
+                label_filters(payload)?,
+                adhoc(Kind::Metrics, ctx.filters)?
+            );
+            Ok(vec![Planned {
+                sql,
+                shape: ts(&suffix),
+            }])
+        }
+        "throughput" => {
+            let name = first(payload, "name").unwrap_or_else(|| "http.server.duration".into());
+            let table = metric_table(b);
+            let sql = format!(
+                "SELECT {} AS time, {} AS series, sum(count) * 1000.0 / {b} AS value FROM {table} WHERE {} AND name = {}{}{}{} GROUP BY 1, 2 ORDER BY 1, 2",
+                time_bin("window_start", b),
+                metric_series(&first(payload, "group_by").unwrap_or_default())?,
+                window_range("window_start", w, true),
+                lit(&name),
+                in_list("service", &values(payload.get("service"))),
+                label_filters(payload)?,
+                adhoc(Kind::Metrics, ctx.filters)?
+            );
+            Ok(vec![Planned {
+                sql,
+                shape: ts("req/s"),
+            }])
+        }
+        "error_rate" => {
+            let sql = format!(
+                "SELECT {} AS time, service AS series, sum(error_count) * 1.0 / sum(count) AS value FROM log_rollups_1m WHERE {}{}{} GROUP BY 1, 2 ORDER BY 1, 2",
+                time_bin("window_start", b),
+                window_range("window_start", w, true),
+                in_list("service", &values(payload.get("service"))),
+                adhoc(Kind::Logs, ctx.filters)?
+            );
+            Ok(vec![Planned {
+                sql,
+                shape: ts("error rate"),
+            }])
+        }
+        "cost" => {
+            let group = first(payload, "group_by").unwrap_or_else(|| "provider".into());
+            let series = match group.as_str() {
+                "total" => "'total'".to_string(),
+                "provider" | "resource_type" | "region" | "resource_id" | "service" => {
+                    format!("coalesce({group}, '(none)')")
+                }
+                g => {
+                    return Err(ApiError::BadRequest(format!(
+                        "group_by {g:?}: expected total, provider, service, resource_type, region or resource_id"
+                    )))
+                }
+            };
+            let column = first(payload, "column").unwrap_or_else(|| "cost".into());
+            if !matches!(
+                column.as_str(),
+                "cost" | "effective_cost" | "usage_quantity"
+            ) {
+                return Err(ApiError::BadRequest(format!(
+                    "column {column:?}: expected cost, effective_cost or usage_quantity"
+                )));
+            }
+            let sql = format!(
+                "SELECT CAST(date AS TIMESTAMP) AS time, {series} AS series, sum({column}) AS value FROM cost_daily WHERE date BETWEEN DATE '{}' AND DATE '{}'{}{}{} GROUP BY 1, 2 ORDER BY 1, 2",
+                day(w.from_ms),
+                day(w.to_ms),
+                in_list("provider", &values(payload.get("provider"))),
+                in_list("service", &values(payload.get("service"))),
+                adhoc(Kind::Cost, ctx.filters)?
+            );
+            Ok(vec![Planned { sql, shape: ts("") }])
+        }
+        "cost_forecast" => {
+            let scope = first(payload, "scope").unwrap_or_else(|| "total".into());
+            let key = first(payload, "key").unwrap_or_else(|| "total".into());
+            let actual_filter = match scope.as_str() {
+                "total" => String::new(),
+                "provider" => format!(" AND provider = {}", lit(&key)),
+                "service" => format!(" AND coalesce(service, '(none)') = {}", lit(&key)),
+                "resource" => format!(" AND resource_id = {}", lit(&key)),
+                s => {
+                    return Err(ApiError::BadRequest(format!(
+                        "scope {s:?}: expected total, provider, service or resource"
+                    )))
+                }
+            };
+            let days = format!(
+                "date BETWEEN DATE '{}' AND DATE '{}'",
+                day(w.from_ms),
+                day(w.to_ms)
+            );
+            Ok(vec![
+                Planned {
+                    sql: format!(
+                        "SELECT CAST(date AS TIMESTAMP) AS time, {} AS series, sum(cost) AS actual FROM cost_daily WHERE {days}{actual_filter} GROUP BY 1, 2 ORDER BY 1",
+                        lit(&format!("{key} actual"))
+                    ),
+                    shape: ts(""),
+                },
+                Planned {
+                    sql: format!(
+                        "SELECT CAST(date AS TIMESTAMP) AS time, key AS series, forecast, lower_80, upper_80, lower_95, upper_95 FROM cost_forecasts WHERE scope = {} AND key = {} AND {days} ORDER BY 1",
+                        lit(&scope),
+                        lit(&key)
+                    ),
+                    shape: ts(""),
+                },
+            ])
+        }
+        "anomalies" => Ok(vec![Planned {
+            sql: format!(
+                "SELECT window_start AS time, concat(service, ' ', metric, ' anomaly (', severity, ')') AS title, \
+                 concat(name, ': observed ', CAST(round(observed, 2) AS VARCHAR), ', expected ', CAST(round(expected, 2) AS VARCHAR), \
+                 ' (', CAST(round(lower, 2) AS VARCHAR), ' to ', CAST(round(upper, 2) AS VARCHAR), '), score ', CAST(round(score, 1) AS VARCHAR)) AS text, \
+                 concat(service, ',', metric, ',', severity) AS tags, service, name, metric, observed, expected, score, severity \
+                 FROM anomalies WHERE {}{}{} ORDER BY 1",
+                window_range("window_start", w, false),
+                in_list("service", &values(payload.get("service"))),
+                adhoc(Kind::Detections, ctx.filters)?
+            ),
+            shape: Shape::Table,
+        }]),
+        "regressions" => Ok(vec![Planned {
+            sql: format!(
+                "SELECT change_at AS time, concat(service, ' ', metric, ' ', CASE WHEN change_pct >= 0 THEN '+' ELSE '' END, CAST(round(change_pct, 1) AS VARCHAR), '%') AS title, \
+                 concat(name, ': ', CAST(round(\"before\", 2) AS VARCHAR), ' to ', CAST(round(\"after\", 2) AS VARCHAR), \
+                 CASE WHEN version_before IS NOT NULL AND version_after IS NOT NULL THEN concat(', version ', version_before, ' to ', version_after) ELSE '' END, \
+                 ', p ', CASE WHEN p_value < 0.0001 THEN '< 0.0001' ELSE concat('= ', CAST(round(p_value, 4) AS VARCHAR)) END) AS text, \
+                 concat(service, ',', metric, ',regression') AS tags, service, name, metric, \"before\", \"after\", change_pct, version_before, version_after \
+                 FROM regressions WHERE {}{}{} ORDER BY 1",
+                window_range("change_at", w, false),
+                in_list("service", &values(payload.get("service"))),
+                adhoc(Kind::Detections, ctx.filters)?
+            ),
+            shape: Shape::Table,
+        }]),
+        "opportunities" => Ok(vec![Planned {
+            sql: format!(
+                "SELECT kind, resource_id, provider, resource_type, region, round(monthly_cost, 2) AS monthly_cost, \
+                 round(estimated_monthly_savings, 2) AS estimated_monthly_savings, recommendation \
+                 FROM cost_opportunities WHERE true{}{} ORDER BY estimated_monthly_savings DESC",
+                in_list("kind", &values(payload.get("kind"))),
+                adhoc(Kind::Cost, ctx.filters)?
+            ),
+            shape: Shape::Table,
+        }]),
+        "log_errors" => Ok(vec![Planned {
+            sql: format!(
+                "SELECT timestamp AS time, service, level, message, host, version, trace_id, status_code FROM logs \
+                 WHERE {} AND lower(level) IN ('error', 'fatal'){} ORDER BY timestamp DESC LIMIT 200",
+                window_range("timestamp", w, true),
+                in_list("service", &values(payload.get("service"))),
+            ),
+            shape: Shape::Table,
+        }]),
+        "sql" => {
+            let sql = payload
+                .get("sql")
+                .and_then(Value::as_str)
+                .filter(|s| !s.trim().is_empty())
+                .ok_or_else(|| {
+                    ApiError::BadRequest(
+                        "the sql target needs its query in payload.sql".into(),
+                    )
+                })?;
+            let expanded = super::macros::expand(sql, w)?;
+            let shape = match first(payload, "format").as_deref() {
+                None | Some("time_series") | Some("timeseries") => ts(""),
+                Some("table") => Shape::Table,
+                Some(f) => {
+                    return Err(ApiError::BadRequest(format!(
+                        "format {f:?}: expected time_series or table"
+                    )))
+                }
+            };
+            Ok(vec![Planned {
+                sql: expanded,
+                shape,
+            }])
+        }
+        other => Err(ApiError::NotFound(format!(
+            "unknown target {other:?}; known: latency, throughput, error_rate, cost, cost_forecast, anomalies, regressions, opportunities, log_errors, sql"
+        ))),
+    }
+}
+
+fn payload(name: &str, label: &str, kind: &str, options: Value, reload: bool) -> Value {
+    let mut p =
+        json!({"name": name, "label": label, "type": kind, "reloadMetric": reload, "width": 20});
+    if let Value::Array(a) = &options {
+        if !a.is_empty() {
+            p["options"] = options;
+        }
+    }
+    p
+}
+
+fn opts(values: &[(&str, &str)]) -> Value {
+    Value::Array(
+        values
+            .iter()
+            .map(|(v, l)| json!({"value": v, "label": l}))
+            .collect(),
+    )
+}
+
+fn empty() -> Value {
+    json!([])
+}
+
+/// The metrics the query editor offers, with their payloads; pickers without options are
+/// filled from the data through `/metric-payload-options`.
+pub fn metrics() -> Value {
+    let percentiles = opts(&[
+        ("p50", "p50"),
+        ("p90", "p90"),
+        ("p95", "p95"),
+        ("p99", "p99"),
+        ("p99.9", "p99.9"),
+    ]);
+    json!([
+        {"value": "latency", "label": "Latency percentiles (from sketches)", "payloads": [
+            payload("service", "Service", "multi-select", empty(), false),
+            payload("name", "Metric", "select", empty(), false),
+            payload("percentile", "Percentile", "multi-select", percentiles, false),
+            payload("labels", "Labels", "multi-select", empty(), false),
+            payload("group_by", "Series per", "select", empty(), false),
+        ]},
+        {"value": "throughput", "label": "Throughput (events per second)", "payloads": [
+            payload("service", "Service", "multi-select", empty(), false),
+            payload("name", "Metric", "select", empty(), false),
+            payload("labels", "Labels", "multi-select", empty(), false),
+            payload("group_by", "Series per", "select", empty(), false),
+        ]},
+        {"value": "error_rate", "label": "Error rate (logs)", "payloads": [
+            payload("service", "Service", "multi-select", empty(), false),
+        ]},
+        {"value": "cost", "label": "Daily cost", "payloads": [
+            payload("group_by", "Series per", "select", opts(&[("total", "total"), ("provider", "provider"), ("service", "service"), ("resource_type", "resource type"), ("region", "region"), ("resource_id", "resource")]), false),
+            payload("column", "Column", "select", opts(&[("cost", "billed cost"), ("effective_cost", "effective cost"), ("usage_quantity", "usage")]), false),
+            payload("provider", "Provider", "multi-select", empty(), false),
+            payload("service", "Service", "multi-select", empty(), false),
+        ]},
+        {"value": "cost_forecast", "label": "Cost forecast with 80% and 95% intervals", "payloads": [
+            payload("scope", "Scope", "select", opts(&[("total", "total"), ("provider", "provider"), ("service", "service"), ("resource", "resource")]), true),
+            payload("key", "Key", "select", empty(), false),
+        ]},
+        {"value": "anomalies", "label": "Anomalies (table or annotations)", "payloads": [
+            payload("service", "Service", "multi-select", empty(), false),
+        ]},
+        {"value": "regressions", "label": "Regressions (table or annotations)", "payloads": [
+            payload("service", "Service", "multi-select", empty(), false),
+        ]},
+        {"value": "opportunities", "label": "Savings opportunities (table)", "payloads": [
+            payload("kind", "Kind", "multi-select", opts(&[("idle", "idle"), ("underutilized", "underutilized"), ("oversized", "oversized"), ("provider_disparity", "provider disparity")]), false),
+        ]},
+        {"value": "log_errors", "label": "Recent error logs (table)", "payloads": [
+            payload("service", "Service", "multi-select", empty(), false),
+        ]},
+        {"value": "sql", "label": "SQL (macros: $__timeFilter(col), $__timeGroup(col), $__interval, ...)", "payloads": [
+            {"name": "sql", "label": "SQL", "type": "textarea", "placeholder": "SELECT $__timeGroup(window_start) AS time, service, avg(p95) FROM metric_rollups_1m WHERE $__timeFilter(window_start) AND $__partitionFilter GROUP BY 1, 2"},
+            payload("format", "Format", "select", opts(&[("time_series", "time series"), ("table", "table")]), false),
+        ]},
+    ])
+}
+
+/// Where a picker's options come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Options {
+    Static(Vec<String>),
+    /// A query whose first column holds the values.
+    Sql(String),
+}
+
+/// Recent days of rollups scanned for picker options.
+fn recent(now_ms: i64) -> String {
+    format!("date >= '{}'", day(now_ms - 7 * 86_400_000))
+}
+
+fn label_keys_sql(now_ms: i64) -> String {
+    format!(
+        "SELECT DISTINCT k FROM (SELECT unnest(map_keys(labels)) AS k FROM metric_rollups_1h WHERE {}) ORDER BY k",
+        recent(now_ms)
+    )
+}
+
+/// The options of payload `name` of `metric`.
+///
+/// # Errors
+/// 400 when the metric has no such picker.
+pub fn payload_options(
+    metric: &str,
+    name: &str,
+    payload: &Value,
+    now_ms: i64,
+) -> Result<Options, ApiError> {
+    let r = recent(now_ms);
+    let services = |table: &str| {
+        Options::Sql(format!(
+            "SELECT DISTINCT service FROM {table} WHERE {r} ORDER BY 1"
+        ))
+    };
+    Ok(match (metric, name) {
+        ("latency" | "throughput", "service") => services("metric_rollups_1h"),
+        ("latency" | "throughput", "name") => Options::Sql(format!(
+            "SELECT DISTINCT name FROM metric_rollups_1h WHERE {r}{} ORDER BY 1",
+            in_list("service", &values(payload.get("service")))
+        )),
+        ("latency" | "throughput", "labels") => Options::Sql(format!(
+            "SELECT DISTINCT concat(k, '=', v) FROM (SELECT unnest(map_keys(labels)) AS k, unnest(map_values(labels)) AS v FROM metric_rollups_1h WHERE {r}{}{}) ORDER BY 1",
+            in_list("service", &values(payload.get("service"))),
+            in_list("name", &values(payload.get("name")))
+        )),
+        ("latency" | "throughput", "group_by") => Options::Sql(format!(
+            "SELECT v FROM (SELECT 'service' AS v, 0 AS o UNION ALL SELECT 'version', 1 UNION ALL SELECT 'none', 2 \
+             UNION ALL SELECT concat('label:', k), 3 FROM ({})) ORDER BY o, v",
+            label_keys_sql(now_ms)
+        )),
+        ("latency", "percentile") => Options::Static(
+            ["p50", "p90", "p95", "p99", "p99.9"]
+                .map(str::to_string)
+                .to_vec(),
+        ),
+        ("error_rate" | "log_errors", "service") => services("log_rollups_1m"),
+        ("cost", "provider") => Options::Sql(
+            "SELECT DISTINCT provider FROM cost_daily ORDER BY 1".into(),
+        ),
+        ("cost", "service") => Options::Sql(
+            "SELECT DISTINCT coalesce(service, '(none)') FROM cost_daily ORDER BY 1".into(),
+        ),
+        ("cost", "group_by") => Options::Static(
+            ["total", "provider", "service", "resource_type", "region", "resource_id"]
+                .map(str::to_string)
+                .to_vec(),
+        ),
+        ("cost", "column") => Options::Static(
+            ["cost", "effective_cost", "usage_quantity"]
+                .map(str::to_string)
+                .to_vec(),
+        ),
+        ("cost_forecast", "scope") => Options::Static(
+            ["total", "provider", "service", "resource"]
+                .map(str::to_string)
+                .to_vec(),
+        ),
+        ("cost_forecast", "key") => Options::Sql(format!(
+            "SELECT DISTINCT key FROM cost_forecasts WHERE scope = {} ORDER BY 1",
+            lit(&first(payload, "scope").unwrap_or_else(|| "total".into()))
+        )),
+        ("anomalies", "service") => {
+            Options::Sql("SELECT DISTINCT service FROM anomalies ORDER BY 1".into())
+        }
+        ("regressions", "service") => {
+            Options::Sql("SELECT DISTINCT service FROM regressions ORDER BY 1".into())
+        }
+        ("opportunities", "kind") => Options::Static(
+            ["idle", "underutilized", "oversized", "provider_disparity"]
+                .map(str::to_string)
+                .to_vec(),
+        ),
+        ("sql", "format") => Options::Static(vec!["time_series".into(), "table".into()]),
+        // Not ours (the spec's own example names another datasource's metric): no options.
+        (m, n) => {
+            tracing::debug!(metric = m, payload = n, "no options for this payload");
+            Options::Static(Vec::new())
+        }
+    })
+}
+
+/// The query of a dashboard variable (`payload.target`): `services`, `names`, `versions`,
+/// `providers`, `regions`, `resource_types`, `label_keys`, `label_values(<key>)`,
+/// `forecast_keys(<scope>)`, or any read-only SQL (first column: value; second: text).
+///
+/// # Errors
+/// 400 for a bad target.
+pub fn variable_sql(target: &str, w: &Window, now_ms: i64) -> Result<String, ApiError> {
+    let t = target.trim();
+    let r = recent(now_ms);
+    let arg = |prefix: &str| -> Option<String> {
+        t.strip_prefix(prefix)
+            .and_then(|rest| rest.strip_prefix('('))
+            .and_then(|rest| rest.strip_suffix(')'))
+            .map(|a| a.trim().trim_matches(['\'', '"']).to_string())
+    };
+    Ok(match t {
+        "services" => format!(
+            "SELECT DISTINCT service FROM (SELECT service FROM metric_rollups_1h WHERE {r} UNION ALL SELECT service FROM log_rollups_1m WHERE {r}) ORDER BY 1"
+        ),
+        "names" => format!("SELECT DISTINCT name FROM metric_rollups_1h WHERE {r} ORDER BY 1"),
+        "versions" => format!(
+            "SELECT DISTINCT version FROM metric_rollups_1h WHERE {r} AND version IS NOT NULL ORDER BY 1"
+        ),
+        "providers" => "SELECT DISTINCT provider FROM cost_daily ORDER BY 1".into(),
+        "regions" => {
+            "SELECT DISTINCT region FROM cost_daily WHERE region IS NOT NULL ORDER BY 1".into()
+        }
+        "resource_types" => "SELECT DISTINCT resource_type FROM cost_daily WHERE resource_type IS NOT NULL ORDER BY 1".into(),
+        "label_keys" => label_keys_sql(now_ms),
+        _ => {
+            if let Some(k) = arg("label_values") {
+                if !is_key(&k) {
+                    return Err(ApiError::BadRequest(format!("{k:?} is not a label key")));
+                }
+                format!(
+                    "SELECT DISTINCT labels[{}] AS v FROM metric_rollups_1h WHERE {r} AND labels[{}] IS NOT NULL ORDER BY 1",
+                    lit(&k),
+                    lit(&k)
+                )
+            } else if let Some(scope) = arg("forecast_keys") {
+                format!(
+                    "SELECT DISTINCT key FROM cost_forecasts WHERE scope = {} ORDER BY 1",
+                    lit(&scope)
+                )
+            } else if t.to_ascii_lowercase().starts_with("select")
+                || t.to_ascii_lowercase().starts_with("with")
+            {
+                super::macros::expand(t, w)?
+            } else {
+                return Err(ApiError::NotFound(format!(
+                    "variable query {t:?}: expected services, names, versions, providers, regions, resource_types, label_keys, label_values(<key>), forecast_keys(<scope>) or a SELECT"
+                )));
+            }
+        }
+    })
+}
+
+/// Keys of ad hoc filters: the columns the datasource filters on, and the metric label keys.
+pub fn tag_keys_sql(now_ms: i64) -> String {
+    format!(
+        "SELECT DISTINCT k FROM (SELECT 'service' AS k UNION ALL SELECT 'name' UNION ALL SELECT 'version' \
+         UNION ALL SELECT 'provider' UNION ALL SELECT 'region' UNION ALL SELECT 'resource_type' \
+         UNION ALL SELECT 'resource_id' UNION ALL SELECT DISTINCT k FROM ({})) ORDER BY k",
+        label_keys_sql(now_ms)
+    )
+}
+
+/// Values of an ad hoc filter key.
+///
+/// # Errors
+/// 400 when the key is not a plain word.
+pub fn tag_values_sql(key: &str, now_ms: i64) -> Result<String, ApiError> {
+    if !is_key(key) {
+        return Err(ApiError::BadRequest(format!("{key:?} is not a filter key")));
+    }
+    let r = recent(now_ms);
+    Ok(match key {
+        "service" => format!(
+            "SELECT DISTINCT service FROM (SELECT service FROM metric_rollups_1h WHERE {r} UNION ALL SELECT service FROM log_rollups_1m WHERE {r}) ORDER BY 1"
+        ),
+        "name" | "version" => format!(
+            "SELECT DISTINCT {key} FROM metric_rollups_1h WHERE {r} AND {key} IS NOT NULL ORDER BY 1"
+        ),
+        "provider" | "region" | "resource_type" | "resource_id" => format!(
+            "SELECT DISTINCT {key} FROM cost_daily WHERE {key} IS NOT NULL ORDER BY 1"
+        ),
+        k => format!(
+            "SELECT DISTINCT labels[{}] FROM metric_rollups_1h WHERE {r} AND labels[{}] IS NOT NULL ORDER BY 1",
+            lit(k),
+            lit(k)
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(filters: &[AdhocFilter]) -> Ctx<'_> {
+        Ctx {
+            window: Window {
+                from_ms: 1_763_805_600_000,
+                to_ms: 1_763_827_200_000,
+                interval_ms: 30_000,
+            },
+            max_points: 100,
+            filters,
+        }
+    }
+
+    #[test]
+    fn buckets_respect_max_points_and_round_up() {
+        // 6 hours in at most 100 points: 216 s, rounded up to 5 minutes.
+        assert_eq!(bucket_ms(&ctx(&[])), 300_000);
+    }
+
+    #[test]
+    fn payload_values_are_quoted_and_all_means_no_filter() {
+        let f = [AdhocFilter {
+            key: "endpoint".into(),
+            operator: "=~".into(),
+            value: json!("/api/pay'; DROP TABLE x; --"),
+        }];
+        let p = plan(
+            "latency",
+            &json!({"service": ["checkout", "o'hare"], "percentile": "p99", "labels": ["status=500"]}),
+            &ctx(&f),
+        )
+        .unwrap();
+        let sql = &p[0].sql;
+        assert!(sql.contains("service IN ('checkout', 'o''hare')"), "{sql}");
+        assert!(
+            sql.contains("quantile_merge(sketch, 0.99) AS \"p99\""),
+            "{sql}"
+        );
+        assert!(sql.contains("labels['status'] = '500'"), "{sql}");
+        assert!(
+            sql.contains("labels['endpoint'] ~ '/api/pay''; DROP TABLE x; --'"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("date BETWEEN '2025-11-22' AND '2025-11-22'"),
+            "{sql}"
+        );
+        let all = plan("latency", &json!({"service": "$__all"}), &ctx(&[])).unwrap();
+        assert!(!all[0].sql.contains("service IN"));
+        assert!(matches!(
+            plan("nope", &json!({}), &ctx(&[])),
+            Err(ApiError::NotFound(_))
+        ));
+        assert!(plan("latency", &json!({"percentile": "p200"}), &ctx(&[])).is_err());
+    }
+
+    #[test]
+    fn variables_and_tags() {
+        let w = ctx(&[]).window;
+        assert!(variable_sql("label_values(endpoint)", &w, 0)
+            .unwrap()
+            .contains("labels['endpoint']"));
+        assert!(variable_sql("label_values(a'b)", &w, 0).is_err());
+        assert!(variable_sql("SELECT 1 WHERE $__timeFilter(t)", &w, 0)
+            .unwrap()
+            .contains("TIMESTAMP"));
+        assert!(tag_values_sql("x y", 0).is_err());
+    }
+}
