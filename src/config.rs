@@ -22,8 +22,12 @@ pub struct QuerySection {
     pub max_rows: usize,
     /// Memory pool shared by running queries, in bytes; a query that needs more fails cleanly.
     pub memory_limit: usize,
-    /// Queries running at once; more are answered 429 with `Retry-After`.
+    /// Queries running at once; more wait in line up to `queue_timeout`, then get 429 with
+    /// `Retry-After`.
     pub max_concurrent: usize,
+    /// Longest wait in line for a turn to run.
+    #[serde(with = "humantime_serde")]
+    pub queue_timeout: Duration,
     /// Largest request body, in bytes; larger ones are answered 413.
     pub max_body_bytes: usize,
     /// Origins allowed to call the API from a browser (CORS), e.g. `["https://grafana.example.com"]`
@@ -40,6 +44,7 @@ impl Default for QuerySection {
             max_rows: 100_000,
             memory_limit: 2 << 30,
             max_concurrent: 8,
+            queue_timeout: Duration::from_secs(5),
             max_body_bytes: 1 << 20,
             cors_origins: Vec::new(),
             cache_bytes: 256 << 20,

@@ -403,6 +403,7 @@ async fn run_roles(cfg: Config, roles: Roles) -> anyhow::Result<()> {
             max_concurrent_queries: cfg.query.max_concurrent,
             brokers: ingest.then(|| cfg.brokers.clone()),
             cors_origins: cfg.query.cors_origins.clone(),
+            queue_timeout: cfg.query.queue_timeout,
         };
         let app = router(AppState::new(Arc::new(engine), api));
         let listener = tokio::net::TcpListener::bind(&cfg.listen)

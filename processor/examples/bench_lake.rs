@@ -1,8 +1,10 @@
-//! Writes a lake of synthetic metric events for `bench/rollups.py`, the way ingest commits
-//! them (Parquet files per hour, offsets in the commit log), without a broker: the benchmark
-//! measures rollups, not Kafka.
+//! Writes a lake of synthetic metric events for `bench/rollups.py` and `bench/query.py`, the
+//! way ingest commits them (Parquet files per hour, offsets in the commit log), without a
+//! broker: the benchmarks measure rollups and queries, not Kafka.
 //!
-//! Usage: `bench_lake <lake dir> <events> [seed]`
+//! Usage: `bench_lake <lake dir> <events> [seed] [span hours] [billing days]`: metric events
+//! spread evenly over `span hours` (default 2) after 2026-11-22T10:00Z, and, with `billing
+//! days`, a daily bill of 200 resources across four providers for that many days before it.
 
 use std::time::Instant;
 
@@ -10,7 +12,7 @@ use opslake_ingest::batch::{Batch, Provenance};
 use opslake_ingest::lake::{LogEntry, PartitionOffsets};
 use opslake_ingest::sink::{data_file_path, encode_parquet, upload};
 use opslake_ingest::Lake;
-use opslake_schemas::{Event, MetricEvent, MetricKind};
+use opslake_schemas::{BillingEvent, Event, MetricEvent, MetricKind};
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal};
 
@@ -23,6 +25,8 @@ async fn main() -> anyhow::Result<()> {
     let dir = args.get(1).expect("lake directory");
     let n: usize = args.get(2).map_or(Ok(10_000_000), |s| s.parse())?;
     let seed: u64 = args.get(3).map_or(Ok(1), |s| s.parse())?;
+    let span_hours: i64 = args.get(4).map_or(Ok(2), |s| s.parse())?;
+    let billing_days: i64 = args.get(5).map_or(Ok(0), |s| s.parse())?;
     let lake = Lake::open(dir)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let services: Vec<String> = (0..20).map(|i| format!("service-{i:02}")).collect();
@@ -34,7 +38,55 @@ async fn main() -> anyhow::Result<()> {
         "/api/login",
     ];
     let started = Instant::now();
-    let span_ms = 2 * 3_600_000i64;
+    let span_ms = span_hours * 3_600_000i64;
+    if billing_days > 0 {
+        let providers = ["aws", "azure", "gcp", "on-prem"];
+        let types = ["compute", "storage", "database", "network"];
+        let mut events = Vec::new();
+        for d in 0..billing_days {
+            let start = T0 - T0.rem_euclid(86_400_000) - (billing_days - d) * 86_400_000;
+            for r in 0..200usize {
+                let provider = providers[r % providers.len()];
+                let base = 5.0 + (r % 17) as f64 * (if provider == "aws" { 1.6 } else { 1.0 });
+                events.push(Event::Billing(BillingEvent {
+                    charge_period_start_ms: start,
+                    charge_period_end_ms: start + 86_400_000,
+                    provider: provider.into(),
+                    service: Some(format!("service-{:02}", r % 20)),
+                    service_category: None,
+                    resource_id: Some(format!("{provider}:r{r:03}")),
+                    resource_type: Some(types[r % types.len()].into()),
+                    region: Some("region-1".into()),
+                    usage_quantity: Some(24.0),
+                    usage_unit: Some("Hours".into()),
+                    cost: base * rng.random_range(0.95..1.05),
+                    effective_cost: base,
+                    currency: "USD".into(),
+                    charge_category: Some("Usage".into()),
+                    utilization: Some(if r % 9 == 0 { 0.1 } else { 0.6 }),
+                    tags: Vec::new(),
+                    extra: Vec::new(),
+                }));
+            }
+        }
+        let count = events.len();
+        let mut batch = Batch::new();
+        for (i, ev) in events.iter().enumerate() {
+            batch.cover("bench.billing", 0, i as i64, i as i64, 100);
+            batch.push_event(
+                ev,
+                &Provenance {
+                    topic: "bench.billing",
+                    partition: 0,
+                    offset: i as i64,
+                    index: 0,
+                    ingested_at_ms: 0,
+                },
+            );
+        }
+        commit(&lake, batch).await?;
+        eprintln!("{count} billing rows written");
+    }
     let mut written = 0usize;
     while written < n {
         let m = CHUNK.min(n - written);
@@ -72,32 +124,38 @@ async fn main() -> anyhow::Result<()> {
                 },
             );
         }
-        let finished = batch.finish()?;
-        let mut add = Vec::new();
-        for ((table, date, hour), rb) in &finished.parts {
-            let bytes = encode_parquet(std::slice::from_ref(rb))?;
-            let rel = data_file_path(table.name(), date, *hour, "bench");
-            add.push(upload(&lake, &rel, table.name(), rb.num_rows() as u64, bytes).await?);
-        }
-        let mut offsets = std::collections::BTreeMap::new();
-        for ((t, p), (start, end)) in finished.offsets {
-            offsets
-                .entry(t)
-                .or_insert_with(std::collections::BTreeMap::new)
-                .insert(p, PartitionOffsets { start, end });
-        }
-        lake.commit(
-            LogEntry {
-                writer: "bench".into(),
-                add,
-                offsets,
-                ..Default::default()
-            },
-            |_| Ok(()),
-        )
-        .await?;
+        commit(&lake, batch).await?;
         written += m;
         eprintln!("{written} events written ({:.0?})", started.elapsed());
     }
+    Ok(())
+}
+
+/// Writes a batch's files and commits them with the offsets they cover, as ingest does.
+async fn commit(lake: &Lake, batch: Batch) -> anyhow::Result<()> {
+    let finished = batch.finish()?;
+    let mut add = Vec::new();
+    for ((table, date, hour), rb) in &finished.parts {
+        let bytes = encode_parquet(std::slice::from_ref(rb))?;
+        let rel = data_file_path(table.name(), date, *hour, "bench");
+        add.push(upload(lake, &rel, table.name(), rb.num_rows() as u64, bytes).await?);
+    }
+    let mut offsets = std::collections::BTreeMap::new();
+    for ((t, p), (start, end)) in finished.offsets {
+        offsets
+            .entry(t)
+            .or_insert_with(std::collections::BTreeMap::new)
+            .insert(p, PartitionOffsets { start, end });
+    }
+    lake.commit(
+        LogEntry {
+            writer: "bench".into(),
+            add,
+            offsets,
+            ..Default::default()
+        },
+        |_| Ok(()),
+    )
+    .await?;
     Ok(())
 }

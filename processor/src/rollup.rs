@@ -74,13 +74,50 @@ impl LogAgg {
 /// Log rollups of some windows: (window start ms, service) → aggregate.
 pub type LogWindows = HashMap<(i64, String), LogAgg>;
 
-/// Interns series so that a row costs one hash lookup of a reused buffer, not an allocation:
-/// strings are copied only the first time a series is seen.
+/// Interns series so that a row costs one hash of its parts and one comparison, with no
+/// allocation: strings are copied only the first time a series is seen. (Hand-rolled over
+/// hashbrown's `HashTable`, because a map keyed by an owned key would have to build that key
+/// for every row just to look it up.)
 #[derive(Default)]
 pub struct SeriesInterner {
-    ids: HashMap<String, u32>,
+    table: hashbrown::HashTable<u32>,
     keys: Vec<Arc<SeriesKey>>,
-    buf: String,
+    hasher: hashbrown::DefaultHashBuilder,
+}
+
+fn hash_parts(
+    hasher: &hashbrown::DefaultHashBuilder,
+    service: &str,
+    name: &str,
+    version: Option<&str>,
+    labels: &[(&str, &str)],
+) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = hasher.build_hasher();
+    service.hash(&mut h);
+    name.hash(&mut h);
+    version.hash(&mut h);
+    labels.len().hash(&mut h);
+    for (k, v) in labels {
+        k.hash(&mut h);
+        v.hash(&mut h);
+    }
+    h.finish()
+}
+
+fn hash_key(hasher: &hashbrown::DefaultHashBuilder, key: &SeriesKey) -> u64 {
+    let labels: Vec<(&str, &str)> = key
+        .labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    hash_parts(
+        hasher,
+        &key.service,
+        &key.name,
+        key.version.as_deref(),
+        &labels,
+    )
 }
 
 impl SeriesInterner {
@@ -91,20 +128,24 @@ impl SeriesInterner {
         version: Option<&str>,
         labels: &mut [(&str, &str)],
     ) -> u32 {
-        labels.sort_unstable();
-        self.buf.clear();
-        for part in [service, name, version.unwrap_or("\u{0}")] {
-            self.buf.push_str(part);
-            self.buf.push('\u{1f}');
+        if !labels.is_sorted() {
+            labels.sort_unstable();
         }
-        for (k, v) in labels.iter() {
-            self.buf.push_str(k);
-            self.buf.push('\u{1e}');
-            self.buf.push_str(v);
-            self.buf.push('\u{1f}');
-        }
-        if let Some(&id) = self.ids.get(self.buf.as_str()) {
-            return id;
+        let hash = hash_parts(&self.hasher, service, name, version, labels);
+        let keys = &self.keys;
+        let same = |id: &u32| {
+            let k = &keys[*id as usize];
+            k.service == service
+                && k.name == name
+                && k.version.as_deref() == version
+                && k.labels.len() == labels.len()
+                && k.labels
+                    .iter()
+                    .zip(labels.iter())
+                    .all(|(a, b)| a.0 == b.0 && a.1 == b.1)
+        };
+        if let Some(id) = self.table.find(hash, same) {
+            return *id;
         }
         let id = self.keys.len() as u32;
         self.keys.push(Arc::new(SeriesKey {
@@ -116,7 +157,9 @@ impl SeriesInterner {
                 .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
                 .collect(),
         }));
-        self.ids.insert(self.buf.clone(), id);
+        let (keys, hasher) = (&self.keys, &self.hasher);
+        self.table
+            .insert_unique(hash, id, |id| hash_key(hasher, &keys[*id as usize]));
         id
     }
 
@@ -169,6 +212,18 @@ pub(crate) fn map_entries<'a>(map: &'a MapArray, row: usize, out: &mut Vec<(&'a 
     }
 }
 
+/// Adds every window of `from` to `into` (sketches of the same window and series merge).
+pub fn merge_windows(into: &mut MetricWindows, from: MetricWindows) {
+    for (k, s) in from {
+        match into.entry(k) {
+            std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().merge(&s),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(s);
+            }
+        }
+    }
+}
+
 /// Start of the window holding `ts_ms`.
 pub fn window_of(ts_ms: i64, window_ms: i64) -> i64 {
     ts_ms - ts_ms.rem_euclid(window_ms)
@@ -199,7 +254,7 @@ pub fn fold_metrics(
     let mut pairs = Vec::new();
     // Groups of this batch by (window, series id); merged into `into` once at the end, so the
     // per-row work hashes two integers, not the series' strings.
-    let mut local: HashMap<(i64, u32), DDSketch> = HashMap::new();
+    let mut local: hashbrown::HashMap<(i64, u32), DDSketch> = hashbrown::HashMap::new();
     for row in 0..batch.num_rows() {
         map_entries(labels, row, &mut pairs);
         let v = (!version.is_null(row)).then(|| version.value(row));

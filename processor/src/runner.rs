@@ -42,7 +42,7 @@ use crate::detect::run::{
 use crate::metrics::METRICS;
 use crate::rollup::{
     coarsen, fold_logs, fold_metrics, load_log_rollups, load_metric_rollups, log_rollup_batch,
-    metric_rollup_batch, LogWindows, MetricWindows, SeriesInterner, SeriesKey,
+    merge_windows, metric_rollup_batch, LogWindows, MetricWindows, SeriesInterner, SeriesKey,
 };
 
 /// State key of the processor's progress in the lake.
@@ -168,8 +168,51 @@ fn in_hour(path: &str, table: &str, date: &str, hour: u32) -> bool {
     path.starts_with(&format!("{table}/date={date}/hour={hour:02}/"))
 }
 
-pub(crate) async fn read_batches(lake: &Lake, rel: &str) -> Result<Vec<RecordBatch>, ProcessError> {
-    let bytes: Bytes = lake
+/// Columns of `metrics` that rollups read; the rest of a raw file is never decoded.
+const METRIC_FOLD_COLUMNS: [&str; 6] =
+    ["timestamp", "service", "name", "version", "value", "labels"];
+
+/// Folds raw metric files into windows, one task per file on every core (each with its own
+/// interner), and merges the results; sketches merge exactly, so the split does not change
+/// a single rollup.
+async fn fold_metric_files(
+    lake: &Arc<Lake>,
+    raw: &[String],
+    window_ms: i64,
+) -> Result<MetricWindows, ProcessError> {
+    let parallel = std::thread::available_parallelism().map_or(2, usize::from);
+    let permits = Arc::new(tokio::sync::Semaphore::new(parallel));
+    let mut tasks = tokio::task::JoinSet::new();
+    for path in raw {
+        let (lake, path, permits) = (Arc::clone(lake), path.clone(), Arc::clone(&permits));
+        tasks.spawn(async move {
+            let _turn = permits.acquire_owned().await;
+            let bytes = fetch(&lake, &path).await?;
+            tokio::task::spawn_blocking(move || {
+                let mut interner = SeriesInterner::default();
+                let mut windows = MetricWindows::new();
+                for b in decode(bytes, &path, Some(&METRIC_FOLD_COLUMNS))? {
+                    fold_metrics(&b, window_ms, &mut interner, &mut windows).map_err(|source| {
+                        ProcessError::Rows {
+                            path: path.clone(),
+                            source,
+                        }
+                    })?;
+                }
+                Ok::<_, ProcessError>(windows)
+            })
+            .await?
+        });
+    }
+    let mut out = MetricWindows::new();
+    while let Some(part) = tasks.join_next().await {
+        merge_windows(&mut out, part??);
+    }
+    Ok(out)
+}
+
+async fn fetch(lake: &Lake, rel: &str) -> Result<Bytes, ProcessError> {
+    Ok(lake
         .store()
         .get(&lake.path(rel))
         .await
@@ -182,25 +225,48 @@ pub(crate) async fn read_batches(lake: &Lake, rel: &str) -> Result<Vec<RecordBat
         .map_err(|source| LakeError::Store {
             path: rel.to_string(),
             source,
-        })?;
-    let rel = rel.to_string();
-    tokio::task::spawn_blocking(move || {
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .and_then(|b| b.with_batch_size(64 * 1024).build())
-            .map_err(|source| ProcessError::Read {
-                path: rel.clone(),
-                source,
-            })?;
-        reader
-            .map(|b| {
-                b.map_err(|e| ProcessError::Read {
-                    path: rel.clone(),
-                    source: e.into(),
-                })
+        })?)
+}
+
+/// Decodes a Parquet file, only `columns` (top-level names) when given.
+fn decode(
+    bytes: Bytes,
+    rel: &str,
+    columns: Option<&[&str]>,
+) -> Result<Vec<RecordBatch>, ProcessError> {
+    let err = |source| ProcessError::Read {
+        path: rel.to_string(),
+        source,
+    };
+    let mut builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(err)?;
+    if let Some(cols) = columns {
+        let indices: Vec<usize> = builder
+            .schema()
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| cols.contains(&f.name().as_str()))
+            .map(|(i, _)| i)
+            .collect();
+        let mask =
+            datafusion::parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), indices);
+        builder = builder.with_projection(mask);
+    }
+    let reader = builder.with_batch_size(64 * 1024).build().map_err(err)?;
+    reader
+        .map(|b| {
+            b.map_err(|e| ProcessError::Read {
+                path: rel.to_string(),
+                source: e.into(),
             })
-            .collect()
-    })
-    .await?
+        })
+        .collect()
+}
+
+pub(crate) async fn read_batches(lake: &Lake, rel: &str) -> Result<Vec<RecordBatch>, ProcessError> {
+    let bytes = fetch(lake, rel).await?;
+    let rel = rel.to_string();
+    tokio::task::spawn_blocking(move || decode(bytes, &rel, None)).await?
 }
 
 /// The work of one hour: which files to read.
@@ -697,10 +763,7 @@ impl Processor {
             for p in &base {
                 base_batches.push((p.clone(), read_batches(&self.lake, p).await?));
             }
-            let mut raw_batches = Vec::new();
-            for p in &raw {
-                raw_batches.push((p.clone(), read_batches(&self.lake, p).await?));
-            }
+            let folded = fold_metric_files(&self.lake, &raw, window_ms).await?;
             let mode = if plan.recompute_metrics {
                 "recompute"
             } else {
@@ -723,16 +786,7 @@ impl Processor {
                         })?;
                     }
                 }
-                for (path, batches) in &raw_batches {
-                    for b in batches {
-                        fold_metrics(b, window_ms, &mut interner, &mut windows).map_err(
-                            |source| ProcessError::Rows {
-                                path: path.clone(),
-                                source,
-                            },
-                        )?;
-                    }
-                }
+                merge_windows(&mut windows, folded);
                 Ok::<_, ProcessError>(windows)
             })
             .await??;

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::error::ArrowError;
-use datafusion::arrow::json::writer::{JsonArray, WriterBuilder};
+use datafusion::arrow::json::writer::{make_encoder, EncoderOptions};
 use datafusion::arrow::record_batch::RecordBatch;
 use serde_json::{json, Value};
 
@@ -19,47 +19,77 @@ pub fn columns(schema: &SchemaRef) -> Vec<Value> {
         .collect()
 }
 
-/// Rows as arrays of JSON values, in column order. Arrow's JSON writer makes objects keyed by
-/// column name; columns are renamed to positions first so duplicate names cannot collide.
+/// Writes the rows as a JSON array of arrays (`[[c0, c1, ...], ...]`), cell by cell with
+/// Arrow's JSON encoders, straight into `out`.
+///
+/// # Errors
+/// When a column type has no JSON form.
+pub fn write_rows(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    out: &mut Vec<u8>,
+) -> Result<(), ArrowError> {
+    let options = EncoderOptions::default().with_explicit_nulls(true);
+    out.push(b'[');
+    let mut first = true;
+    for b in batches {
+        let mut encoders = schema
+            .fields()
+            .iter()
+            .zip(b.columns())
+            .map(|(f, c)| make_encoder(f, c.as_ref(), &options))
+            .collect::<Result<Vec<_>, _>>()?;
+        for row in 0..b.num_rows() {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            out.push(b'[');
+            for (i, e) in encoders.iter_mut().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                if e.is_null(row) {
+                    out.extend_from_slice(b"null");
+                } else {
+                    e.encode(row, out);
+                }
+            }
+            out.push(b']');
+        }
+    }
+    out.push(b']');
+    Ok(())
+}
+
+/// Rows as arrays of JSON values, in column order.
 ///
 /// # Errors
 /// When a column type has no JSON form.
 pub fn rows(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<Value>, ArrowError> {
-    let n = schema.fields().len();
-    let renamed = Arc::new(Schema::new(
-        schema
-            .fields()
-            .iter()
-            .enumerate()
-            .map(|(i, f)| Field::new(format!("c{i}"), f.data_type().clone(), true))
-            .collect::<Vec<_>>(),
-    ));
     let mut buf = Vec::new();
-    {
-        let mut writer = WriterBuilder::new()
-            .with_explicit_nulls(true)
-            .build::<_, JsonArray>(&mut buf);
-        for b in batches {
-            let rb = RecordBatch::try_new(Arc::clone(&renamed), b.columns().to_vec())?;
-            writer.write(&rb)?;
-        }
-        writer.finish()?;
-    }
-    if buf.is_empty() {
-        return Ok(Vec::new());
-    }
-    let objects: Vec<serde_json::Map<String, Value>> =
-        serde_json::from_slice(&buf).map_err(|e| ArrowError::JsonError(e.to_string()))?;
-    Ok(objects
-        .into_iter()
-        .map(|mut o| {
-            Value::Array(
-                (0..n)
-                    .map(|i| o.remove(&format!("c{i}")).unwrap_or(Value::Null))
-                    .collect(),
-            )
-        })
-        .collect())
+    write_rows(schema, batches, &mut buf)?;
+    serde_json::from_slice(&buf).map_err(|e| ArrowError::JsonError(e.to_string()))
+}
+
+/// The JSON body of a query answer, as bytes: `{"columns", "rows", "truncated"}`.
+///
+/// # Errors
+/// When a column type has no JSON form.
+pub fn to_json_bytes(r: &QueryResult) -> Result<Vec<u8>, ArrowError> {
+    let rows: usize = r.batches.iter().map(RecordBatch::num_rows).sum();
+    let mut out = Vec::with_capacity(64 + rows * 16 * r.schema.fields().len().max(1));
+    out.extend_from_slice(b"{\"columns\":");
+    serde_json::to_writer(&mut out, &columns(&r.schema))
+        .map_err(|e| ArrowError::JsonError(e.to_string()))?;
+    out.extend_from_slice(b",\"rows\":");
+    write_rows(&r.schema, &r.batches, &mut out)?;
+    out.extend_from_slice(if r.truncated {
+        b",\"truncated\":true}"
+    } else {
+        b",\"truncated\":false}"
+    });
+    Ok(out)
 }
 
 /// The JSON body of a query answer.
@@ -67,11 +97,7 @@ pub fn rows(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<Value>, A
 /// # Errors
 /// When a column type has no JSON form.
 pub fn to_json(r: &QueryResult) -> Result<Value, ArrowError> {
-    Ok(json!({
-        "columns": columns(&r.schema),
-        "rows": rows(&r.schema, &r.batches)?,
-        "truncated": r.truncated,
-    }))
+    serde_json::from_slice(&to_json_bytes(r)?).map_err(|e| ArrowError::JsonError(e.to_string()))
 }
 
 /// CSV with a header line.

@@ -1,6 +1,6 @@
 //! The query engine: a DataFusion session over the lake's current snapshot.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -14,11 +14,13 @@ use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
+use object_store::ObjectMeta;
 use opslake_ingest::Lake;
 
 use crate::cache::{self, ResultCache};
 use crate::error::{from_datafusion, ApiError};
 use crate::guard;
+use crate::prune::TimePartitioned;
 use crate::store::{LiveFiles, SnapshotStore};
 
 /// Limits of one query.
@@ -65,6 +67,17 @@ pub struct QueryEngine {
     cache: ResultCache,
 }
 
+/// The column whose hour names the `date=/hour=` directory of a partitioned table's rows.
+fn time_column(table: &str) -> Option<&'static str> {
+    match table {
+        "metrics" | "logs" => Some("timestamp"),
+        "billing" => Some("charge_period_start"),
+        "dead_letters" => Some("received_at"),
+        "metric_rollups_1m" | "metric_rollups_1h" | "log_rollups_1m" => Some("window_start"),
+        _ => None,
+    }
+}
+
 /// The raw tables' partition columns, from the `date=/hour=` directories.
 fn partition_cols() -> Vec<(String, DataType)> {
     vec![
@@ -79,7 +92,7 @@ impl QueryEngine {
     /// # Errors
     /// When DataFusion refuses the configuration.
     pub fn new(lake: Arc<Lake>, limits: QueryLimits) -> Result<Self, ApiError> {
-        let live: LiveFiles = Arc::new(RwLock::new(Arc::new(HashSet::new())));
+        let live: LiveFiles = Arc::new(RwLock::new(Arc::new(BTreeMap::new())));
         // The lake's log decides which files exist; a cached listing would hide new files.
         let runtime = RuntimeEnvBuilder::new()
             .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
@@ -143,9 +156,14 @@ impl QueryEngine {
         let config = ListingTableConfig::new(url)
             .with_listing_options(options)
             .with_schema(schema);
-        let table = ListingTable::try_new(config).map_err(from_datafusion)?;
+        let table = Arc::new(ListingTable::try_new(config).map_err(from_datafusion)?);
+        let provider: Arc<dyn datafusion::datasource::TableProvider> =
+            match (partitioned, time_column(name)) {
+                (true, Some(c)) => Arc::new(TimePartitioned::new(table, c)),
+                _ => table,
+            };
         self.ctx
-            .register_table(name, Arc::new(table))
+            .register_table(name, provider)
             .map_err(from_datafusion)?;
         self.registered
             .lock()
@@ -172,10 +190,23 @@ impl QueryEngine {
             }
             *v = snap.version;
         }
-        let live: HashSet<String> = snap
+        // Data files only: documents (`_reports/`) are read by path, not listed.
+        let live: BTreeMap<String, ObjectMeta> = snap
             .files
-            .keys()
-            .map(|rel| self.lake.path(rel).to_string())
+            .values()
+            .filter(|f| f.path.ends_with(".parquet"))
+            .map(|f| {
+                let location = self.lake.path(&f.path);
+                let meta = ObjectMeta {
+                    location: location.clone(),
+                    last_modified: chrono::DateTime::from_timestamp_millis(f.created_ms)
+                        .unwrap_or_default(),
+                    size: f.bytes,
+                    e_tag: None,
+                    version: None,
+                };
+                (location.to_string(), meta)
+            })
             .collect();
         *self.live.write().expect("not poisoned") = Arc::new(live);
         let tables: HashSet<&str> = snap.files.values().map(|f| f.table.as_str()).collect();
@@ -276,5 +307,118 @@ impl QueryEngine {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opslake_ingest::batch::{Batch, Provenance};
+    use opslake_ingest::lake::LogEntry;
+    use opslake_ingest::sink::{data_file_path, encode_parquet, upload};
+    use opslake_schemas::{Event, MetricEvent, MetricKind};
+
+    const HOUR: i64 = 3_600_000;
+    const T0: i64 = 1_795_341_600_000; // 2026-11-22T10:00:00Z
+
+    /// Commits `n` metric events per hour for `hours` hours, one file per hour.
+    async fn lake_with_hours(dir: &std::path::Path, hours: i64, n: i64) -> Arc<Lake> {
+        let lake = Lake::open(dir.to_str().unwrap()).unwrap();
+        let mut batch = Batch::new();
+        for h in 0..hours {
+            for i in 0..n {
+                let o = h * n + i;
+                let ev = Event::Metric(MetricEvent {
+                    timestamp_ms: T0 + h * HOUR + i * 1000,
+                    service: "s".into(),
+                    name: "m".into(),
+                    value: 1.0,
+                    unit: None,
+                    kind: MetricKind::Sample,
+                    host: None,
+                    version: None,
+                    labels: Vec::new(),
+                });
+                batch.cover("t", 0, o, o, 10);
+                batch.push_event(
+                    &ev,
+                    &Provenance {
+                        topic: "t",
+                        partition: 0,
+                        offset: o,
+                        index: 0,
+                        ingested_at_ms: 0,
+                    },
+                );
+            }
+        }
+        let finished = batch.finish().unwrap();
+        let mut add = Vec::new();
+        for ((table, date, hour), rb) in &finished.parts {
+            let bytes = encode_parquet(std::slice::from_ref(rb)).unwrap();
+            let rel = data_file_path(table.name(), date, *hour, "test");
+            add.push(
+                upload(&lake, &rel, table.name(), rb.num_rows() as u64, bytes)
+                    .await
+                    .unwrap(),
+            );
+        }
+        lake.commit(
+            LogEntry {
+                add,
+                ..Default::default()
+            },
+            |_| Ok(()),
+        )
+        .await
+        .unwrap();
+        lake
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn time_predicates_prune_hours_and_answers_do_not_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake_with_hours(dir.path(), 5, 100).await;
+        let engine = QueryEngine::new(lake, QueryLimits::default()).unwrap();
+        let count = |sql: String| {
+            let e = &engine;
+            async move {
+                let r = e.query(&sql).await.unwrap();
+                let rows = crate::encode::rows(&r.schema, &r.batches).unwrap();
+                rows[0][0].as_i64().unwrap()
+            }
+        };
+        let files = |sql: String| {
+            let e = &engine;
+            async move {
+                let r = e.query(&format!("EXPLAIN {sql}")).await.unwrap();
+                let text = crate::encode::to_csv(&r).unwrap();
+                String::from_utf8(text).unwrap().matches(".parquet").count()
+            }
+        };
+        let from = |h: i64| {
+            chrono::DateTime::from_timestamp_millis(T0 + h * HOUR)
+                .unwrap()
+                .to_rfc3339()
+        };
+        let q = format!(
+            "SELECT count(*) FROM metrics WHERE timestamp >= TIMESTAMP '{}' AND timestamp < TIMESTAMP '{}'",
+            from(2),
+            from(3)
+        );
+        assert_eq!(count(q.clone()).await, 100);
+        assert_eq!(files(q).await, 1, "only the hour of the range is opened");
+        let all = "SELECT count(*) FROM metrics WHERE value > 0".to_string();
+        assert_eq!(count(all.clone()).await, 500);
+        assert_eq!(files(all).await, 5);
+        // A bound from a cast, the other way round, and BETWEEN.
+        let q = format!(
+            "SELECT count(*) FROM metrics WHERE TIMESTAMP '{}' <= CAST(timestamp AS TIMESTAMP) AND timestamp BETWEEN TIMESTAMP '{}' AND TIMESTAMP '{}'",
+            from(1),
+            from(0),
+            from(2)
+        );
+        assert_eq!(count(q.clone()).await, 101);
+        assert_eq!(files(q).await, 2);
     }
 }

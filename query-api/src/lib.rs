@@ -7,6 +7,7 @@ pub mod engine;
 pub mod error;
 pub mod grafana;
 pub mod guard;
+pub mod prune;
 pub mod reports;
 pub mod routes;
 pub mod store;

@@ -37,6 +37,9 @@ pub struct ApiConfig {
     /// Origins allowed to call the API from a browser (CORS), e.g. Grafana's URL; `*` allows
     /// any. Empty: no CORS headers.
     pub cors_origins: Vec<String>,
+    /// How long a query beyond `max_concurrent_queries` waits for a turn before it is answered
+    /// 429 (a dashboard sends its panels at once).
+    pub queue_timeout: Duration,
 }
 
 impl std::fmt::Debug for ApiConfig {
@@ -47,6 +50,7 @@ impl std::fmt::Debug for ApiConfig {
             .field("max_concurrent_queries", &self.max_concurrent_queries)
             .field("brokers", &self.brokers)
             .field("cors_origins", &self.cors_origins)
+            .field("queue_timeout", &self.queue_timeout)
             .finish()
     }
 }
@@ -59,6 +63,7 @@ impl Default for ApiConfig {
             max_concurrent_queries: 8,
             brokers: None,
             cors_origins: Vec::new(),
+            queue_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -72,6 +77,26 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// A turn to run a query: at once when fewer than `max_concurrent_queries` run, else after
+    /// waiting up to `queue_timeout` in line.
+    ///
+    /// # Errors
+    /// [`ApiError::Busy`] (429) when no turn came in time.
+    pub async fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        if let Ok(p) = self.queries.clone().try_acquire_owned() {
+            return Ok(p);
+        }
+        match tokio::time::timeout(
+            self.config.queue_timeout,
+            self.queries.clone().acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(p)) => Ok(p),
+            _ => Err(ApiError::Busy),
+        }
+    }
+
     pub fn new(engine: Arc<QueryEngine>, config: ApiConfig) -> Self {
         let queries = Arc::new(Semaphore::new(config.max_concurrent_queries.max(1)));
         Self {
@@ -271,11 +296,7 @@ async fn run_sql(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Re
     let req: SqlRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::BadRequest(format!("body must be JSON {{\"sql\": \"...\"}}: {e}"))
     })?;
-    let _permit = state
-        .queries
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError::Busy)?;
+    let _permit = state.permit().await?;
     let result = state.engine.query(&req.sql).await?;
     let accept = headers
         .get(header::ACCEPT)
@@ -293,8 +314,8 @@ async fn run_sql(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Re
         let buf = encode::to_csv(&result).map_err(|e| ApiError::Internal(e.into()))?;
         return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], buf).into_response());
     }
-    let body = encode::to_json(&result).map_err(|e| ApiError::Internal(e.into()))?;
-    Ok(Json(body).into_response())
+    let body = encode::to_json_bytes(&result).map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 async fn tables(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
@@ -388,6 +409,85 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
+    }
+
+    fn limited(dir: &std::path::Path, limits: QueryLimits, max_concurrent: usize) -> Router {
+        let lake = opslake_ingest::Lake::open(dir.to_str().unwrap()).unwrap();
+        let engine = Arc::new(QueryEngine::new(lake, limits).unwrap());
+        router(AppState::new(
+            engine,
+            ApiConfig {
+                max_concurrent_queries: max_concurrent,
+                queue_timeout: Duration::from_millis(100),
+                ..Default::default()
+            },
+        ))
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn limits_answer_408_400_truncated_and_429() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = limited(
+            dir.path(),
+            QueryLimits {
+                max_rows: 5,
+                timeout: Duration::from_millis(300),
+                memory_limit: 4 << 20,
+                cache_bytes: 0,
+            },
+            1,
+        );
+        // A query that runs too long is stopped and answered 408.
+        let started = Instant::now();
+        let resp = app
+            .clone()
+            .oneshot(sql_request(
+                "SELECT count(*) FROM generate_series(1, 20000000000)",
+                None,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(body_json(resp).await["error"]
+            .as_str()
+            .unwrap()
+            .contains("did not finish"));
+        // A query that needs more memory than the pool gets a clear 400; the server lives on.
+        let resp = app
+            .clone()
+            .oneshot(sql_request(
+                "SELECT x, count(*) FROM generate_series(1, 3000000) AS t(x) GROUP BY x ORDER BY 2 DESC LIMIT 1",
+                None,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        let e = body_json(resp).await["error"].as_str().unwrap().to_string();
+        assert!(e.contains("memory"), "{e}");
+        // More rows than max_rows: the first ones and `truncated`.
+        let resp = app
+            .clone()
+            .oneshot(sql_request("SELECT * FROM generate_series(1, 100)", None))
+            .await
+            .unwrap();
+        let body = body_json(resp).await;
+        assert_eq!(body["rows"].as_array().unwrap().len(), 5);
+        assert_eq!(body["truncated"], json!(true));
+        // One query at a time: a second one waits its turn, and gets 429 and Retry-After when
+        // the first still runs at the end of the queue timeout.
+        let slow = tokio::spawn(app.clone().oneshot(sql_request(
+            "SELECT count(*) FROM generate_series(1, 20000000000)",
+            None,
+        )));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let resp = app.oneshot(sql_request("SELECT 1", None)).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(
+            slow.await.unwrap().unwrap().status(),
+            StatusCode::REQUEST_TIMEOUT
+        );
     }
 
     #[tokio::test(flavor = "multi_thread")]

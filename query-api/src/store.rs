@@ -1,11 +1,13 @@
 //! An object store view that shows queries only the files of the lake's current snapshot.
 //!
-//! DataFusion's `ListingTable` lists directories; the lake's truth is its commit log. Wrapping
-//! the store so that listings leave out data files the snapshot does not hold (files being
-//! written, files replaced by compaction, files of a crashed flush) makes every query read one
-//! consistent snapshot, while `ListingTable` keeps its partition pruning and statistics.
+//! DataFusion's `ListingTable` lists directories; the lake's truth is its commit log. This
+//! wrapper answers listings from the snapshot itself, in memory (path, size and time of every
+//! live file): files being written, replaced by compaction or left by a crashed flush are never
+//! seen, every query reads one consistent snapshot, and planning never walks a directory tree
+//! or sends a LIST to an object store, while `ListingTable` keeps its partition pruning and
+//! statistics. Reads pass through to the real store.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
@@ -18,8 +20,8 @@ use object_store::{
     PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
 };
 
-/// Store paths of the live data files.
-pub type LiveFiles = Arc<RwLock<Arc<HashSet<String>>>>;
+/// The live data files by store path.
+pub type LiveFiles = Arc<RwLock<Arc<BTreeMap<String, ObjectMeta>>>>;
 
 /// The filtering wrapper; everything but listing passes through.
 pub struct SnapshotStore {
@@ -45,9 +47,15 @@ impl fmt::Display for SnapshotStore {
     }
 }
 
-fn visible(live: &HashSet<String>, meta: &ObjectMeta) -> bool {
-    let p = meta.location.as_ref();
-    !p.ends_with(".parquet") || live.contains(p)
+/// The live files under `prefix` (a directory), in path order.
+fn under<'a>(
+    live: &'a BTreeMap<String, ObjectMeta>,
+    prefix: Option<&Path>,
+) -> impl Iterator<Item = &'a ObjectMeta> + 'a {
+    let start = prefix.map_or_else(String::new, |p| format!("{p}/"));
+    live.range(start.clone()..)
+        .take_while(move |(k, _)| k.starts_with(&start))
+        .map(|(_, m)| m)
 }
 
 #[async_trait]
@@ -90,17 +98,27 @@ impl ObjectStore for SnapshotStore {
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
         let live = Arc::clone(&self.live.read().expect("not poisoned"));
-        self.inner
-            .list(prefix)
-            .filter(move |r| futures::future::ready(r.as_ref().map_or(true, |m| visible(&live, m))))
-            .boxed()
+        let metas: Vec<Result<ObjectMeta>> = under(&live, prefix).cloned().map(Ok).collect();
+        futures::stream::iter(metas).boxed()
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
         let live = Arc::clone(&self.live.read().expect("not poisoned"));
-        let mut r = self.inner.list_with_delimiter(prefix).await?;
-        r.objects.retain(|m| visible(&live, m));
-        Ok(r)
+        let depth = prefix.map_or(0, |p| p.parts().count());
+        let mut dirs = BTreeSet::new();
+        let mut objects = Vec::new();
+        for m in under(&live, prefix) {
+            let parts: Vec<_> = m.location.parts().collect();
+            if parts.len() == depth + 1 {
+                objects.push(m.clone());
+            } else if parts.len() > depth + 1 {
+                dirs.insert(Path::from_iter(parts[..=depth].iter().cloned()));
+            }
+        }
+        Ok(ListResult {
+            common_prefixes: dirs.into_iter().collect(),
+            objects,
+        })
     }
 
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {

@@ -60,13 +60,25 @@ fn strings(col: &dyn Array) -> Result<Vec<Option<String>>, ApiError> {
         .collect())
 }
 
+/// One element of a `/query` answer. Series serialize from plain tuples (`[value, ms]`), with
+/// no JSON value built per datapoint.
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
+pub enum Frame {
+    Series {
+        target: String,
+        datapoints: Vec<(f64, i64)>,
+    },
+    Table(Value),
+}
+
 /// Time series from a result: the first time column is the time; every other string column
 /// names the series (joined with a space); every numeric column is one value series (named by
 /// the column when there are several, suffixed with `suffix`). Null values are left out.
 ///
 /// # Errors
 /// 400 when the result has no time column or no numeric column.
-pub fn time_series(r: &QueryResult, suffix: &str) -> Result<Vec<Value>, ApiError> {
+pub fn time_series(r: &QueryResult, suffix: &str) -> Result<Vec<Frame>, ApiError> {
     let fields = r.schema.fields();
     let time_col = fields
         .iter()
@@ -122,8 +134,10 @@ pub fn time_series(r: &QueryResult, suffix: &str) -> Result<Vec<Value>, ApiError
         .into_iter()
         .map(|(target, mut points)| {
             points.sort_by_key(|p| p.0);
-            let datapoints: Vec<Value> = points.iter().map(|(t, v)| json!([v, t])).collect();
-            json!({"target": target, "datapoints": datapoints})
+            Frame::Series {
+                target,
+                datapoints: points.into_iter().map(|(t, v)| (v, t)).collect(),
+            }
         })
         .collect())
 }

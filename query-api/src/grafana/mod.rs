@@ -27,6 +27,7 @@ use crate::engine::QueryResult;
 use crate::error::ApiError;
 use crate::routes::AppState;
 use catalog::{AdhocFilter, Ctx, Options, Shape};
+use frames::Frame;
 use macros::{parse_duration_ms, Window};
 
 /// The datasource's routes, to be nested under `/grafana`.
@@ -67,11 +68,7 @@ fn now_ms() -> i64 {
 
 /// Runs a read-only query under the API's concurrency limit.
 async fn run(state: &AppState, sql: &str) -> Result<QueryResult, ApiError> {
-    let _permit = state
-        .queries
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError::Busy)?;
+    let _permit = state.permit().await?;
     state.engine.query(sql).await
 }
 
@@ -246,7 +243,7 @@ async fn query(State(state): State<AppState>, b: Body) -> Result<Response, ApiEr
             // in a one-row table, instead of failing every other target of the request.
             Err(ApiError::NotFound(message)) => {
                 tracing::debug!(target, "unknown grafana target");
-                out.push(json!({"type": "table", "columns": [{"text": "error", "type": "string"}], "rows": [[message]]}));
+                out.push(Frame::Table(json!({"type": "table", "columns": [{"text": "error", "type": "string"}], "rows": [[message]]})));
                 continue;
             }
             Err(e) => return Err(e),
@@ -255,11 +252,16 @@ async fn query(State(state): State<AppState>, b: Body) -> Result<Response, ApiEr
             let r = run(&state, &planned.sql).await?;
             match planned.shape {
                 Shape::TimeSeries { suffix } => out.extend(frames::time_series(&r, &suffix)?),
-                Shape::Table => out.push(frames::table(&r)?),
+                Shape::Table => out.push(Frame::Table(frames::table(&r)?)),
             }
         }
     }
-    Ok(Json(Value::Array(out)).into_response())
+    let body = serde_json::to_vec(&out).map_err(|e| ApiError::Internal(e.into()))?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }
 
 #[derive(Deserialize, Default)]
