@@ -54,28 +54,78 @@ pub struct Lake {
 }
 
 impl Lake {
-    /// Opens the lake at `location`: a local directory (created when missing) or a `file://` URL.
+    /// Opens the lake at `location`: a local directory (created when missing), a `file://` URL,
+    /// or an object store URL: `s3://bucket/prefix`, `gs://bucket/prefix`,
+    /// `az://container/prefix` (also `abfs[s]://`). Credentials, region and endpoint come from
+    /// the provider's usual environment variables (`AWS_ACCESS_KEY_ID`, `AWS_REGION`,
+    /// `AWS_ENDPOINT`, `GOOGLE_SERVICE_ACCOUNT`, `AZURE_STORAGE_ACCOUNT_NAME`, ...). On S3,
+    /// commits use conditional writes (`If-None-Match: *`) unless `AWS_CONDITIONAL_PUT` says
+    /// otherwise (e.g. `dynamo:<table>` for stores without them).
     ///
     /// # Errors
-    /// When the location is not supported or the directory cannot be created.
+    /// When the location is not supported, cannot be parsed or the directory cannot be created.
     pub fn open(location: &str) -> Result<Arc<Self>, LakeError> {
-        let dir = if let Some(rest) = location.strip_prefix("file://") {
-            PathBuf::from(rest)
-        } else if location.contains("://") {
-            return Err(LakeError::Location {
-                location: location.to_string(),
-                reason: "only local directories and file:// URLs are supported by this build"
-                    .into(),
-            });
-        } else {
-            PathBuf::from(location)
+        let bad = |reason: String| LakeError::Location {
+            location: location.to_string(),
+            reason,
         };
-        std::fs::create_dir_all(&dir).map_err(|source| LakeError::CreateDir {
-            path: dir.clone(),
+        if !location.contains("://") || location.starts_with("file://") {
+            let dir = PathBuf::from(location.strip_prefix("file://").unwrap_or(location));
+            return Self::open_local(location, &dir);
+        }
+        let url = Url::parse(location).map_err(|e| bad(e.to_string()))?;
+        let store: Arc<dyn ObjectStore> = match url.scheme() {
+            "s3" | "s3a" => {
+                let mut b = object_store::aws::AmazonS3Builder::from_env().with_url(location);
+                if std::env::var_os("AWS_CONDITIONAL_PUT").is_none() {
+                    b = b.with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch);
+                }
+                Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
+            }
+            "gs" => Arc::new(
+                object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                    .with_url(location)
+                    .build()
+                    .map_err(|e| bad(e.to_string()))?,
+            ),
+            "az" | "abfs" | "abfss" | "azure" => Arc::new(
+                object_store::azure::MicrosoftAzureBuilder::from_env()
+                    .with_url(location)
+                    .build()
+                    .map_err(|e| bad(e.to_string()))?,
+            ),
+            other => {
+                return Err(bad(format!(
+                    "scheme {other}:// is not supported (use a directory, file://, s3://, gs:// or az://)"
+                )))
+            }
+        };
+        // Object paths inside the bucket or container: the URL's path, without slashes at
+        // the ends (for az:// and abfs:// the container may be the first path segment).
+        let prefix = url.path().trim_matches('/');
+        let root = Path::from(prefix);
+        let mut lake_url = url.clone();
+        let path = if prefix.is_empty() {
+            "/".to_string()
+        } else {
+            format!("/{prefix}/")
+        };
+        lake_url.set_path(&path);
+        Ok(Arc::new(Self {
+            store,
+            root,
+            url: lake_url,
+            snapshot: tokio::sync::Mutex::new(Snapshot::default()),
+        }))
+    }
+
+    fn open_local(location: &str, dir: &std::path::Path) -> Result<Arc<Self>, LakeError> {
+        std::fs::create_dir_all(dir).map_err(|source| LakeError::CreateDir {
+            path: dir.to_path_buf(),
             source,
         })?;
-        let abs = std::fs::canonicalize(&dir).map_err(|source| LakeError::CreateDir {
-            path: dir.clone(),
+        let abs = std::fs::canonicalize(dir).map_err(|source| LakeError::CreateDir {
+            path: dir.to_path_buf(),
             source,
         })?;
         let url = Url::from_directory_path(&abs).map_err(|()| LakeError::Location {
