@@ -386,6 +386,31 @@ async fn run_roles(cfg: Config, roles: Roles) -> anyhow::Result<()> {
         ));
     }
 
+    if !serve {
+        // Roles that answer no queries still answer probes and scrapes.
+        let app = opslake_query_api::ops_router(
+            Arc::clone(&lake),
+            ingest.then(|| cfg.brokers.clone()),
+            cfg.api_token.clone().filter(|t| !t.is_empty()),
+        );
+        let listener = tokio::net::TcpListener::bind(&cfg.listen)
+            .await
+            .with_context(|| format!("failed to listen on {}", cfg.listen))?;
+        let addr = listener.local_addr()?;
+        info!(%addr, "health and metrics listening");
+        println!("opslake health and metrics listening on http://{addr}");
+        let token = shutdown.child_token();
+        tasks.push((
+            "health",
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { token.cancelled().await })
+                    .await
+                    .context("http server failed")
+            }),
+        ));
+    }
+
     if serve {
         let engine = QueryEngine::new(
             Arc::clone(&lake),

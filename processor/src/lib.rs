@@ -4,6 +4,7 @@
 pub mod cost;
 pub mod detect;
 pub mod forecast;
+pub mod membership;
 pub mod metrics;
 pub mod report;
 pub mod rollup;
@@ -11,5 +12,5 @@ pub mod runner;
 pub mod sketch;
 pub mod udf;
 
-pub use runner::{CycleReport, ProcessError, Processor, ProcessorConfig};
+pub use runner::{CycleReport, ProcessError, Processor, ProcessorConfig, Stream};
 pub use sketch::DDSketch;

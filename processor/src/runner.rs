@@ -110,11 +110,62 @@ struct Progress {
     window_ms: i64,
 }
 
-fn progress(snap: &Snapshot) -> Progress {
+fn progress(snap: &Snapshot, stream: Stream) -> Progress {
     snap.state
-        .get(PROGRESS_KEY)
+        .get(stream.progress_key())
         .and_then(|v| serde_json::from_value(v.clone()).ok())
         .unwrap_or_default()
+}
+
+/// The processor's independent work: each stream has its own progress in the lake and its own
+/// commits, so instances can split the streams between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stream {
+    /// Metric rollups (1m, 1h), and anomalies and regressions of metric series.
+    Metrics,
+    /// Log rollups, and error-rate anomalies.
+    Logs,
+    /// Daily costs, forecasts and savings opportunities.
+    Costs,
+}
+
+impl Stream {
+    pub const ALL: [Stream; 3] = [Stream::Metrics, Stream::Logs, Stream::Costs];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::Metrics => "metrics",
+            Stream::Logs => "logs",
+            Stream::Costs => "costs",
+        }
+    }
+
+    /// State key of the stream's progress.
+    pub fn progress_key(self) -> &'static str {
+        match self {
+            Stream::Metrics => PROGRESS_KEY,
+            Stream::Logs => "processor.logs",
+            Stream::Costs => "processor.costs.progress",
+        }
+    }
+
+    /// The raw table the stream folds.
+    pub fn raw_table(self) -> &'static str {
+        match self {
+            Stream::Metrics => "metrics",
+            Stream::Logs => "logs",
+            Stream::Costs => "billing",
+        }
+    }
+
+    /// Tables rebuilt when the rollup window changes.
+    fn rollup_tables(self) -> &'static [&'static str] {
+        match self {
+            Stream::Metrics => &[METRIC_ROLLUPS_1M, METRIC_ROLLUPS_1H],
+            Stream::Logs => &[LOG_ROLLUPS_1M],
+            Stream::Costs => &[],
+        }
+    }
 }
 
 /// Errors of a cycle.
@@ -136,6 +187,7 @@ pub enum ProcessError {
 
 /// What one cycle did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[must_use]
 pub struct CycleReport {
     /// Lake version the cycle committed, if it committed.
     pub committed: Option<u64>,
@@ -153,6 +205,21 @@ pub struct CycleReport {
     /// Days of `cost_daily` rewritten, and savings opportunities found.
     pub cost_days: usize,
     pub opportunities: u64,
+}
+
+impl CycleReport {
+    /// Adds another stream's cycle to this one.
+    pub fn absorb(&mut self, o: CycleReport) {
+        self.committed = self.committed.max(o.committed);
+        self.hours += o.hours;
+        self.files_read += o.files_read;
+        self.rows_written += o.rows_written;
+        self.lost_race |= o.lost_race;
+        self.anomalies += o.anomalies;
+        self.regressions += o.regressions;
+        self.cost_days += o.cost_days;
+        self.opportunities += o.opportunities;
+    }
 }
 
 /// `(date, hour)` of a partitioned lake path `table/date=D/hour=H/file`.
@@ -317,16 +384,33 @@ impl Processor {
         self
     }
 
-    /// Runs cycles every `interval` until `shutdown`; a failed cycle is logged and retried.
+    /// Runs cycles of this instance's streams every `interval` until `shutdown`; a failed
+    /// cycle is logged and retried. Streams are split with the other instances of the lake
+    /// (see [`crate::membership`]).
     pub async fn run(&self, shutdown: CancellationToken) {
         info!(writer = self.writer, window = ?self.config.window, "processor started");
+        let mut assigned: Vec<Stream> = Vec::new();
         loop {
-            match self.cycle().await {
-                Ok(r) if r.committed.is_some() => debug!(?r, "processing cycle committed"),
-                Ok(_) => {}
-                Err(e) => {
-                    METRICS.cycles.with_label_values(&["error"]).inc();
-                    warn!(error = %e, "processing cycle failed; retrying next interval");
+            match self.my_streams().await {
+                Ok(streams) => {
+                    if streams != assigned {
+                        info!(
+                            streams = ?streams.iter().map(|s| s.name()).collect::<Vec<_>>(),
+                            "processor streams assigned"
+                        );
+                        assigned = streams;
+                    }
+                }
+                Err(e) => warn!(error = %e, "cannot renew the processor heartbeat; retrying"),
+            }
+            for &stream in &assigned {
+                match self.cycle_stream(stream).await {
+                    Ok(r) if r.committed.is_some() => debug!(?r, "processing cycle committed"),
+                    Ok(_) => {}
+                    Err(e) => {
+                        METRICS.cycles.with_label_values(&["error"]).inc();
+                        warn!(stream = stream.name(), error = %e, "processing cycle failed; retrying next interval");
+                    }
                 }
             }
             tokio::select! {
@@ -334,35 +418,59 @@ impl Processor {
                 () = tokio::time::sleep(self.config.interval) => {}
             }
         }
+        self.leave().await;
         info!("processor stopped");
     }
 
-    /// One cycle: fold everything ingest committed since the last cycle.
+    /// One cycle of every stream: fold everything ingest committed since the last cycle.
     ///
     /// # Errors
     /// When the lake cannot be read or written; nothing is recorded then.
     pub async fn cycle(&self) -> Result<CycleReport, ProcessError> {
+        let mut total = CycleReport::default();
+        for stream in Stream::ALL {
+            total.absorb(self.cycle_stream(stream).await?);
+        }
+        Ok(total)
+    }
+
+    /// One cycle of one stream: fold the files of its raw table that ingest committed since
+    /// the stream's progress, and record the results and the new progress in one commit, on
+    /// the condition that the stream's progress has not moved meanwhile.
+    ///
+    /// # Errors
+    /// When the lake cannot be read or written; nothing is recorded then.
+    pub async fn cycle_stream(&self, stream: Stream) -> Result<CycleReport, ProcessError> {
         let started = Instant::now();
         let snap = self.lake.snapshot().await?;
-        let prev = progress(&snap);
-        let window_ms = self.config.window_ms();
+        let prev = progress(&snap, stream);
+        let window_ms = if stream == Stream::Costs {
+            0
+        } else {
+            self.config.window_ms()
+        };
         let rebuild = prev.version > 0 && prev.window_ms != window_ms;
         if prev.version == snap.version && !rebuild {
-            METRICS.lag_versions.set(0);
-            METRICS.lag_seconds.set(0);
+            if stream == Stream::Metrics {
+                METRICS.lag_versions.set(0);
+                METRICS.lag_seconds.set(0);
+            }
             METRICS.cycles.with_label_values(&["idle"]).inc();
             return Ok(CycleReport::default());
         }
-        METRICS
-            .lag_versions
-            .set((snap.version - prev.version.min(snap.version)) as i64);
+        if stream == Stream::Metrics {
+            METRICS
+                .lag_versions
+                .set((snap.version - prev.version.min(snap.version)) as i64);
+        }
 
-        // Raw files not folded yet, by hour.
+        // Raw files of the stream's table not folded yet, by hour (or billing date).
+        let table = stream.raw_table();
         let mut plans: BTreeMap<(String, u32), HourPlan> = BTreeMap::new();
         let mut newest_commit_ms = 0i64;
         let from_scratch = prev.version == 0 || rebuild;
         let new_files: Vec<AddFile> = if from_scratch {
-            snap.files.values().cloned().collect()
+            snap.table_files(table).cloned().collect()
         } else {
             let entries = self.lake.entries(prev.version, snap.version).await?;
             let mut files = Vec::new();
@@ -372,41 +480,56 @@ impl Processor {
                     continue;
                 }
                 newest_commit_ms = newest_commit_ms.max(e.timestamp_ms);
-                files.extend(e.add);
+                files.extend(e.add.into_iter().filter(|f| f.table == table));
             }
             files
         };
         let mut billing_dates: BTreeSet<String> = BTreeSet::new();
         for f in &new_files {
-            if f.table == "billing" {
-                if let Some((date, _)) = hour_of(&f.path) {
-                    billing_dates.insert(date);
-                }
-                continue;
-            }
-            let is_metrics = f.table == "metrics";
-            if !is_metrics && f.table != "logs" {
-                continue;
-            }
             let Some(h) = hour_of(&f.path) else { continue };
-            let plan = plans.entry(h).or_default();
             let live = snap.files.contains_key(&f.path);
-            match (is_metrics, live) {
-                (true, true) => plan.new_metrics.push(f.path.clone()),
-                (true, false) => plan.recompute_metrics = true,
-                (false, true) => plan.new_logs.push(f.path.clone()),
-                (false, false) => plan.recompute_logs = true,
+            match stream {
+                Stream::Costs => {
+                    billing_dates.insert(h.0);
+                }
+                Stream::Metrics => {
+                    let plan = plans.entry(h).or_default();
+                    if live {
+                        plan.new_metrics.push(f.path.clone());
+                    } else {
+                        plan.recompute_metrics = true;
+                    }
+                }
+                Stream::Logs => {
+                    let plan = plans.entry(h).or_default();
+                    if live {
+                        plan.new_logs.push(f.path.clone());
+                    } else {
+                        plan.recompute_logs = true;
+                    }
+                }
             }
         }
+        let refresh_opportunities = stream == Stream::Costs
+            && snap.table_files(METRIC_ROLLUPS_1H).next().is_some()
+            && crate::cost::run::CostState::of(&snap)
+                .opportunities_at
+                .is_some_and(|t| {
+                    chrono::Utc::now().timestamp_millis() - t
+                        >= crate::cost::run::OPPORTUNITY_REFRESH_MS
+                });
 
-        // Nothing new from ingest (only our own or compaction commits): record nothing, unless
-        // the unread tail of the log grows long enough to be worth skipping next time.
+        // Nothing new for this stream: record nothing, unless the unread tail of the log grows
+        // long enough to be worth skipping next time.
         if plans.is_empty()
             && billing_dates.is_empty()
+            && !refresh_opportunities
             && !rebuild
             && snap.version - prev.version < 100
         {
-            METRICS.lag_versions.set(0);
+            if stream == Stream::Metrics {
+                METRICS.lag_versions.set(0);
+            }
             METRICS.cycles.with_label_values(&["idle"]).inc();
             return Ok(CycleReport::default());
         }
@@ -416,11 +539,12 @@ impl Processor {
         let mut remove: Vec<String> = Vec::new();
         if rebuild {
             info!(
+                stream = stream.name(),
                 from_ms = prev.window_ms,
                 to_ms = window_ms,
-                "rollup window changed; rebuilding every rollup"
+                "rollup window changed; rebuilding this stream's rollups"
             );
-            for t in [METRIC_ROLLUPS_1M, METRIC_ROLLUPS_1H, LOG_ROLLUPS_1M] {
+            for t in stream.rollup_tables() {
                 remove.extend(snap.table_files(t).map(|f| f.path.clone()));
             }
         }
@@ -466,40 +590,31 @@ impl Processor {
                 return Err(e);
             }
         };
-        let refresh_opportunities = !plans.is_empty() && {
-            let at = crate::cost::run::CostState::of(&snap).opportunities_at;
-            at.is_some_and(|t| {
-                chrono::Utc::now().timestamp_millis() - t
-                    >= crate::cost::run::OPPORTUNITY_REFRESH_MS
-            })
-        };
-        let costs = if billing_dates.is_empty() && !refresh_opportunities {
-            crate::cost::run::CostWork::default()
-        } else {
-            match self.costs(&snap, &billing_dates).await {
+        if stream == Stream::Costs && (!billing_dates.is_empty() || refresh_opportunities) {
+            let costs = match self.costs(&snap, &billing_dates).await {
                 Ok(w) => w,
                 Err(e) => {
                     self.discard(&add).await;
                     return Err(e);
                 }
+            };
+            report.cost_days = costs.days;
+            report.opportunities = costs.opportunities as u64;
+            add.extend(costs.add);
+            remove.extend(costs.remove);
+            if let Some(cs) = costs.state {
+                state.insert(
+                    crate::cost::run::COST_STATE_KEY.to_string(),
+                    serde_json::to_value(cs).expect("cost state serializes"),
+                );
             }
-        };
-        report.cost_days = costs.days;
-        report.opportunities = costs.opportunities as u64;
-        add.extend(costs.add);
-        remove.extend(costs.remove);
-        if let Some(cs) = costs.state {
-            state.insert(
-                crate::cost::run::COST_STATE_KEY.to_string(),
-                serde_json::to_value(cs).expect("cost state serializes"),
-            );
         }
         let next = Progress {
             version: snap.version,
             window_ms,
         };
         state.insert(
-            PROGRESS_KEY.to_string(),
+            stream.progress_key().to_string(),
             serde_json::to_value(next).expect("progress serializes"),
         );
         let entry = LogEntry {
@@ -512,13 +627,15 @@ impl Processor {
         let committed = self
             .lake
             .commit(entry, move |s| {
-                let now = progress(s);
+                let now = progress(s, stream);
                 if now == prev {
                     Ok(())
                 } else {
                     Err(format!(
-                        "another processor recorded version {} since this cycle began at {}",
-                        now.version, prev.version
+                        "another processor recorded {} version {} since this cycle began at {}",
+                        stream.name(),
+                        now.version,
+                        prev.version
                     ))
                 }
             })
@@ -542,23 +659,27 @@ impl Processor {
                         .with_label_values(&[&f.table])
                         .inc_by(f.rows);
                 }
-                if newest_commit_ms > 0 {
+                if newest_commit_ms > 0 && stream == Stream::Metrics {
                     let lag = chrono::Utc::now().timestamp_millis() - newest_commit_ms;
                     METRICS.lag_seconds.set(lag.max(0) / 1000);
                 }
-                METRICS.lag_versions.set(0);
+                if stream == Stream::Metrics {
+                    METRICS.lag_versions.set(0);
+                }
                 METRICS.cycles.with_label_values(&["ok"]).inc();
                 METRICS
                     .cycle_seconds
                     .observe(started.elapsed().as_secs_f64());
-                if report.hours > 0 {
+                if report.hours > 0 || report.cost_days > 0 {
                     info!(
+                        stream = stream.name(),
                         version = v,
                         hours = report.hours,
                         files = report.files_read,
                         rows = report.rows_written,
+                        cost_days = report.cost_days,
                         ms = started.elapsed().as_millis() as u64,
-                        "rollups updated"
+                        "processed"
                     );
                 }
                 Ok(report)

@@ -175,21 +175,12 @@ fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
 }
 
 async fn auth(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if let Some(token) = &state.config.api_token {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        let ok: bool = given.as_bytes().ct_eq(token.as_bytes()).into();
-        if !ok {
-            METRICS
-                .requests
-                .with_label_values(&[req.uri().path(), "401"])
-                .inc();
-            return ApiError::Unauthorized.into_response();
-        }
+    if !token_ok(state.config.api_token.as_deref(), &req) {
+        METRICS
+            .requests
+            .with_label_values(&[req.uri().path(), "401"])
+            .inc();
+        return ApiError::Unauthorized.into_response();
     }
     next.run(req).await
 }
@@ -215,14 +206,16 @@ async fn healthz() -> Json<serde_json::Value> {
 
 /// Ready when the lake's log is readable and, for a server that ingests, a broker answers.
 async fn readyz(State(state): State<AppState>) -> Response {
-    let lake = match state.engine.refresh().await {
-        Ok(()) => Ok(()),
-        Err(e) => Err(format!("{e:?}")),
-    };
-    let broker = match &state.config.brokers {
+    let lake = state.engine.refresh().await.map_err(|e| format!("{e:?}"));
+    readiness(lake, state.config.brokers.as_deref()).await
+}
+
+/// `/readyz`: 200 when the lake is readable and (for roles that ingest) a broker answers.
+async fn readiness(lake: Result<(), String>, brokers: Option<&str>) -> Response {
+    let broker = match brokers {
         None => None,
         Some(b) => {
-            let b = b.clone();
+            let b = b.to_string();
             let r = tokio::task::spawn_blocking(move || {
                 opslake_ingest::kafka::probe_broker(&b, Duration::from_secs(2))
             })
@@ -243,6 +236,69 @@ async fn readyz(State(state): State<AppState>) -> Response {
         "broker": broker.map(|r| r.map_or_else(|e| format!("unreachable: {e}"), |_| "ok".to_string())),
     });
     (status, Json(body)).into_response()
+}
+
+/// The HTTP surface of roles that do not answer queries (`opslake ingest`, `opslake process`):
+/// `/healthz`, `/readyz` (the lake's log is readable; for ingest, a broker answers) and
+/// `/metrics`, so every instance can be probed and scraped. `/metrics` asks for the token
+/// when one is set.
+pub fn ops_router(
+    lake: Arc<opslake_ingest::Lake>,
+    brokers: Option<String>,
+    api_token: Option<String>,
+) -> Router {
+    let state = OpsState {
+        lake,
+        brokers,
+        api_token,
+    };
+    let protected = Router::new()
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), ops_auth));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(ops_readyz))
+        .merge(protected)
+        .fallback(|| async {
+            ApiError::NotFound("this role answers /healthz, /readyz and /metrics only".into())
+        })
+        .with_state(state)
+}
+
+#[derive(Clone)]
+struct OpsState {
+    lake: Arc<opslake_ingest::Lake>,
+    brokers: Option<String>,
+    api_token: Option<String>,
+}
+
+async fn ops_readyz(State(s): State<OpsState>) -> Response {
+    let lake = s
+        .lake
+        .snapshot()
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string());
+    readiness(lake, s.brokers.as_deref()).await
+}
+
+async fn ops_auth(State(s): State<OpsState>, req: Request, next: Next) -> Response {
+    if !token_ok(s.api_token.as_deref(), &req) {
+        return ApiError::Unauthorized.into_response();
+    }
+    next.run(req).await
+}
+
+/// Whether the request carries the token (constant-time); true when no token is set.
+fn token_ok(token: Option<&str>, req: &Request) -> bool {
+    let Some(token) = token else { return true };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    given.as_bytes().ct_eq(token.as_bytes()).into()
 }
 
 async fn metrics() -> Response {

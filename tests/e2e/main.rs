@@ -11,3 +11,4 @@ mod faults;
 mod grafana;
 mod raw_tables;
 mod rollups;
+mod scale;

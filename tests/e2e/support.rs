@@ -131,10 +131,13 @@ impl Drop for Broker {
 #[derive(Clone)]
 pub struct Setup {
     pub brokers: String,
+    /// The lake: a directory, or an object store URL.
     pub lake: PathBuf,
     /// Prefix of this test's topics, so tests can share a broker.
     pub prefix: String,
     pub group: String,
+    /// Extra environment of every process (object store credentials and endpoint).
+    pub env: Vec<(String, String)>,
 }
 
 impl Setup {
@@ -144,7 +147,15 @@ impl Setup {
             lake: lake.to_path_buf(),
             prefix: prefix.to_string(),
             group: format!("{prefix}-ingest"),
+            env: Vec::new(),
         }
+    }
+
+    /// The same, with the lake in `bucket` of an S3 server.
+    pub fn on_s3(broker: &Broker, s3: &S3Endpoint, bucket: &str, prefix: &str) -> Self {
+        let mut s = Self::new(broker, Path::new(&format!("s3://{bucket}/lake")), prefix);
+        s.env = s3.env();
+        s
     }
 
     pub fn topic(&self, kind: &str) -> String {
@@ -175,6 +186,9 @@ impl Setup {
             ("OPSLAKE_INGEST__PARTITIONS".into(), "3".into()),
             ("RUST_LOG".into(), "info,rdkafka=warn".into()),
         ]
+        .into_iter()
+        .chain(self.env.iter().cloned())
+        .collect()
     }
 
     /// Starts `opslake <role>`; for roles that serve, waits until the API answers.
@@ -392,4 +406,168 @@ pub fn create_topics(setup: &Setup, partitions: i32) {
         .unwrap();
     rt.block_on(admin.create_topics(&topics, &AdminOptions::new()))
         .unwrap();
+}
+
+/// Where an S3 server answers, and the credentials opslake uses for it.
+#[derive(Clone)]
+pub struct S3Endpoint {
+    pub port: u16,
+}
+
+impl S3Endpoint {
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The environment opslake reads the object store's settings from.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID".into(), "test".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
+            ("AWS_REGION".into(), "us-east-1".into()),
+            ("AWS_ENDPOINT".into(), self.url()),
+            ("AWS_ALLOW_HTTP".into(), "true".into()),
+        ]
+    }
+
+    /// Creates a bucket (S3 `CreateBucket`).
+    pub fn create_bucket(&self, bucket: &str) {
+        let r = reqwest::blocking::Client::new()
+            .put(format!("{}/{bucket}", self.url()))
+            .send()
+            .unwrap();
+        assert!(r.status().is_success(), "create bucket: {}", r.status());
+    }
+}
+
+/// An S3-compatible server: moto's (`pip install 'moto[server]'`), a real process on a free
+/// port; killed on drop.
+pub struct S3Server {
+    child: Child,
+    pub endpoint: S3Endpoint,
+}
+
+impl S3Server {
+    pub fn start() -> Self {
+        let port = free_port();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 starts");
+        let mut s = Self {
+            child,
+            endpoint: S3Endpoint { port },
+        };
+        let ready = wait_for_opt(Duration::from_secs(30), || {
+            if let Ok(Some(_)) = s.child.try_wait() {
+                return Some(false);
+            }
+            std::net::TcpStream::connect(("127.0.0.1", port))
+                .ok()
+                .map(|_| true)
+        });
+        assert!(
+            ready == Some(true),
+            "moto's S3 server did not start; install it with `pip install 'moto[server]'` (scripts/test.sh does)"
+        );
+        s
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for_opt<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+/// A TCP proxy in front of a server, which the test can take down (listener closed, open
+/// connections cut: clients get refused) and bring back on the same port.
+pub struct Proxy {
+    pub port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Proxy {
+    pub fn start(target: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let p = Self {
+            port,
+            up: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            conns: std::sync::Arc::default(),
+        };
+        p.serve(listener, target);
+        p
+    }
+
+    fn serve(&self, listener: TcpListener, target: u16) {
+        let up = std::sync::Arc::clone(&self.up);
+        let conns = std::sync::Arc::clone(&self.conns);
+        listener.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || loop {
+            if !up.load(std::sync::atomic::Ordering::SeqCst) {
+                return; // dropping the listener refuses new connections
+            }
+            match listener.accept() {
+                Ok((client, _)) => {
+                    client.set_nonblocking(false).unwrap();
+                    let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", target)) else {
+                        continue;
+                    };
+                    conns.lock().unwrap().push(client.try_clone().unwrap());
+                    conns.lock().unwrap().push(server.try_clone().unwrap());
+                    for (mut a, mut b) in [
+                        (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                        (server, client),
+                    ] {
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut a, &mut b);
+                            let _ = b.shutdown(std::net::Shutdown::Both);
+                        });
+                    }
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        });
+    }
+
+    /// Refuses connections and cuts the open ones until [`Proxy::up`].
+    pub fn down(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    /// Serves again on the same port.
+    pub fn up(&self, target: u16) {
+        let listener = wait_for("the proxy's port again", Duration::from_secs(10), || {
+            TcpListener::bind(("127.0.0.1", self.port)).ok()
+        });
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.serve(listener, target);
+    }
 }

@@ -1,0 +1,160 @@
+//! Splitting the processor's work between instances. Each instance keeps a heartbeat in the
+//! lake's state (`processor.member.<id>` = when it expires), renewed by a commit before half
+//! its time is up; the live members, sorted by id, take the streams in turn (stream `i` goes to
+//! member `i mod n`). One instance does all three streams; two split them 2 + 1; three or more
+//! take one each (the rest stand by). When a member stops or dies its heartbeat lapses (or is
+//! removed on a clean stop) and the others take its streams at their next cycle.
+//!
+//! Assignment is advisory: two instances whose views of the membership differ for a moment
+//! may both run a stream, and then the stream's commit precondition (its progress must not
+//! have moved) lets exactly one of them record its work. So nothing is counted twice, and the
+//! heartbeats only spread the load.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use opslake_ingest::lake::{LogEntry, Snapshot};
+use tracing::info;
+
+use crate::runner::{ProcessError, Processor, Stream};
+
+/// Prefix of the heartbeat keys in the lake's state.
+pub const MEMBER_PREFIX: &str = "processor.member.";
+
+/// How long a heartbeat lasts: three cycles, at least 5 s and at most a minute.
+pub fn heartbeat_ttl(interval: Duration) -> Duration {
+    (interval * 3).clamp(Duration::from_secs(5), Duration::from_secs(60))
+}
+
+/// The live members of `snap` at `now_ms`, sorted.
+pub fn live_members(snap: &Snapshot, now_ms: i64) -> Vec<String> {
+    snap.state
+        .iter()
+        .filter_map(|(k, v)| {
+            let id = k.strip_prefix(MEMBER_PREFIX)?;
+            (v.as_i64()? > now_ms).then(|| id.to_string())
+        })
+        .collect()
+}
+
+/// The streams of member `me` among `members` (sorted; `me` is counted even when missing).
+pub fn assignment(members: &[String], me: &str) -> Vec<Stream> {
+    let mut all: Vec<&str> = members.iter().map(String::as_str).collect();
+    if !all.contains(&me) {
+        all.push(me);
+        all.sort_unstable();
+    }
+    let rank = all.iter().position(|m| *m == me).unwrap_or(0);
+    Stream::ALL
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % all.len() == rank)
+        .map(|(_, s)| *s)
+        .collect()
+}
+
+impl Processor {
+    /// Renews this instance's heartbeat when half its time is up (dropping members whose
+    /// heartbeat lapsed long ago) and returns the streams assigned to it.
+    ///
+    /// # Errors
+    /// When the lake cannot be read or written.
+    pub async fn my_streams(&self) -> Result<Vec<Stream>, ProcessError> {
+        let ttl = heartbeat_ttl(self.config.interval).as_millis() as i64;
+        let now = chrono::Utc::now().timestamp_millis();
+        let key = format!("{MEMBER_PREFIX}{}", self.writer);
+        let snap = self.lake.snapshot().await?;
+        let expires = snap.state.get(&key).and_then(serde_json::Value::as_i64);
+        let snap = if expires.is_none_or(|e| e - now < ttl / 2) {
+            let mut state = BTreeMap::new();
+            state.insert(key, serde_json::json!(now + ttl));
+            for (k, v) in snap.state.iter() {
+                if k.starts_with(MEMBER_PREFIX) && v.as_i64().is_none_or(|e| e < now - ttl) {
+                    state.insert(k.clone(), serde_json::Value::Null);
+                }
+            }
+            let joined = expires.is_none();
+            self.lake
+                .commit(
+                    LogEntry {
+                        writer: self.writer.clone(),
+                        state,
+                        ..Default::default()
+                    },
+                    |_| Ok(()),
+                )
+                .await
+                .map_err(|e| match e {
+                    opslake_ingest::lake::CommitError::Lake(e) => ProcessError::Lake(e),
+                    opslake_ingest::lake::CommitError::Conflict(r) => {
+                        ProcessError::Lake(opslake_ingest::LakeError::Corrupt {
+                            path: "_opslake_log".into(),
+                            reason: r,
+                        })
+                    }
+                })?;
+            let snap = self.lake.snapshot().await?;
+            if joined {
+                info!(
+                    member = self.writer,
+                    members = live_members(&snap, now).len(),
+                    "processor joined"
+                );
+            }
+            snap
+        } else {
+            snap
+        };
+        Ok(assignment(&live_members(&snap, now), &self.writer))
+    }
+
+    /// Removes this instance's heartbeat so the others take its streams at once.
+    pub async fn leave(&self) {
+        let mut state = BTreeMap::new();
+        state.insert(
+            format!("{MEMBER_PREFIX}{}", self.writer),
+            serde_json::Value::Null,
+        );
+        let _ = self
+            .lake
+            .commit(
+                LogEntry {
+                    writer: self.writer.clone(),
+                    state,
+                    ..Default::default()
+                },
+                |_| Ok(()),
+            )
+            .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_string()).collect()
+    }
+
+    #[test]
+    fn streams_are_split_between_live_members() {
+        assert_eq!(assignment(&[], "a"), Stream::ALL.to_vec());
+        let two = ids(&["a", "b"]);
+        assert_eq!(assignment(&two, "a"), vec![Stream::Metrics, Stream::Costs]);
+        assert_eq!(assignment(&two, "b"), vec![Stream::Logs]);
+        let four = ids(&["a", "b", "c", "d"]);
+        assert_eq!(assignment(&four, "d"), Vec::<Stream>::new());
+        // A member not yet in the view counts itself.
+        assert_eq!(
+            assignment(&ids(&["b"]), "a"),
+            vec![Stream::Metrics, Stream::Costs]
+        );
+        let mut every: Vec<Stream> = ["a", "b", "c"]
+            .iter()
+            .flat_map(|m| assignment(&ids(&["a", "b", "c"]), m))
+            .collect();
+        every.sort();
+        assert_eq!(every, Stream::ALL.to_vec(), "each stream exactly once");
+    }
+}
