@@ -187,7 +187,6 @@ pub enum ProcessError {
 
 /// What one cycle did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[must_use]
 pub struct CycleReport {
     /// Lake version the cycle committed, if it committed.
     pub committed: Option<u64>,
