@@ -23,7 +23,7 @@ fn events(
     per: usize,
 ) -> (Vec<String>, HashMap<(i64, String), Vec<f64>>) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut exact: HashMap<(i64, String), Vec<f64>> = HashMap::new();
+    let mut exact: Exact = HashMap::new();
     let total = (messages * per) as i64;
     let mut out = Vec::new();
     let mut n = 0i64;
@@ -52,7 +52,7 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 }
 
 /// Every event once, by provenance, and the 1-minute rollups equal to the exact values.
-fn check_lake(api: &Api, n: usize, exact: &HashMap<(i64, String), Vec<f64>>) {
+fn check_lake(api: &Api, n: usize, exact: &Exact) {
     assert_eq!(api.count("SELECT count(*) FROM metrics") as usize, n);
     assert_eq!(
         api.count(
@@ -146,8 +146,7 @@ fn three_ingest_two_processors_on_s3_survive_a_kill_of_each() {
     let log = process[1].log();
     let last = log
         .lines()
-        .filter(|l| l.contains("processor streams assigned"))
-        .last()
+        .rfind(|l| l.contains("processor streams assigned"))
         .unwrap_or_default();
     assert!(
         last.contains(r#"["metrics", "logs", "costs"]"#),
