@@ -15,13 +15,12 @@ use crate::support::{
 
 const T0: i64 = 1_795_341_600_000; // 2026-11-22T10:00:00Z
 
+/// Values of the events by (minute, service).
+type Exact = HashMap<(i64, String), Vec<f64>>;
+
 /// `messages` messages of `per` metric events each, spread over two hours: (payloads, values by
 /// (minute, service)).
-fn events(
-    seed: u64,
-    messages: usize,
-    per: usize,
-) -> (Vec<String>, HashMap<(i64, String), Vec<f64>>) {
+fn events(seed: u64, messages: usize, per: usize) -> (Vec<String>, Exact) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut exact: Exact = HashMap::new();
     let total = (messages * per) as i64;
