@@ -66,6 +66,9 @@ enum Command {
         #[command(subcommand)]
         kind: ReportKind,
     },
+    /// Print the effective configuration (defaults, file, environment and flags merged; secrets
+    /// redacted) as TOML; exits 2 naming the key when a setting is wrong.
+    Config,
     /// Run a query against the lake and print the result as a table.
     Sql {
         /// The query.
@@ -236,6 +239,17 @@ async fn dispatch(command: Command, cfg: Config) -> anyhow::Result<()> {
             .await
         }
         Command::Produce(args) => produce(cfg, args).await,
+        Command::Config => {
+            let mut shown = cfg.clone();
+            if shown.api_token.is_some() {
+                shown.api_token = Some("<redacted>".into());
+            }
+            print!(
+                "{}",
+                toml::to_string(&shown).context("cannot print the configuration")?
+            );
+            Ok(())
+        }
         Command::Report {
             kind:
                 ReportKind::Forecast {

@@ -771,13 +771,19 @@ mod tests {
             end_ms: Some(start + 48 * 3_600_000),
         };
         let mut g = Generator::new(&opts, &Topics::default());
-        let mut n = 0;
-        while let Some((topic, _)) = g.next_message() {
+        let resources = g.fleet.len();
+        assert_eq!(resources, 20, "3 clouds x 6 kinds + 2 on-prem");
+        let mut per_hour = std::collections::BTreeMap::<String, usize>::new();
+        while let Some((topic, value)) = g.next_message() {
             assert_eq!(topic, "telemetry.billing");
-            n += 1;
+            let v: Value = serde_json::from_str(&value).unwrap();
+            *per_hour
+                .entry(v["charge_period_start"].as_str().unwrap().to_owned())
+                .or_default() += 1;
         }
-        // Every hour before the end is billed once for each of the 22 resources.
-        assert_eq!(n, 48 * 22);
+        // Every hour before the end is billed once for each resource, and nothing after it.
+        assert_eq!(per_hour.len(), 48);
+        assert!(per_hour.values().all(|&n| n == resources), "{per_hour:?}");
     }
 
     #[test]
