@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test: unit, property and end-to-end (real Tansu broker processes, a real S3 server
-# process, real Parquet files, the real HTTP server). Installs Tansu and moto first when missing.
+# process, real Parquet files, the real HTTP server). Installs Tansu, moto and
+# kubernetes-validate first when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 scripts/tansu.sh install
 # The S3-compatible server of the object storage tests: moto's, from PyPI.
 python3 -c "import moto.server" 2>/dev/null || python3 -m pip install -q 'moto[server]'
+# The Kubernetes schemas the manifests of deploy/k8s are checked against.
+python3 -c "import kubernetes_validate" 2>/dev/null || python3 -m pip install -q kubernetes-validate
 cargo test --workspace --no-fail-fast "$@"

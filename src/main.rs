@@ -305,6 +305,13 @@ async fn run_roles(cfg: Config, roles: Roles) -> anyhow::Result<()> {
         Lake::open(&cfg.lake).with_context(|| format!("failed to open lake {}", cfg.lake))?;
     info!(lake = %lake.url(), brokers = cfg.brokers, "opslake starting");
     let mut tasks: Vec<(&'static str, tokio::task::JoinHandle<anyhow::Result<()>>)> = Vec::new();
+    // Register each role's metrics up front, so the first scrape already lists them.
+    if ingest {
+        std::sync::LazyLock::force(&opslake_ingest::metrics::METRICS);
+    }
+    if process {
+        std::sync::LazyLock::force(&opslake_processor::metrics::METRICS);
+    }
 
     if ingest {
         let token = shutdown.child_token();

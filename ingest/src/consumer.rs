@@ -80,11 +80,27 @@ impl ClientContext for Ctx {
     fn stats(&self, stats: Statistics) {
         for (topic, t) in &stats.topics {
             for (p, part) in &t.partitions {
-                if *p >= 0 && part.consumer_lag >= 0 {
-                    METRICS
-                        .consumer_lag
-                        .with_label_values(&[topic.as_str(), &p.to_string()])
-                        .set(part.consumer_lag);
+                if *p < 0 {
+                    continue; // librdkafka's internal "unassigned" partition
+                }
+                let labels = [topic.as_str(), &p.to_string()];
+                match part.fetch_state.as_str() {
+                    // Moved to another instance: its lag is theirs to report now.
+                    "none" | "stopping" | "stopped" => {
+                        let _ = METRICS.consumer_lag.remove_label_values(&labels);
+                    }
+                    state => {
+                        let lag = if part.consumer_lag >= 0 {
+                            part.consumer_lag
+                        } else if state == "active" && part.hi_offset >= 0 && part.lo_offset >= 0 {
+                            // Fetching with nothing consumed or committed yet: the group starts
+                            // from the earliest offset, so all of the partition is behind.
+                            part.hi_offset - part.lo_offset
+                        } else {
+                            continue;
+                        };
+                        METRICS.consumer_lag.with_label_values(&labels).set(lag);
+                    }
                 }
             }
         }

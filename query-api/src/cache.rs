@@ -102,6 +102,7 @@ fn size(r: &QueryResult) -> usize {
 
 impl ResultCache {
     pub fn new(capacity: usize) -> Self {
+        LazyLock::force(&METRICS);
         Self {
             capacity,
             inner: Mutex::new(Inner {

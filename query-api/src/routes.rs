@@ -130,6 +130,8 @@ static METRICS: LazyLock<ApiMetrics> = LazyLock::new(|| ApiMetrics {
 
 /// The API's router; testable without a socket (`tower::ServiceExt::oneshot`).
 pub fn router(state: AppState) -> Router {
+    // Registered up front, so the first scrape already lists the API's metrics.
+    LazyLock::force(&METRICS);
     let protected = Router::new()
         .route("/metrics", get(metrics))
         .route("/api/v1/sql", post(sql))

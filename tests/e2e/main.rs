@@ -6,6 +6,7 @@ mod support;
 mod api;
 mod costs;
 mod dead_letters;
+mod deploy;
 mod exactly_once;
 mod faults;
 mod grafana;

@@ -193,7 +193,16 @@ impl Setup {
 
     /// Starts `opslake <role>`; for roles that serve, waits until the API answers.
     pub fn spawn(&self, role: &str, extra_env: &[(&str, &str)]) -> Opslake {
-        let serves = matches!(role, "run" | "serve");
+        self.spawn_inner(role, extra_env, matches!(role, "run" | "serve"))
+    }
+
+    /// Starts `opslake <role>` and waits until it answers HTTP (the API, or for `ingest` and
+    /// `process` their health and metrics endpoints).
+    pub fn spawn_listening(&self, role: &str, extra_env: &[(&str, &str)]) -> Opslake {
+        self.spawn_inner(role, extra_env, true)
+    }
+
+    fn spawn_inner(&self, role: &str, extra_env: &[(&str, &str)], serves: bool) -> Opslake {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_opslake"));
         cmd.arg(role).arg("--listen").arg("127.0.0.1:0");
         for (k, v) in self.envs() {
@@ -209,7 +218,10 @@ impl Setup {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("opslake API listening on ") {
+                if let Some(addr) = line
+                    .strip_prefix("opslake API listening on ")
+                    .or_else(|| line.strip_prefix("opslake health and metrics listening on "))
+                {
                     let _ = tx.send(addr.to_string());
                 }
             }
