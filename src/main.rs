@@ -69,6 +69,27 @@ enum Command {
     /// Print the effective configuration (defaults, file, environment and flags merged; secrets
     /// redacted) as TOML; exits 2 naming the key when a setting is wrong.
     Config,
+    /// Remove the days before a cut-off from chosen tables, in one lake commit, then delete
+    /// their files (run it daily from a timer to keep the lake bounded).
+    Retention {
+        /// Remove days older than this (e.g. 30d): every day before today (UTC) minus it.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        older_than: Duration,
+        /// Tables to trim, comma-separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "metrics,logs,dead_letters"
+        )]
+        tables: Vec<String>,
+        /// Only print what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Wait this long after the commit before deleting the files, so queries that started
+        /// before it can finish reading them.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+        grace: Duration,
+    },
     /// Run a query against the lake and print the result as a table.
     Sql {
         /// The query.
@@ -239,6 +260,12 @@ async fn dispatch(command: Command, cfg: Config) -> anyhow::Result<()> {
             .await
         }
         Command::Produce(args) => produce(cfg, args).await,
+        Command::Retention {
+            older_than,
+            tables,
+            dry_run,
+            grace,
+        } => retention(&cfg, older_than, tables, dry_run, grace).await,
         Command::Config => {
             let mut shown = cfg.clone();
             if shown.api_token.is_some() {
@@ -718,6 +745,77 @@ async fn sql(cfg: Config, query: &str, format: &str) -> anyhow::Result<()> {
             println!("{rows} row{}", if rows == 1 { "" } else { "s" });
         }
         other => bail!("unknown --format {other:?}: expected table, csv or json"),
+    }
+    Ok(())
+}
+
+/// `opslake retention`: trims old days of the chosen tables.
+async fn retention(
+    cfg: &Config,
+    older_than: Duration,
+    tables: Vec<String>,
+    dry_run: bool,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    use opslake_ingest::retention;
+    let known: Vec<&str> = opslake_schemas::tables::raw_tables()
+        .iter()
+        .map(|(n, _)| *n)
+        .chain(
+            opslake_schemas::tables::derived_tables()
+                .iter()
+                .map(|(n, _, _)| *n),
+        )
+        .collect();
+    if let Some(t) = tables.iter().find(|t| !known.contains(&t.as_str())) {
+        anyhow::bail!("--tables: no table `{t}`; tables: {}", known.join(", "));
+    }
+    let days = i64::try_from(older_than.as_secs() / 86_400).unwrap_or(i64::MAX);
+    if days < 1 {
+        anyhow::bail!("--older-than: at least one day (e.g. 30d)");
+    }
+    let cutoff = chrono::Utc::now().date_naive() - chrono::Duration::days(days);
+    let lake =
+        Lake::open(&cfg.lake).with_context(|| format!("failed to open lake {}", cfg.lake))?;
+    let snap = lake.snapshot().await?;
+    let planned = retention::plan(&snap, &tables, cutoff);
+    let show = |files: &[&opslake_ingest::lake::AddFile]| {
+        for (table, (n, rows, bytes)) in retention::summary(files) {
+            println!(
+                "  {table}: {n} files, {rows} rows, {:.1} MB",
+                bytes as f64 / 1e6
+            );
+        }
+    };
+    if planned.is_empty() {
+        println!("nothing before {cutoff} in {}", tables.join(", "));
+        return Ok(());
+    }
+    if dry_run {
+        println!("would remove the days before {cutoff}:");
+        show(&planned);
+        return Ok(());
+    }
+    let Some((removed, version)) =
+        retention::remove(&lake, &tables, cutoff, &writer_name("retention")).await?
+    else {
+        println!("nothing before {cutoff} in {}", tables.join(", "));
+        return Ok(());
+    };
+    println!("removed the days before {cutoff} in lake version {version}:");
+    show(&removed.iter().collect::<Vec<_>>());
+    if !grace.is_zero() {
+        println!(
+            "deleting the files in {} (queries started before may still read them)",
+            humantime::format_duration(grace)
+        );
+        tokio::time::sleep(grace).await;
+    }
+    let failed = retention::delete(&lake, &removed).await;
+    if failed > 0 {
+        println!("{failed} files could not be deleted; they are no longer part of the lake");
+    } else {
+        println!("deleted {} files", removed.len());
     }
     Ok(())
 }

@@ -197,6 +197,13 @@ struct PartitionState {
     lake_next: Option<i64>,
     /// Next offset expected from Kafka; anything below is a redelivery and is skipped.
     position: Option<i64>,
+    /// While recovering from a message found beyond `position`: that message's offset.
+    beyond: Option<i64>,
+    /// How far before `position` the last re-read started (0: at `position`).
+    probe: i64,
+    /// Whether the re-read delivered messages from before `position`: then the broker served
+    /// the log from there, and a jump past `position` is a real gap in the log.
+    saw_below: bool,
 }
 
 /// One ingest worker: a consumer in the group, writing to one lake.
@@ -363,6 +370,9 @@ impl Ingest {
                                 PartitionState {
                                     lake_next: next,
                                     position: next,
+                                    beyond: None,
+                                    probe: 0,
+                                    saw_below: false,
                                 },
                             );
                         }
@@ -379,7 +389,9 @@ impl Ingest {
                 }
                 Some(Ok(m)) => {
                     METRICS.broker_up.set(1);
-                    self.accept(&m, &mut parts, &mut batch);
+                    if let Err(e) = self.accept(&m, &consumer, &mut parts, &mut batch) {
+                        break Err(e);
+                    }
                 }
             }
             if self.due(&batch) {
@@ -426,12 +438,17 @@ impl Ingest {
     }
 
     /// Decodes one message into the batch.
+    ///
+    /// # Errors
+    /// [`IngestError::Restart`] when the partition cannot be read again from the expected
+    /// offset after a message arrived beyond it.
     fn accept<M: Message>(
         &self,
         m: &M,
+        consumer: &BaseConsumer<Ctx>,
         parts: &mut HashMap<(String, i32), PartitionState>,
         batch: &mut Batch,
-    ) {
+    ) -> Result<(), IngestError> {
         let topic = m.topic();
         let partition = m.partition();
         let offset = m.offset();
@@ -441,11 +458,60 @@ impl Ingest {
                 topic,
                 partition, offset, "message of a partition not assigned here; skipped"
             );
-            return;
+            return Ok(());
         };
-        if state.position.is_some_and(|p| offset < p) {
-            return; // redelivered: the lake (or this batch) already holds it
+        if let Some(expected) = state.position {
+            if offset < expected {
+                state.saw_below |= state.beyond.is_some();
+                return Ok(()); // redelivered: the lake (or this batch) already holds it
+            }
+            if offset > expected
+                && !state.saw_below
+                && !(state.beyond.is_some() && state.probe >= expected)
+            {
+                // A message past the next expected offset. Either the log has a gap here
+                // (compaction, transaction markers), or the skipped messages were not
+                // delivered: a fetch from before a reassignment or a pause overtook them, or
+                // the broker answered a fetch that starts inside a record batch with the next
+                // batch (Tansu 0.6 does). Accepting it would record the skipped offsets as
+                // ingested. So read again from the expected offset, then from ever further
+                // before it, until the broker delivers the log from before it: a fetch that
+                // starts at or before the batch holding the expected offset returns that
+                // batch, and the messages before the expected offset are skipped above.
+                state.probe = match (state.beyond, state.probe) {
+                    (None, _) => 0,
+                    (Some(_), 0) => 16,
+                    (Some(_), p) => p * 8,
+                };
+                state.beyond = Some(offset);
+                state.saw_below = false;
+                let from = (expected - state.probe).max(0);
+                debug!(
+                    topic,
+                    partition,
+                    offset,
+                    expected,
+                    from,
+                    "message beyond the expected offset; reading again"
+                );
+                METRICS.refetches.inc();
+                return consumer
+                    .seek(
+                        topic,
+                        partition,
+                        Offset::Offset(from),
+                        Duration::from_secs(10),
+                    )
+                    .map_err(|e| {
+                        IngestError::Restart(format!(
+                            "{topic}/{partition}: cannot read again from offset {from}: {e}"
+                        ))
+                    });
+            }
         }
+        state.probe = 0;
+        state.saw_below = false;
+        state.beyond = None;
         state.position = Some(offset + 1);
         let payload = m.payload().unwrap_or_default();
         batch.cover(
@@ -457,7 +523,7 @@ impl Ingest {
         );
         METRICS.messages_consumed.with_label_values(&[topic]).inc();
         let Some(kind) = self.kinds.get(topic).copied() else {
-            return;
+            return Ok(());
         };
         let now = chrono::Utc::now().timestamp_millis();
         let decoded = if m.payload().is_none() {
@@ -506,6 +572,7 @@ impl Ingest {
                 received_at_ms: now,
             });
         }
+        Ok(())
     }
 
     /// Encodes, uploads and commits one batch; retries while the lake fails, with partitions

@@ -9,6 +9,7 @@ pub mod kafka;
 pub mod lake;
 pub mod metrics;
 pub mod produce;
+pub mod retention;
 pub mod sink;
 
 pub use config::{IngestConfig, Topics};

@@ -4,8 +4,8 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    register_histogram_vec, register_int_counter_vec, register_int_gauge, register_int_gauge_vec,
-    HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
+    register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge,
+    register_int_gauge_vec, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
 };
 
 /// Ingest's metrics.
@@ -30,6 +30,8 @@ pub struct IngestMetrics {
     pub consumer_lag: IntGaugeVec,
     /// 1 when the last broker contact succeeded.
     pub broker_up: IntGauge,
+    /// Partitions read again from the expected offset after a message arrived beyond it.
+    pub refetches: IntCounter,
     /// 1 when the last flush succeeded (or none was needed).
     pub lake_writable: IntGauge,
     /// Dead letters that could not be produced to the dead-letter topic (they are in the table).
@@ -95,6 +97,11 @@ pub static METRICS: LazyLock<IngestMetrics> = LazyLock::new(|| IngestMetrics {
     .expect("metric registers"),
     broker_up: register_int_gauge!("opslake_ingest_broker_up", "1 when the broker is reachable")
         .expect("metric registers"),
+    refetches: register_int_counter!(
+        "opslake_ingest_refetches_total",
+        "partitions read again from the expected offset after a message arrived beyond it"
+    )
+    .expect("metric registers"),
     lake_writable: register_int_gauge!(
         "opslake_ingest_lake_writable",
         "1 when the last flush reached the lake"

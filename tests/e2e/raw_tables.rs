@@ -236,3 +236,99 @@ fn focus_bill_replayed_with_produce_arrives_whole() {
         1000
     );
 }
+
+/// `opslake retention` removes the days before its cut-off, from the chosen tables only, and
+/// the API stops seeing them at once.
+#[test]
+fn retention_trims_old_days_and_keeps_the_rest() {
+    let broker = Broker::start();
+    let lake = tempfile::tempdir().unwrap();
+    let setup = Setup::new(&broker, lake.path(), "retention");
+    let opslake = setup.spawn("run", &[]);
+    let api = opslake.api();
+    let p = TestProducer::new(&setup.brokers);
+    let now = chrono::Utc::now().timestamp_millis();
+    let day = 86_400_000;
+    for (i, age_days) in [40, 31, 10, 0].iter().enumerate() {
+        let t = now - age_days * day;
+        p.send(
+            &setup.topic("metrics"),
+            None,
+            json!({"timestamp": t, "service": "s", "name": "m", "value": i, "kind": "gauge"})
+                .to_string()
+                .as_bytes(),
+        );
+        p.send(
+            &setup.topic("logs"),
+            None,
+            json!({"timestamp": t, "service": "s", "level": "INFO", "message": "m"})
+                .to_string()
+                .as_bytes(),
+        );
+    }
+    p.flush();
+    wait_for("8 raw rows", Duration::from_secs(60), || {
+        (api.count("SELECT count(*) FROM metrics") == 4
+            && api.count("SELECT count(*) FROM logs") == 4)
+            .then_some(())
+    });
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_opslake"))
+            .arg("retention")
+            .args(args)
+            .env("OPSLAKE_LAKE", lake.path())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let dry = run(&["--older-than", "30d", "--tables", "metrics", "--dry-run"]);
+    assert!(
+        dry.contains("would remove") && dry.contains("metrics: 2 files, 2 rows"),
+        "{dry}"
+    );
+    assert_eq!(
+        api.count("SELECT count(*) FROM metrics"),
+        4,
+        "a dry run removes nothing"
+    );
+
+    let done = run(&[
+        "--older-than",
+        "30d",
+        "--tables",
+        "metrics",
+        "--grace",
+        "0s",
+    ]);
+    assert!(
+        done.contains("metrics: 2 files, 2 rows") && done.contains("deleted 2 files"),
+        "{done}"
+    );
+    let left: Vec<i64> = api
+        .rows("SELECT CAST(value AS BIGINT) FROM metrics ORDER BY value")
+        .iter()
+        .map(|r| r[0].as_i64().unwrap())
+        .collect();
+    assert_eq!(left, [2, 3], "the days within 30 days stay");
+    assert_eq!(
+        api.count("SELECT count(*) FROM logs"),
+        4,
+        "other tables are untouched"
+    );
+    let again = run(&["--older-than", "30d", "--tables", "metrics"]);
+    assert!(again.contains("nothing before"), "{again}");
+
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_opslake"))
+        .args(["retention", "--older-than", "30d", "--tables", "metricz"])
+        .env("OPSLAKE_LAKE", lake.path())
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no table `metricz`"));
+}

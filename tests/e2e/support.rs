@@ -366,9 +366,15 @@ pub struct TestProducer {
 
 impl TestProducer {
     pub fn new(brokers: &str) -> Self {
+        Self::with_linger(brokers, 5)
+    }
+
+    /// A producer that waits up to `linger_ms` to fill a record batch: with a fast sender,
+    /// batches of thousands of messages.
+    pub fn with_linger(brokers: &str, linger_ms: u32) -> Self {
         let producer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
-            .set("linger.ms", "5")
+            .set("linger.ms", linger_ms.to_string())
             .create()
             .unwrap();
         Self { producer }
