@@ -91,6 +91,27 @@ def lake_rows(lake, table="metrics"):
     return sum(files.values())
 
 
+def release_binaries():
+    """The release builds of opslake and of the plain consumer the benches compare with."""
+    opslake = os.path.join(REL, "opslake")
+    plain = os.path.join(REL, "examples", "plain_consumer")
+    for b in (opslake, plain):
+        if not os.path.exists(b):
+            raise SystemExit(f"missing {b}: cargo build --release --bin opslake -p opslake -p opslake-ingest --example plain_consumer")
+    return opslake, plain
+
+
+def start_tansu(work):
+    """A Tansu broker in memory on a free port: (port, process)."""
+    port = free_port()
+    tansu = shutil.which("tansu") or os.path.expanduser("~/.cargo/bin/tansu")
+    broker = subprocess.Popen([tansu, "broker", "--listener-url", f"tcp://127.0.0.1:{port}",
+                               "--advertised-listener-url", f"tcp://127.0.0.1:{port}",
+                               "--storage-engine", "memory://tansu/"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work)
+    return port, broker
+
+
 def peak_rss_mib(pid):
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -107,11 +128,7 @@ def main():
     ap.add_argument("--events", type=int, default=2_000_000)
     ap.add_argument("--partitions", type=int, default=4)
     args = ap.parse_args()
-    opslake = os.path.join(REL, "opslake")
-    plain = os.path.join(REL, "examples", "plain_consumer")
-    for b in (opslake, plain):
-        if not os.path.exists(b):
-            raise SystemExit(f"missing {b}: cargo build --release --bin opslake -p opslake -p opslake-ingest --example plain_consumer")
+    opslake, plain = release_binaries()
     try:
         import duckdb  # noqa: F401
     except ImportError:
@@ -123,12 +140,7 @@ def main():
     print(f"generating {args.events} events ...", flush=True)
     generate(ndjson, args.events)
     size = os.path.getsize(ndjson)
-    port = free_port()
-    tansu = shutil.which("tansu") or os.path.expanduser("~/.cargo/bin/tansu")
-    broker = subprocess.Popen([tansu, "broker", "--listener-url", f"tcp://127.0.0.1:{port}",
-                               "--advertised-listener-url", f"tcp://127.0.0.1:{port}",
-                               "--storage-engine", "memory://tansu/"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work)
+    port, broker = start_tansu(work)
     results = {}
     try:
         wait_port(port)

@@ -28,7 +28,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ingest import REL, free_port, generate, lake_rows, wait_port  # noqa: E402
+from ingest import free_port, generate, lake_rows, release_binaries, start_tansu, wait_port  # noqa: E402
 
 S3_ENV = {
     "AWS_ACCESS_KEY_ID": "test",
@@ -112,11 +112,7 @@ def main():
     args = ap.parse_args()
     if args.logs:
         os.makedirs(args.logs, exist_ok=True)
-    opslake = os.path.join(REL, "opslake")
-    plain = os.path.join(REL, "examples", "plain_consumer")
-    for b in (opslake, plain):
-        if not os.path.exists(b):
-            raise SystemExit(f"missing {b}: cargo build --release --bin opslake -p opslake -p opslake-ingest --example plain_consumer")
+    opslake, plain = release_binaries()
     try:
         import moto.server  # noqa: F401
     except ImportError:
@@ -126,12 +122,8 @@ def main():
     ndjson = os.path.join(work, "events.ndjson")
     print(f"generating {args.events} events ...", flush=True)
     generate(ndjson, args.events)
-    kport, sport = free_port(), free_port()
-    tansu = shutil.which("tansu") or os.path.expanduser("~/.cargo/bin/tansu")
-    broker = subprocess.Popen([tansu, "broker", "--listener-url", f"tcp://127.0.0.1:{kport}",
-                               "--advertised-listener-url", f"tcp://127.0.0.1:{kport}",
-                               "--storage-engine", "memory://tansu/"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work)
+    kport, broker = start_tansu(work)
+    sport = free_port()
     s3 = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(sport)],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{sport}"

@@ -35,7 +35,7 @@ pub fn file_day(path: &str) -> Option<NaiveDate> {
 pub fn plan<'a>(snap: &'a Snapshot, tables: &[String], cutoff: NaiveDate) -> Vec<&'a AddFile> {
     snap.files
         .values()
-        .filter(|f| tables.iter().any(|t| *t == f.table))
+        .filter(|f| tables.contains(&f.table))
         .filter(|f| file_day(&f.path).is_some_and(|d| d < cutoff))
         .collect()
 }
