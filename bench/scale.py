@@ -157,6 +157,8 @@ def main():
                 print(f"{n} ingest, {store} ...", flush=True)
                 logs = os.path.join(args.logs, run) if args.logs else None
                 secs = run_ingest(opslake, env_i, n, args.events, rows, logs)
+                if rows() != args.events:
+                    raise SystemExit(f"{n} ingest, {store}: the lake holds {rows()} rows, {args.events} were sent")
                 results.append((n, store, secs, size()))
         out = subprocess.check_output([plain, f"127.0.0.1:{kport}", "telemetry.metrics", str(args.events)])
         plain_secs = json.loads(out)["seconds"]
