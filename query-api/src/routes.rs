@@ -331,6 +331,9 @@ async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
         .map_err(|_| ApiError::TooLarge(state.config.max_body_bytes))
 }
 
+/// Queries taking at least this long are logged at `info` (all of them at `debug`).
+const SLOW_QUERY_MS: u128 = 1000;
+
 async fn sql(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
     let result = run_sql(&state, &headers, body).await;
@@ -355,7 +358,19 @@ async fn run_sql(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Re
         ApiError::BadRequest(format!("body must be JSON {{\"sql\": \"...\"}}: {e}"))
     })?;
     let _permit = state.permit().await?;
-    let result = state.engine.query(&req.sql).await?;
+    let started = Instant::now();
+    let result = state.engine.query(&req.sql).await;
+    let elapsed_ms = started.elapsed().as_millis();
+    let sql: String = req.sql.chars().take(2000).collect();
+    match &result {
+        Err(e) if elapsed_ms >= SLOW_QUERY_MS => {
+            tracing::info!(elapsed_ms, error = %e, sql, "slow query failed");
+        }
+        Err(e) => tracing::debug!(elapsed_ms, error = %e, sql, "query failed"),
+        Ok(_) if elapsed_ms >= SLOW_QUERY_MS => tracing::info!(elapsed_ms, sql, "slow query"),
+        Ok(_) => tracing::debug!(elapsed_ms, sql, "query"),
+    }
+    let result = result?;
     let accept = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
