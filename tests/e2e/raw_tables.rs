@@ -311,7 +311,7 @@ fn retention_trims_old_days_and_keeps_the_rest() {
         "{done}"
     );
     let left: Vec<i64> = api
-        .rows("SELECT CAST(value AS BIGINT) FROM metrics ORDER BY value")
+        .rows("SELECT CAST(value AS BIGINT) AS v FROM metrics ORDER BY v")
         .iter()
         .map(|r| r[0].as_i64().unwrap())
         .collect();
