@@ -124,6 +124,19 @@ def normalize(rows):
     return out
 
 
+def start_serve(env, port):
+    """Starts `opslake serve` with `env` and waits until it answers on `port`."""
+    server = subprocess.Popen([os.path.join(REL, "opslake"), "serve"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            Client(port).post("/api/v1/sql", {"sql": "SELECT 1"})
+            break
+        except OSError:
+            time.sleep(0.05)
+    return server
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=10_000_000)
@@ -152,14 +165,7 @@ def main():
         port = free_port()
         env = dict(os.environ, OPSLAKE_LAKE=lake, OPSLAKE_LISTEN=f"127.0.0.1:{port}",
                    OPSLAKE_QUERY__CACHE_BYTES="0", OPSLAKE_QUERY__MAX_ROWS="1000000", RUST_LOG="warn")
-        server = subprocess.Popen([os.path.join(REL, "opslake"), "serve"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(200):
-            try:
-                Client(port).post("/api/v1/sql", {"sql": "SELECT 1"})
-                break
-            except OSError:
-                time.sleep(0.05)
+        server = start_serve(env, port)
         api = Client(port)
 
         con = duckdb.connect()
@@ -204,14 +210,7 @@ def main():
 
         # Load: the shipped dashboard's panels, many clients at once, cache on.
         env["OPSLAKE_QUERY__CACHE_BYTES"] = str(256 << 20)
-        server = subprocess.Popen([os.path.join(REL, "opslake"), "serve"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(200):
-            try:
-                Client(port).post("/api/v1/sql", {"sql": "SELECT 1"})
-                break
-            except OSError:
-                time.sleep(0.05)
+        server = start_serve(env, port)
         panels = [
             {"target": "latency", "payload": {"percentile": ["p50", "p95", "p99"]}},
             {"target": "throughput", "payload": {"group_by": "service"}},

@@ -441,10 +441,7 @@ async fn run_roles(cfg: Config, roles: Roles) -> anyhow::Result<()> {
             ingest.then(|| cfg.brokers.clone()),
             cfg.api_token.clone().filter(|t| !t.is_empty()),
         );
-        let listener = tokio::net::TcpListener::bind(&cfg.listen)
-            .await
-            .with_context(|| format!("failed to listen on {}", cfg.listen))?;
-        let addr = listener.local_addr()?;
+        let (listener, addr) = bind(&cfg.listen).await?;
         info!(%addr, "health and metrics listening");
         println!("opslake health and metrics listening on http://{addr}");
         let token = shutdown.child_token();
@@ -479,10 +476,7 @@ async fn run_roles(cfg: Config, roles: Roles) -> anyhow::Result<()> {
             queue_timeout: cfg.query.queue_timeout,
         };
         let app = router(AppState::new(Arc::new(engine), api));
-        let listener = tokio::net::TcpListener::bind(&cfg.listen)
-            .await
-            .with_context(|| format!("failed to listen on {}", cfg.listen))?;
-        let addr = listener.local_addr()?;
+        let (listener, addr) = bind(&cfg.listen).await?;
         info!(%addr, "query API listening");
         println!("opslake API listening on http://{addr}");
         let token = shutdown.child_token();
@@ -818,4 +812,13 @@ async fn retention(
         println!("deleted {} files", removed.len());
     }
     Ok(())
+}
+
+/// Binds the HTTP listener of a role; the address says where it really listens (port 0).
+async fn bind(listen: &str) -> anyhow::Result<(tokio::net::TcpListener, std::net::SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("failed to listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    Ok((listener, addr))
 }

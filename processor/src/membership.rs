@@ -74,25 +74,15 @@ impl Processor {
                 }
             }
             let joined = expires.is_none();
-            self.lake
-                .commit(
-                    LogEntry {
-                        writer: self.writer.clone(),
-                        state,
-                        ..Default::default()
-                    },
-                    |_| Ok(()),
-                )
-                .await
-                .map_err(|e| match e {
-                    opslake_ingest::lake::CommitError::Lake(e) => ProcessError::Lake(e),
-                    opslake_ingest::lake::CommitError::Conflict(r) => {
-                        ProcessError::Lake(opslake_ingest::LakeError::Corrupt {
-                            path: "_opslake_log".into(),
-                            reason: r,
-                        })
-                    }
-                })?;
+            self.commit_state(state).await.map_err(|e| match e {
+                opslake_ingest::lake::CommitError::Lake(e) => ProcessError::Lake(e),
+                opslake_ingest::lake::CommitError::Conflict(r) => {
+                    ProcessError::Lake(opslake_ingest::LakeError::Corrupt {
+                        path: "_opslake_log".into(),
+                        reason: r,
+                    })
+                }
+            })?;
             let snap = self.lake.snapshot().await?;
             if joined {
                 info!(
@@ -115,8 +105,15 @@ impl Processor {
             format!("{MEMBER_PREFIX}{}", self.writer),
             serde_json::Value::Null,
         );
-        let _ = self
-            .lake
+        let _ = self.commit_state(state).await;
+    }
+
+    /// Commits heartbeat changes (state keys only; they never conflict).
+    async fn commit_state(
+        &self,
+        state: BTreeMap<String, serde_json::Value>,
+    ) -> Result<u64, opslake_ingest::lake::CommitError> {
+        self.lake
             .commit(
                 LogEntry {
                     writer: self.writer.clone(),
@@ -125,7 +122,7 @@ impl Processor {
                 },
                 |_| Ok(()),
             )
-            .await;
+            .await
     }
 }
 
