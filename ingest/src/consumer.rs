@@ -197,12 +197,17 @@ struct PartitionState {
     lake_next: Option<i64>,
     /// Next offset expected from Kafka; anything below is a redelivery and is skipped.
     position: Option<i64>,
-    /// While recovering from a message found beyond `position`: that message's offset.
-    beyond: Option<i64>,
-    /// How far before `position` the last re-read started (0: at `position`).
-    probe: i64,
-    /// Whether the re-read delivered messages from before `position`: then the broker served
-    /// the log from there, and a jump past `position` is a real gap in the log.
+    /// Set while the partition is read again after a message arrived beyond `position`.
+    reread: Option<Reread>,
+}
+
+/// A re-read of a partition from at or before its expected offset.
+#[derive(Debug, Clone, Copy)]
+struct Reread {
+    /// How far before the expected offset it started.
+    back: i64,
+    /// Whether it delivered messages from before the expected offset: then the broker served
+    /// the log from there, and a jump past the expected offset is a real gap in the log.
     saw_below: bool,
 }
 
@@ -370,9 +375,7 @@ impl Ingest {
                                 PartitionState {
                                     lake_next: next,
                                     position: next,
-                                    beyond: None,
-                                    probe: 0,
-                                    saw_below: false,
+                                    reread: None,
                                 },
                             );
                         }
@@ -462,13 +465,15 @@ impl Ingest {
         };
         if let Some(expected) = state.position {
             if offset < expected {
-                state.saw_below |= state.beyond.is_some();
+                if let Some(r) = &mut state.reread {
+                    r.saw_below = true;
+                }
                 return Ok(()); // redelivered: the lake (or this batch) already holds it
             }
-            if offset > expected
-                && !state.saw_below
-                && !(state.beyond.is_some() && state.probe >= expected)
-            {
+            let real_gap = state
+                .reread
+                .is_some_and(|r| r.saw_below || r.back >= expected);
+            if offset > expected && !real_gap {
                 // A message past the next expected offset. Either the log has a gap here
                 // (compaction, transaction markers), or the skipped messages were not
                 // delivered: a fetch from before a reassignment or a pause overtook them, or
@@ -478,14 +483,16 @@ impl Ingest {
                 // before it, until the broker delivers the log from before it: a fetch that
                 // starts at or before the batch holding the expected offset returns that
                 // batch, and the messages before the expected offset are skipped above.
-                state.probe = match (state.beyond, state.probe) {
-                    (None, _) => 0,
-                    (Some(_), 0) => 16,
-                    (Some(_), p) => p * 8,
+                let back = match state.reread {
+                    None => 0,
+                    Some(Reread { back: 0, .. }) => 16,
+                    Some(Reread { back, .. }) => back * 8,
                 };
-                state.beyond = Some(offset);
-                state.saw_below = false;
-                let from = (expected - state.probe).max(0);
+                state.reread = Some(Reread {
+                    back,
+                    saw_below: false,
+                });
+                let from = (expected - back).max(0);
                 debug!(
                     topic,
                     partition,
@@ -509,9 +516,7 @@ impl Ingest {
                     });
             }
         }
-        state.probe = 0;
-        state.saw_below = false;
-        state.beyond = None;
+        state.reread = None;
         state.position = Some(offset + 1);
         let payload = m.payload().unwrap_or_default();
         batch.cover(
