@@ -1,8 +1,10 @@
 //! Fuzzes the event decoder: any bytes, as any event kind, must decode without a panic or a
-//! hang, and every refusal must name its reason.
+//! hang, every refusal must name its reason, and the fast path must agree with the reference
+//! path.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use opslake_schemas::decode::decode_values;
 use opslake_schemas::{decode_message, EventKind};
 
 fuzz_target!(|data: &[u8]| {
@@ -13,6 +15,8 @@ fuzz_target!(|data: &[u8]| {
         _ => EventKind::Billing,
     };
     let decoded = decode_message(kind, payload);
+    // The fast path of metrics and the reference path agree on every message.
+    assert_eq!(decoded, decode_values(kind, payload), "paths disagree");
     for r in &decoded.refused {
         assert!(!r.reason.is_empty(), "a refusal without a reason");
     }

@@ -1,9 +1,11 @@
 //! Decoding speed: serde_json against simd-json producing the same `serde_json::Value`, and the
-//! whole decoder (parse + rules) on realistic metric messages.
+//! whole decoder (parse + rules) on realistic metric messages: the reference path (a `Value`,
+//! then the rules) and `decode_message` (the typed fast path of metrics).
 //!
 //! `cargo bench -p opslake-schemas --bench decode`
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use opslake_schemas::decode::decode_values;
 use opslake_schemas::{decode_message, EventKind};
 
 fn messages() -> Vec<Vec<u8>> {
@@ -44,6 +46,25 @@ fn parse(c: &mut Criterion) {
             },
             BatchSize::LargeInput,
         )
+    });
+    g.bench_function("simd_json_borrowed_value", |b| {
+        b.iter_batched(
+            || msgs.clone(),
+            |mut owned| {
+                for m in &mut owned {
+                    let v = simd_json::to_borrowed_value(m).unwrap();
+                    std::hint::black_box(&v);
+                }
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("opslake_reference_path", |b| {
+        b.iter(|| {
+            for m in &msgs {
+                std::hint::black_box(decode_values(EventKind::Metric, m));
+            }
+        })
     });
     g.bench_function("opslake_decode_message", |b| {
         b.iter(|| {

@@ -3,6 +3,7 @@
 
 pub mod decode;
 pub mod events;
+pub mod fast;
 pub mod json_schema;
 pub mod tables;
 pub mod time;
