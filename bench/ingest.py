@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REL = os.path.join(ROOT, "target", "release")
@@ -112,6 +113,21 @@ def start_tansu(work):
     return port, broker
 
 
+# opslake's default `ingest.session_timeout`.
+SESSION_TIMEOUT_MS = 10_000
+
+
+def consumed(port):
+    """Messages opslake ingest has consumed so far, from its /metrics (0 before it answers)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as r:
+            text = r.read().decode()
+    except OSError:
+        return 0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("opslake_ingest_messages_consumed_total"))
+
+
 def peak_rss_mib(pid):
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -135,6 +151,7 @@ def main():
         subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "duckdb"])
     import duckdb
 
+    steady = {}
     work = tempfile.mkdtemp(prefix="opslake-bench-")
     ndjson = os.path.join(work, "events.ndjson")
     print(f"generating {args.events} events ...", flush=True)
@@ -152,25 +169,35 @@ def main():
 
         # opslake: from start until every row is durable in the lake.
         lake = os.path.join(work, "lake")
-        env_i = dict(env, OPSLAKE_LAKE=lake, OPSLAKE_INGEST__GROUP_ID="bench-opslake")
+        listen = free_port()
+        env_i = dict(env, OPSLAKE_LAKE=lake, OPSLAKE_INGEST__GROUP_ID="bench-opslake",
+                     OPSLAKE_LISTEN=f"127.0.0.1:{listen}")
         t0 = time.time()
         proc = subprocess.Popen([opslake, "ingest"], env=env_i, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         peak = 0.0
+        first = None
         while lake_rows(lake) < args.events:
             peak = max(peak, peak_rss_mib(proc.pid))
+            if first is None and consumed(listen) > 0:
+                first = time.time()
             if proc.poll() is not None:
                 raise SystemExit("opslake ingest exited early")
             if time.time() - t0 > 900:
                 raise SystemExit("opslake did not ingest everything within 15 minutes")
-            time.sleep(0.05)
-        dt = time.time() - t0
+            time.sleep(0.02)
+        done = time.time()
         peak = max(peak, peak_rss_mib(proc.pid))
         proc.terminate()
         proc.wait(30)
-        results["opslake ingest"] = dt
+        results["opslake ingest"] = done - t0
+        steady["opslake ingest"] = done - (first or t0)
 
-        out = subprocess.check_output([plain, f"127.0.0.1:{port}", "telemetry.metrics", str(args.events)])
-        results["plain rdkafka consumer"] = json.loads(out)["seconds"]
+        # The same librdkafka settings as opslake's defaults, group session timeout included
+        # (on Tansu a group's first join takes about half of it).
+        out = json.loads(subprocess.check_output([plain, f"127.0.0.1:{port}", "telemetry.metrics", str(args.events),
+                                                  str(SESSION_TIMEOUT_MS)]))
+        results["plain rdkafka consumer"] = out["seconds"]
+        steady["plain rdkafka consumer"] = out["seconds_after_first_message"]
 
         con = duckdb.connect()
         con.execute("SET threads = 2")
@@ -187,10 +214,16 @@ def main():
     print(f"{'system':<26}{'seconds':>10}{'events/s':>14}")
     for name, secs in results.items():
         print(f"{name:<26}{secs:>10.2f}{args.events / secs:>14,.0f}")
+    print()
+    print("from the first message read (the consumer-group join excluded):")
+    for name, secs in steady.items():
+        print(f"{name:<26}{secs:>10.2f}{args.events / secs:>14,.0f}")
     o = results["opslake ingest"]
     print()
-    print(f"opslake / plain consumer: {results['plain rdkafka consumer'] / o:.2f} (target >= 0.70)")
-    print(f"opslake / duckdb:         {results['duckdb ndjson->parquet'] / o:.2f}x (target >= 1.5)")
+    print(f"opslake / plain consumer: {results['plain rdkafka consumer'] / o:.2f} (target >= 0.70); "
+          f"from the first message: {steady['plain rdkafka consumer'] / steady['opslake ingest']:.2f}")
+    print(f"opslake / duckdb:         {results['duckdb ndjson->parquet'] / o:.2f}x (target >= 1.5); "
+          f"from the first message: {results['duckdb ndjson->parquet'] / steady['opslake ingest']:.2f}x")
     print(f"opslake peak memory:      {peak:.0f} MiB (target < 1024)")
     shutil.rmtree(work, ignore_errors=True)
 

@@ -160,7 +160,7 @@ def main():
                 if rows() != args.events:
                     raise SystemExit(f"{n} ingest, {store}: the lake holds {rows()} rows, {args.events} were sent")
                 results.append((n, store, secs, size()))
-        out = subprocess.check_output([plain, f"127.0.0.1:{kport}", "telemetry.metrics", str(args.events)])
+        out = subprocess.check_output([plain, f"127.0.0.1:{kport}", "telemetry.metrics", str(args.events), "6000"])
         plain_secs = json.loads(out)["seconds"]
     finally:
         broker.kill()

@@ -2,7 +2,7 @@
 //! a topic from the earliest offset and discards every message. Its rate is the broker's limit
 //! on this machine.
 //!
-//! `cargo run --release --example plain_consumer -- BROKERS TOPIC MESSAGES`
+//! `cargo run --release --example plain_consumer -- BROKERS TOPIC MESSAGES [SESSION_TIMEOUT_MS]`
 
 use std::time::{Duration, Instant};
 
@@ -12,9 +12,13 @@ use rdkafka::Message;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, brokers, topic, expected] = args.as_slice() else {
-        eprintln!("usage: plain_consumer BROKERS TOPIC MESSAGES");
-        std::process::exit(2);
+    let (brokers, topic, expected, session_timeout) = match args.as_slice() {
+        [_, b, t, e] => (b, t, e, "10000"),
+        [_, b, t, e, s] => (b, t, e, s.as_str()),
+        _ => {
+            eprintln!("usage: plain_consumer BROKERS TOPIC MESSAGES [SESSION_TIMEOUT_MS]");
+            std::process::exit(2);
+        }
     };
     let expected: u64 = expected.parse().expect("MESSAGES is a number");
     let consumer: BaseConsumer = ClientConfig::new()
@@ -22,7 +26,7 @@ fn main() {
         .set("group.id", format!("plain-consumer-{}", std::process::id()))
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "6000")
+        .set("session.timeout.ms", session_timeout)
         .set("queued.min.messages", "500000")
         .set("queued.max.messages.kbytes", "262144")
         .create()

@@ -406,12 +406,15 @@ impl Part {
     }
 }
 
+const HOUR_MS: i64 = 3_600_000;
+
 /// Key of one output file: table, date and hour.
 pub type PartKey = (RawTable, String, u32);
 
 /// What one flush writes: rows per table and hour, refusals, and the offsets covered.
 pub struct Batch {
-    parts: HashMap<PartKey, Part>,
+    /// By table and hour since the epoch (the date and hour strings are made once, at finish).
+    parts: HashMap<(RawTable, i64), Part>,
     /// Refused items, to produce to the dead-letter topic after the commit.
     pub dead_letters: Vec<DeadLetter>,
     /// (topic, partition) -> (first offset covered, next offset).
@@ -516,9 +519,8 @@ impl Batch {
     }
 
     fn part(&mut self, table: RawTable, ms: i64) -> &mut Part {
-        let (date, hour) = partition_of(ms);
         self.parts
-            .entry((table, date, hour))
+            .entry((table, ms.div_euclid(HOUR_MS)))
             .or_insert_with(|| Part::new(table))
     }
 
@@ -528,9 +530,10 @@ impl Batch {
     /// When arrow refuses the columns (a bug: the builders follow the schemas).
     pub fn finish(self) -> Result<FinishedBatch, ArrowError> {
         let mut parts = Vec::with_capacity(self.parts.len());
-        for (key, part) in self.parts {
+        for ((table, hour), part) in self.parts {
             if part.rows > 0 {
-                parts.push((key, part.finish()?));
+                let (date, hour) = partition_of(hour * HOUR_MS);
+                parts.push(((table, date, hour), part.finish()?));
             }
         }
         parts.sort_by(|a, b| a.0.cmp(&b.0));

@@ -190,6 +190,50 @@ impl ConsumerContext for Ctx {
     }
 }
 
+/// A batch encoded as Parquet files, ready to upload and commit.
+struct Encoded {
+    /// (path in the lake, table, rows, bytes) of each file.
+    files: Vec<(String, String, u64, Bytes)>,
+    dead_letters: Vec<DeadLetter>,
+    /// (topic, partition) -> (first offset covered, next offset).
+    offsets: BTreeMap<(String, i32), (i64, i64)>,
+    /// When the batch was handed over to be written.
+    started: Instant,
+}
+
+/// A batch being encoded on a blocking thread while the consumer reads the next one.
+type Encoding = tokio::task::JoinHandle<Result<Encoded, IngestError>>;
+
+/// Finishes a batch's columns and encodes one Parquet file per table and hour: the CPU-heavy
+/// half of a flush, which needs neither the consumer nor the lake, so it runs on another core
+/// while the consumer fills the next batch.
+fn encode(batch: Batch, writer: &str) -> Result<Encoded, IngestError> {
+    let started = Instant::now();
+    let crate::batch::FinishedBatch {
+        parts: record_batches,
+        dead_letters,
+        offsets,
+    } = batch
+        .finish()
+        .map_err(|source| IngestError::Build { source })?;
+    let mut files = Vec::with_capacity(record_batches.len());
+    for ((table, date, hour), rb) in &record_batches {
+        let bytes =
+            encode_parquet(std::slice::from_ref(rb)).map_err(|source| IngestError::Encode {
+                table: table.name().to_string(),
+                source,
+            })?;
+        let rel = data_file_path(table.name(), date, *hour, writer);
+        files.push((rel, table.name().to_string(), rb.num_rows() as u64, bytes));
+    }
+    Ok(Encoded {
+        files,
+        dead_letters,
+        offsets,
+        started,
+    })
+}
+
 /// What the loop knows of one assigned partition.
 #[derive(Debug, Clone, Copy)]
 struct PartitionState {
@@ -331,6 +375,9 @@ impl Ingest {
         let mut parts: HashMap<(String, i32), PartitionState> = HashMap::new();
         let mut committed_ends: HashMap<(String, i32), i64> = HashMap::new();
         let mut batch = Batch::new();
+        // At most one full batch is encoded on a blocking thread while the next one fills;
+        // batches are committed in the order they were filled.
+        let mut encoding: Option<Encoding> = None;
         let result = loop {
             if shutdown.is_cancelled() {
                 break Ok(());
@@ -345,6 +392,18 @@ impl Ingest {
             for change in changes {
                 match change {
                     Change::Revoked(list) => {
+                        if let Err(e) = self.commit_encoding(
+                            &mut encoding,
+                            &consumer,
+                            &producer,
+                            &mut parts,
+                            &mut committed_ends,
+                            handle,
+                            shutdown,
+                        ) {
+                            failed = Some(e);
+                            break;
+                        }
                         if list.iter().any(|k| batch.offsets.contains_key(k)) {
                             let full = std::mem::take(&mut batch);
                             if let Err(e) = self.flush(
@@ -397,10 +456,10 @@ impl Ingest {
                     }
                 }
             }
-            if self.due(&batch) {
-                let full = std::mem::take(&mut batch);
-                if let Err(e) = self.flush(
-                    full,
+            let encoded = encoding.as_ref().is_some_and(Encoding::is_finished);
+            if encoded || self.due(&batch) {
+                if let Err(e) = self.commit_encoding(
+                    &mut encoding,
                     &consumer,
                     &producer,
                     &mut parts,
@@ -411,8 +470,29 @@ impl Ingest {
                     break Err(e);
                 }
             }
+            if self.due(&batch) {
+                let full = std::mem::take(&mut batch);
+                // The next batch of these partitions starts where this one ends: it either
+                // commits, or the loop stops and restarts from the lake's record.
+                for (key, (_, end)) in &full.offsets {
+                    if let Some(s) = parts.get_mut(key) {
+                        s.lake_next = Some(*end);
+                    }
+                }
+                let writer = self.writer.clone();
+                encoding = Some(handle.spawn_blocking(move || encode(full, &writer)));
+            }
         };
         let result = result.and_then(|()| {
+            self.commit_encoding(
+                &mut encoding,
+                &consumer,
+                &producer,
+                &mut parts,
+                &mut committed_ends,
+                handle,
+                shutdown,
+            )?;
             if batch.is_empty() {
                 Ok(())
             } else {
@@ -593,24 +673,66 @@ impl Ingest {
         handle: &Handle,
         shutdown: &CancellationToken,
     ) -> Result<(), IngestError> {
-        let started = Instant::now();
-        let crate::batch::FinishedBatch {
-            parts: record_batches,
+        let encoded = encode(batch, &self.writer)?;
+        self.commit(
+            encoded,
+            consumer,
+            producer,
+            parts,
+            committed_ends,
+            handle,
+            shutdown,
+        )
+    }
+
+    /// Waits for the batch being encoded, if any, and commits it.
+    #[allow(clippy::too_many_arguments)]
+    fn commit_encoding(
+        &self,
+        encoding: &mut Option<Encoding>,
+        consumer: &BaseConsumer<Ctx>,
+        producer: &BaseProducer,
+        parts: &mut HashMap<(String, i32), PartitionState>,
+        committed_ends: &mut HashMap<(String, i32), i64>,
+        handle: &Handle,
+        shutdown: &CancellationToken,
+    ) -> Result<(), IngestError> {
+        let Some(task) = encoding.take() else {
+            return Ok(());
+        };
+        let encoded = handle
+            .block_on(task)
+            .map_err(|e| IngestError::Restart(format!("the encoding task failed: {e}")))??;
+        self.commit(
+            encoded,
+            consumer,
+            producer,
+            parts,
+            committed_ends,
+            handle,
+            shutdown,
+        )
+    }
+
+    /// Uploads and commits one encoded batch; retries while the lake fails, with partitions
+    /// paused, until it succeeds or shutdown gives up.
+    #[allow(clippy::too_many_arguments)]
+    fn commit(
+        &self,
+        encoded: Encoded,
+        consumer: &BaseConsumer<Ctx>,
+        producer: &BaseProducer,
+        parts: &mut HashMap<(String, i32), PartitionState>,
+        committed_ends: &mut HashMap<(String, i32), i64>,
+        handle: &Handle,
+        shutdown: &CancellationToken,
+    ) -> Result<(), IngestError> {
+        let Encoded {
+            files,
             dead_letters,
             offsets,
-        } = batch
-            .finish()
-            .map_err(|source| IngestError::Build { source })?;
-        let mut files: Vec<(String, String, u64, Bytes)> = Vec::with_capacity(record_batches.len());
-        for ((table, date, hour), rb) in &record_batches {
-            let bytes =
-                encode_parquet(std::slice::from_ref(rb)).map_err(|source| IngestError::Encode {
-                    table: table.name().to_string(),
-                    source,
-                })?;
-            let rel = data_file_path(table.name(), date, *hour, &self.writer);
-            files.push((rel, table.name().to_string(), rb.num_rows() as u64, bytes));
-        }
+            started,
+        } = encoded;
         let mut entry_offsets: BTreeMap<String, BTreeMap<i32, PartitionOffsets>> = BTreeMap::new();
         for ((topic, p), (start, end)) in &offsets {
             entry_offsets.entry(topic.clone()).or_default().insert(
