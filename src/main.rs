@@ -19,6 +19,9 @@ use tracing::{error, info, warn};
 
 use crate::config::{Config, FlagOverrides};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "opslake",

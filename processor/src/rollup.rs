@@ -8,11 +8,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BinaryBuilder, Float64Builder, Int64Builder, MapArray, MapBuilder,
-    StringBuilder, TimestampMillisecondBuilder,
+    Array, ArrayRef, AsArray, BinaryBuilder, DictionaryArray, Float64Builder, Int64Builder,
+    MapArray, MapBuilder, StringBuilder, TimestampMillisecondBuilder,
 };
+use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, TimestampMillisecondType};
+use datafusion::arrow::datatypes::{
+    DataType, Float64Type, Int32Type, Int64Type, TimestampMillisecondType,
+};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 use opslake_schemas::tables;
@@ -214,6 +217,10 @@ pub(crate) fn map_entries<'a>(map: &'a MapArray, row: usize, out: &mut Vec<(&'a 
 
 /// Adds every window of `from` to `into` (sketches of the same window and series merge).
 pub fn merge_windows(into: &mut MetricWindows, from: MetricWindows) {
+    if into.is_empty() {
+        *into = from;
+        return;
+    }
     for (k, s) in from {
         match into.entry(k) {
             std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().merge(&s),
@@ -229,48 +236,221 @@ pub fn window_of(ts_ms: i64, window_ms: i64) -> i64 {
     ts_ms - ts_ms.rem_euclid(window_ms)
 }
 
-/// Folds rows of the `metrics` table into `into`.
-///
-/// # Errors
-/// When a batch lacks a column of the `metrics` table.
-pub fn fold_metrics(
-    batch: &RecordBatch,
-    window_ms: i64,
-    interner: &mut SeriesInterner,
-    into: &mut MetricWindows,
-) -> Result<(), ArrowError> {
-    let ts = timestamps(batch, "timestamp")?;
-    let ts = ts.as_primitive::<TimestampMillisecondType>();
-    let service = strings(batch, "service")?;
-    let service = service.as_string::<i32>();
-    let name = strings(batch, "name")?;
-    let name = name.as_string::<i32>();
-    let version = strings(batch, "version")?;
-    let version = version.as_string::<i32>();
-    let value = column(batch, "value")?;
-    let value = value.as_primitive::<Float64Type>();
-    let labels = column(batch, "labels")?;
-    let labels = labels.as_map();
-    let mut pairs = Vec::new();
-    // Groups of this batch by (window, series id); merged into `into` once at the end, so the
-    // per-row work hashes two integers, not the series' strings.
-    let mut local: hashbrown::HashMap<(i64, u32), DDSketch> = hashbrown::HashMap::new();
-    for row in 0..batch.num_rows() {
-        map_entries(labels, row, &mut pairs);
-        let v = (!version.is_null(row)).then(|| version.value(row));
-        let id = interner.intern(service.value(row), name.value(row), v, &mut pairs);
-        let w = window_of(ts.value(row), window_ms);
-        local.entry((w, id)).or_default().add(value.value(row));
-    }
-    for ((w, id), s) in local {
-        match into.entry((w, Arc::clone(interner.key(id)))) {
-            std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().merge(&s),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(s);
-            }
+/// A dictionary column's contribution to a row's series code: its key + 1, or 0 for a null or
+/// an absent label, in a radix of the dictionary's size + 1.
+struct Digit<'a> {
+    keys: &'a [i32],
+    nulls: Option<&'a NullBuffer>,
+    radix: u64,
+}
+
+impl<'a> Digit<'a> {
+    fn of(d: &'a DictionaryArray<Int32Type>) -> Self {
+        Self {
+            keys: d.keys().values(),
+            nulls: d.nulls(),
+            radix: d.values().len() as u64 + 1,
         }
     }
-    Ok(())
+
+    fn push(&self, code: u64, i: Option<usize>) -> u64 {
+        let digit = match i {
+            Some(i) if self.nulls.is_none_or(|n| n.is_valid(i)) => self.keys[i] as u64 + 1,
+            _ => 0,
+        };
+        code * self.radix + digit
+    }
+}
+
+/// A string column as keys into its distinct values, whatever string type the file holds.
+///
+/// # Errors
+/// When the column is not a string column.
+pub(crate) fn dictionary(c: &ArrayRef) -> Result<DictionaryArray<Int32Type>, ArrowError> {
+    let want = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+    let c = if c.data_type() == &want {
+        Arc::clone(c)
+    } else {
+        cast(c, &want)?
+    };
+    Ok(c.as_dictionary::<Int32Type>().clone())
+}
+
+fn str_at(d: &DictionaryArray<Int32Type>, row: usize) -> Option<&str> {
+    d.is_valid(row).then(|| {
+        d.values()
+            .as_string::<i32>()
+            .value(d.keys().value(row) as usize)
+    })
+}
+
+/// Folds raw metric rows into sketches per (window, series).
+///
+/// The rows of a series are spread across a file, so the fold works on integers: string
+/// columns are read as dictionaries (the Parquet files are dictionary-encoded, so nothing is
+/// decoded per row), a row's dictionary keys find its series id in a per-batch cache, and each
+/// series remembers the sketch of the window it last added to, so a row costs one small hash,
+/// one comparison and one sketch update. Strings are compared only once per distinct series and
+/// batch, when the interner resolves a new key combination.
+#[derive(Default)]
+pub struct MetricFold {
+    interner: SeriesInterner,
+    sketches: Vec<DDSketch>,
+    /// (window start, series id) → index in `sketches`.
+    slots: hashbrown::HashMap<(i64, u32), usize>,
+    /// By series id: the window it last added to and that window's sketch.
+    current: Vec<(i64, usize)>,
+}
+
+impl MetricFold {
+    /// Folds rows of the `metrics` table.
+    ///
+    /// # Errors
+    /// When a batch lacks a column of the `metrics` table.
+    pub fn add(&mut self, batch: &RecordBatch, window_ms: i64) -> Result<(), ArrowError> {
+        let ts = timestamps(batch, "timestamp")?;
+        let ts = ts.as_primitive::<TimestampMillisecondType>();
+        let service = dictionary(&column(batch, "service")?)?;
+        let name = dictionary(&column(batch, "name")?)?;
+        let version = dictionary(&column(batch, "version")?)?;
+        let value = column(batch, "value")?;
+        let value = value.as_primitive::<Float64Type>();
+        let labels = column(batch, "labels")?;
+        let labels = labels.as_map();
+        let label_keys = dictionary(labels.keys())?;
+        let label_values = dictionary(labels.values())?;
+        let offsets = labels.value_offsets();
+        let entries = |row: usize| {
+            if labels.is_valid(row) {
+                offsets[row] as usize..offsets[row + 1] as usize
+            } else {
+                0..0
+            }
+        };
+        // A row's series as one integer: its dictionary keys as the digits of a mixed-radix
+        // number (label slots a row does not use are 0). Keys index this batch's dictionaries,
+        // so the cache from code to series id lives per batch. When the digits of a batch do
+        // not fit in 64 bits (dictionaries of very many labels), rows take the string path.
+        let digits = [&service, &name, &version, &label_keys, &label_values].map(Digit::of);
+        let [service_d, name_d, version_d, key_d, value_d] = &digits;
+        let most = (0..batch.num_rows())
+            .map(|r| entries(r).len())
+            .max()
+            .unwrap_or(0);
+        let count_radix = most as u64 + 1;
+        let space = [service_d.radix, name_d.radix, version_d.radix, count_radix]
+            .into_iter()
+            .chain(std::iter::repeat_n(key_d.radix, most))
+            .chain(std::iter::repeat_n(value_d.radix, most))
+            .try_fold(1u64, u64::checked_mul);
+        let mut cache: hashbrown::HashMap<u64, u32> = hashbrown::HashMap::new();
+        let mut pairs: Vec<(&str, &str)> = Vec::new();
+        for row in 0..batch.num_rows() {
+            let labels_of_row = entries(row);
+            let id = if space.is_some() {
+                let mut code = service_d.push(0, Some(row));
+                code = name_d.push(code, Some(row));
+                code = version_d.push(code, Some(row));
+                code = code * count_radix + labels_of_row.len() as u64;
+                for j in 0..most {
+                    let i = (j < labels_of_row.len()).then(|| labels_of_row.start + j);
+                    code = key_d.push(code, i);
+                    code = value_d.push(code, i);
+                }
+                match cache.get(&code) {
+                    Some(id) => *id,
+                    None => {
+                        let id = self.intern_row(
+                            &service,
+                            &name,
+                            &version,
+                            (&label_keys, &label_values),
+                            row,
+                            labels_of_row,
+                            &mut pairs,
+                        );
+                        cache.insert(code, id);
+                        id
+                    }
+                }
+            } else {
+                self.intern_row(
+                    &service,
+                    &name,
+                    &version,
+                    (&label_keys, &label_values),
+                    row,
+                    labels_of_row,
+                    &mut pairs,
+                )
+            };
+            let t = ts.value(row);
+            let slot = match self.current.get(id as usize) {
+                // Still in the series' current window: no division to find the window.
+                Some(&(cw, slot)) if t >= cw && t - cw < window_ms => slot,
+                _ => self.slot(window_of(t, window_ms), id),
+            };
+            self.sketches[slot].add(value.value(row));
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn intern_row<'a>(
+        &mut self,
+        service: &'a DictionaryArray<Int32Type>,
+        name: &'a DictionaryArray<Int32Type>,
+        version: &'a DictionaryArray<Int32Type>,
+        labels: (
+            &'a DictionaryArray<Int32Type>,
+            &'a DictionaryArray<Int32Type>,
+        ),
+        row: usize,
+        entries: std::ops::Range<usize>,
+        pairs: &mut Vec<(&'a str, &'a str)>,
+    ) -> u32 {
+        pairs.clear();
+        for i in entries {
+            pairs.push((
+                str_at(labels.0, i).unwrap_or_default(),
+                str_at(labels.1, i).unwrap_or_default(),
+            ));
+        }
+        self.interner.intern(
+            str_at(service, row).unwrap_or_default(),
+            str_at(name, row).unwrap_or_default(),
+            str_at(version, row),
+            pairs,
+        )
+    }
+
+    /// The sketch of (`w`, `id`), created when new, remembered as the series' current one.
+    fn slot(&mut self, w: i64, id: u32) -> usize {
+        let next = self.sketches.len();
+        let slot = *self.slots.entry((w, id)).or_insert(next);
+        if slot == next {
+            self.sketches.push(DDSketch::default());
+        }
+        let i = id as usize;
+        if self.current.len() <= i {
+            // No window yet: no timestamp is at or after `i64::MAX`.
+            self.current.resize(i + 1, (i64::MAX, 0));
+        }
+        self.current[i] = (w, slot);
+        slot
+    }
+
+    /// The windows folded so far.
+    pub fn finish(self) -> MetricWindows {
+        let mut sketches: Vec<Option<DDSketch>> = self.sketches.into_iter().map(Some).collect();
+        self.slots
+            .into_iter()
+            .map(|((w, id), slot)| {
+                let s = sketches[slot].take().expect("one slot per sketch");
+                ((w, Arc::clone(self.interner.key(id))), s)
+            })
+            .collect()
+    }
 }
 
 fn level_index(level: &str) -> usize {
@@ -546,4 +726,137 @@ pub fn log_rollup_batch(windows: &LogWindows, window_ms: i64) -> Result<RecordBa
     }
     cols.push(Arc::new(sketch.finish()));
     RecordBatch::try_new(tables::log_rollups(), cols)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Float64Array, StringArray, TimestampMillisecondArray};
+    use datafusion::arrow::datatypes::{Field, Schema};
+
+    type Row = (
+        i64,
+        &'static str,
+        Option<&'static str>,
+        Vec<(&'static str, &'static str)>,
+        f64,
+    );
+
+    /// A batch of the columns the fold reads; `dictionaries` stores the strings as the lake's
+    /// reader returns them, otherwise as plain `Utf8`.
+    fn batch(rows: &[Row], dictionaries: bool) -> RecordBatch {
+        let mut labels = labels_builder();
+        for (_, _, _, l, _) in rows {
+            let owned: Vec<(String, String)> = l
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            append_labels(&mut labels, &owned).unwrap();
+        }
+        let strings = |a: StringArray| -> ArrayRef {
+            let a: ArrayRef = Arc::new(a);
+            if dictionaries {
+                Arc::new(dictionary(&a).unwrap())
+            } else {
+                a
+            }
+        };
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(
+                TimestampMillisecondArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+                    .with_timezone(tables::TZ),
+            ),
+            strings(rows.iter().map(|r| Some(r.1)).collect()),
+            strings(rows.iter().map(|_| Some("latency")).collect()),
+            strings(rows.iter().map(|r| r.2).collect()),
+            Arc::new(Float64Array::from(
+                rows.iter().map(|r| r.4).collect::<Vec<_>>(),
+            )),
+            Arc::new(labels.finish()),
+        ];
+        let fields: Vec<Field> = ["timestamp", "service", "name", "version", "value", "labels"]
+            .iter()
+            .zip(&cols)
+            .map(|(n, c)| Field::new(*n, c.data_type().clone(), true))
+            .collect();
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap()
+    }
+
+    /// The fold's integer fast path, its string path (more labels than the fast path holds),
+    /// label order, null versions and batches with different dictionaries all give the windows
+    /// of a plain per-row grouping.
+    #[test]
+    fn fold_groups_rows_like_a_per_row_grouping() {
+        let many = vec![("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")];
+        let many_reordered = vec![("d", "4"), ("c", "3"), ("b", "2"), ("a", "1")];
+        let first: Vec<Row> = vec![
+            (0, "api", Some("v1"), vec![("endpoint", "/a")], 1.0),
+            (10, "api", Some("v1"), vec![("endpoint", "/b")], 2.0),
+            (20, "api", None, vec![("endpoint", "/a")], 3.0),
+            (60_000, "api", Some("v1"), vec![("endpoint", "/a")], 4.0),
+            (30, "db", Some("v1"), many.clone(), 5.0),
+            (40, "db", Some("v1"), many_reordered.clone(), 6.0),
+            (
+                50,
+                "db",
+                Some("v1"),
+                vec![("x", "1"), ("endpoint", "/a")],
+                7.0,
+            ),
+            (
+                55,
+                "db",
+                Some("v1"),
+                vec![("endpoint", "/a"), ("x", "1")],
+                8.0,
+            ),
+            (59_999, "api", Some("v1"), vec![("endpoint", "/a")], 9.0),
+        ];
+        // Another batch: other strings come first, so its dictionary keys differ; a row with
+        // 40 labels makes its series codes overflow 64 bits, so it takes the string path.
+        let wide: Vec<(&'static str, &'static str)> = (0..40)
+            .map(|i| {
+                let k: &'static str = Box::leak(format!("k{i:02}").into_boxed_str());
+                (k, "v")
+            })
+            .collect();
+        let second: Vec<Row> = vec![
+            (7, "api", Some("v1"), wide.clone(), 14.0),
+            (8, "api", Some("v1"), wide, 15.0),
+            (61_000, "web", Some("v2"), vec![], 10.0),
+            (70_000, "api", Some("v1"), vec![("endpoint", "/a")], 11.0),
+            (5, "db", Some("v1"), many_reordered, 12.0),
+            (6, "api", Some("v1"), vec![("endpoint", "/b")], 13.0),
+        ];
+        let mut expected: HashMap<(i64, SeriesKey), Vec<f64>> = HashMap::new();
+        for (ts, svc, ver, labels, v) in first.iter().chain(&second) {
+            let mut labels: Vec<(String, String)> = labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            labels.sort();
+            let key = SeriesKey {
+                service: svc.to_string(),
+                name: "latency".into(),
+                version: ver.map(str::to_string),
+                labels,
+            };
+            expected
+                .entry((window_of(*ts, 60_000), key))
+                .or_default()
+                .push(*v);
+        }
+        for dictionaries in [true, false] {
+            let mut fold = MetricFold::default();
+            fold.add(&batch(&first, dictionaries), 60_000).unwrap();
+            fold.add(&batch(&second, dictionaries), 60_000).unwrap();
+            let got = fold.finish();
+            assert_eq!(got.len(), expected.len(), "dictionaries: {dictionaries}");
+            for ((w, key), values) in &expected {
+                let s = &got[&(*w, Arc::new(key.clone()))];
+                assert_eq!(s.count(), values.len() as u64, "{w} {key:?}");
+                assert_eq!(s.sum(), values.iter().sum::<f64>(), "{w} {key:?}");
+            }
+        }
+    }
 }

@@ -22,9 +22,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder,
+};
 use datafusion::parquet::errors::ParquetError;
 use object_store::ObjectStoreExt;
 use opslake_ingest::lake::{AddFile, CommitError, LogEntry, Snapshot};
@@ -41,8 +45,8 @@ use crate::detect::run::{
 };
 use crate::metrics::METRICS;
 use crate::rollup::{
-    coarsen, fold_logs, fold_metrics, load_log_rollups, load_metric_rollups, log_rollup_batch,
-    merge_windows, metric_rollup_batch, LogWindows, MetricWindows, SeriesInterner, SeriesKey,
+    coarsen, fold_logs, load_log_rollups, load_metric_rollups, log_rollup_batch, merge_windows,
+    metric_rollup_batch, LogWindows, MetricFold, MetricWindows, SeriesInterner, SeriesKey,
 };
 
 /// State key of the processor's progress in the lake.
@@ -238,41 +242,74 @@ fn in_hour(path: &str, table: &str, date: &str, hour: u32) -> bool {
 const METRIC_FOLD_COLUMNS: [&str; 6] =
     ["timestamp", "service", "name", "version", "value", "labels"];
 
-/// Folds raw metric files into windows, one task per file on every core (each with its own
-/// interner), and merges the results; sketches merge exactly, so the split does not change
-/// a single rollup.
+/// Columns of `metrics` the fold reads as dictionaries (with the keys and values of `labels`).
+const METRIC_DICTIONARY_COLUMNS: [&str; 4] = ["service", "name", "version", "labels"];
+
+/// Hours whose raw files are folded together, so that every core has a file to fold; bounded
+/// so that a long backfill does not hold the windows of every hour in memory at once.
+const HOURS_FOLDED_TOGETHER: usize = 4;
+
+/// Folds raw metric files into windows by the group each file belongs to (its hour): one
+/// worker per core takes the next file, and keeps one fold per group across all the files it
+/// takes, so that a window's sketch is built once per core rather than once per file (fewer
+/// sketches to allocate and merge). Sketches merge exactly, so the split does not change a
+/// single rollup.
 async fn fold_metric_files(
     lake: &Arc<Lake>,
-    raw: &[String],
+    groups: &[Vec<String>],
     window_ms: i64,
-) -> Result<MetricWindows, ProcessError> {
-    let parallel = std::thread::available_parallelism().map_or(2, usize::from);
-    let permits = Arc::new(tokio::sync::Semaphore::new(parallel));
-    let mut tasks = tokio::task::JoinSet::new();
-    for path in raw {
-        let (lake, path, permits) = (Arc::clone(lake), path.clone(), Arc::clone(&permits));
-        tasks.spawn(async move {
-            let _turn = permits.acquire_owned().await;
-            let bytes = fetch(&lake, &path).await?;
-            tokio::task::spawn_blocking(move || {
-                let mut interner = SeriesInterner::default();
-                let mut windows = MetricWindows::new();
-                for b in decode(bytes, &path, Some(&METRIC_FOLD_COLUMNS))? {
-                    fold_metrics(&b, window_ms, &mut interner, &mut windows).map_err(|source| {
-                        ProcessError::Rows {
+) -> Result<Vec<MetricWindows>, ProcessError> {
+    let files: Vec<(usize, String)> = groups
+        .iter()
+        .enumerate()
+        .flat_map(|(g, raw)| raw.iter().map(move |p| (g, p.clone())))
+        .collect();
+    let parallel = std::thread::available_parallelism()
+        .map_or(2, usize::from)
+        .min(files.len().max(1));
+    let queue = Arc::new(std::sync::Mutex::new(files.into_iter()));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..parallel {
+        let (lake, queue) = (Arc::clone(lake), Arc::clone(&queue));
+        workers.spawn(async move {
+            let mut folds: HashMap<usize, MetricFold> = HashMap::new();
+            loop {
+                let next = queue.lock().expect("not poisoned").next();
+                let Some((group, path)) = next else { break };
+                let bytes = fetch(&lake, &path).await?;
+                let fold = folds.remove(&group).unwrap_or_default();
+                let fold = tokio::task::spawn_blocking(move || {
+                    let mut fold = fold;
+                    let reader = reader(
+                        bytes,
+                        &path,
+                        Some(&METRIC_FOLD_COLUMNS),
+                        &METRIC_DICTIONARY_COLUMNS,
+                    )?;
+                    for b in reader {
+                        let b = b.map_err(|e| ProcessError::Read {
                             path: path.clone(),
-                            source,
-                        }
-                    })?;
-                }
-                Ok::<_, ProcessError>(windows)
-            })
-            .await?
+                            source: e.into(),
+                        })?;
+                        fold.add(&b, window_ms)
+                            .map_err(|source| ProcessError::Rows {
+                                path: path.clone(),
+                                source,
+                            })?;
+                    }
+                    Ok::<_, ProcessError>(fold)
+                })
+                .await??;
+                folds.insert(group, fold);
+            }
+            Ok::<_, ProcessError>(folds)
         });
     }
-    let mut out = MetricWindows::new();
-    while let Some(part) = tasks.join_next().await {
-        merge_windows(&mut out, part??);
+    let mut out: Vec<MetricWindows> = groups.iter().map(|_| MetricWindows::new()).collect();
+    while let Some(part) = workers.join_next().await {
+        for (group, fold) in part?? {
+            merge_windows(&mut out[group], fold.finish());
+        }
     }
     Ok(out)
 }
@@ -300,11 +337,39 @@ fn decode(
     rel: &str,
     columns: Option<&[&str]>,
 ) -> Result<Vec<RecordBatch>, ProcessError> {
+    reader(bytes, rel, columns, &[])?
+        .map(|b| {
+            b.map_err(|e| ProcessError::Read {
+                path: rel.to_string(),
+                source: e.into(),
+            })
+        })
+        .collect()
+}
+
+/// A reader of a Parquet file's batches: only `columns` (top-level names) when given, and the
+/// strings of `dictionaries` (top-level names; a map's keys and values) as dictionary arrays,
+/// which the dictionary-encoded pages of the lake's files turn into without decoding a string.
+fn reader(
+    bytes: Bytes,
+    rel: &str,
+    columns: Option<&[&str]>,
+    dictionaries: &[&str],
+) -> Result<ParquetRecordBatchReader, ProcessError> {
     let err = |source| ProcessError::Read {
         path: rel.to_string(),
         source,
     };
-    let mut builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(err)?;
+    let mut meta = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new()).map_err(err)?;
+    if !dictionaries.is_empty() {
+        let schema = with_dictionaries(meta.schema(), dictionaries);
+        if &schema != meta.schema() {
+            let options = ArrowReaderOptions::new().with_schema(schema);
+            meta =
+                ArrowReaderMetadata::try_new(Arc::clone(meta.metadata()), options).map_err(err)?;
+        }
+    }
+    let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, meta);
     if let Some(cols) = columns {
         let indices: Vec<usize> = builder
             .schema()
@@ -318,21 +383,68 @@ fn decode(
             datafusion::parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), indices);
         builder = builder.with_projection(mask);
     }
-    let reader = builder.with_batch_size(64 * 1024).build().map_err(err)?;
-    reader
-        .map(|b| {
-            b.map_err(|e| ProcessError::Read {
-                path: rel.to_string(),
-                source: e.into(),
-            })
+    builder.with_batch_size(64 * 1024).build().map_err(err)
+}
+
+/// `schema` with the string fields named in `names` (and the keys and values of maps so named)
+/// read as `Dictionary(Int32, Utf8)`.
+fn with_dictionaries(schema: &SchemaRef, names: &[&str]) -> SchemaRef {
+    fn dict(f: &Field) -> Field {
+        match f.data_type() {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => f.clone().with_data_type(
+                DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+            ),
+            DataType::Map(entries, sorted) => match entries.data_type() {
+                DataType::Struct(kv) => {
+                    let kv: Fields = kv.iter().map(|f| dict(f)).collect();
+                    f.clone().with_data_type(DataType::Map(
+                        Arc::new(
+                            entries
+                                .as_ref()
+                                .clone()
+                                .with_data_type(DataType::Struct(kv)),
+                        ),
+                        *sorted,
+                    ))
+                }
+                _ => f.clone(),
+            },
+            _ => f.clone(),
+        }
+    }
+    let fields: Fields = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if names.contains(&f.name().as_str()) {
+                Arc::new(dict(f))
+            } else {
+                Arc::clone(f)
+            }
         })
-        .collect()
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 pub(crate) async fn read_batches(lake: &Lake, rel: &str) -> Result<Vec<RecordBatch>, ProcessError> {
     let bytes = fetch(lake, rel).await?;
     let rel = rel.to_string();
     tokio::task::spawn_blocking(move || decode(bytes, &rel, None)).await?
+}
+
+/// The raw metric files to fold for an hour: the new ones, or every live one when the hour is
+/// recomputed; `None` when the hour has no metric work.
+fn metric_files(snap: &Snapshot, date: &str, hour: u32, plan: &HourPlan) -> Option<Vec<String>> {
+    if plan.recompute_metrics {
+        Some(
+            snap.table_files("metrics")
+                .filter(|f| in_hour(&f.path, "metrics", date, hour))
+                .map(|f| f.path.clone())
+                .collect(),
+        )
+    } else {
+        (!plan.new_metrics.is_empty()).then(|| plan.new_metrics.clone())
+    }
 }
 
 /// The work of one hour: which files to read.
@@ -549,23 +661,38 @@ impl Processor {
         }
         let mut updated: Vec<HourRollups> = Vec::new();
         let outcome = async {
-            for ((date, hour), plan) in &plans {
-                let (files, rows, hr) = self
-                    .process_hour(
-                        &snap,
-                        date,
-                        *hour,
-                        plan,
-                        window_ms,
-                        from_scratch,
-                        &mut remove,
-                    )
-                    .await?;
-                report.files_read += plan.new_metrics.len() + plan.new_logs.len();
-                report.hours += 1;
-                report.rows_written += rows;
-                add.extend(files);
-                updated.push(hr);
+            let plans: Vec<_> = plans.iter().collect();
+            for chunk in plans.chunks(HOURS_FOLDED_TOGETHER) {
+                // The new raw metric files of these hours, folded together on every core.
+                let raw: Vec<Option<Vec<String>>> = chunk
+                    .iter()
+                    .map(|((date, hour), plan)| metric_files(&snap, date, *hour, plan))
+                    .collect();
+                let groups: Vec<Vec<String>> = raw.iter().flatten().cloned().collect();
+                let mut folded = fold_metric_files(&self.lake, &groups, window_ms)
+                    .await?
+                    .into_iter()
+                    .zip(groups.iter().map(Vec::len));
+                for (((date, hour), plan), raw) in chunk.iter().zip(&raw) {
+                    let folded = raw.as_ref().and_then(|_| folded.next());
+                    let (files, rows, hr) = self
+                        .process_hour(
+                            &snap,
+                            date,
+                            *hour,
+                            plan,
+                            window_ms,
+                            from_scratch,
+                            folded,
+                            &mut remove,
+                        )
+                        .await?;
+                    report.files_read += plan.new_metrics.len() + plan.new_logs.len();
+                    report.hours += 1;
+                    report.rows_written += rows;
+                    add.extend(files);
+                    updated.push(hr);
+                }
             }
             Ok::<_, ProcessError>(())
         }
@@ -846,6 +973,7 @@ impl Processor {
         plan: &HourPlan,
         window_ms: i64,
         from_scratch: bool,
+        folded: Option<(MetricWindows, usize)>,
         remove: &mut Vec<String>,
     ) -> Result<(Vec<AddFile>, u64, HourRollups), ProcessError> {
         let mut add = Vec::new();
@@ -864,26 +992,18 @@ impl Processor {
         };
 
         // Metrics: stored rollups plus new raw rows, or every raw row of the hour.
-        if !plan.new_metrics.is_empty() || plan.recompute_metrics {
+        if let Some((folded, raw_files)) = folded {
             let old_1m = stored(METRIC_ROLLUPS_1M);
             let old_1h = stored(METRIC_ROLLUPS_1H);
-            let (base, raw): (Vec<String>, Vec<String>) = if plan.recompute_metrics {
-                let all = snap
-                    .table_files("metrics")
-                    .filter(|f| in_hour(&f.path, "metrics", date, hour))
-                    .map(|f| f.path.clone())
-                    .collect();
-                (Vec::new(), all)
-            } else if from_scratch {
-                (Vec::new(), plan.new_metrics.clone())
+            let base = if plan.recompute_metrics || from_scratch {
+                Vec::new()
             } else {
-                (old_1m.clone(), plan.new_metrics.clone())
+                old_1m.clone()
             };
             let mut base_batches = Vec::new();
             for p in &base {
                 base_batches.push((p.clone(), read_batches(&self.lake, p).await?));
             }
-            let folded = fold_metric_files(&self.lake, &raw, window_ms).await?;
             let mode = if plan.recompute_metrics {
                 "recompute"
             } else {
@@ -892,7 +1012,7 @@ impl Processor {
             METRICS
                 .files_processed
                 .with_label_values(&["metrics", mode])
-                .inc_by(raw.len() as u64);
+                .inc_by(raw_files as u64);
             let windows = tokio::task::spawn_blocking(move || {
                 let mut interner = SeriesInterner::default();
                 let mut windows = MetricWindows::new();
@@ -1020,6 +1140,51 @@ pub(crate) mod tests {
 
     /// Commits `events` the way ingest does: one file per table and hour, with the Kafka
     /// offsets they cover (partition 0, from `offset`).
+    /// The fold reads the strings of the lake's metric files as dictionaries, the labels' keys
+    /// and values included, so that no string is decoded or hashed per row.
+    #[test]
+    fn metric_files_are_read_as_dictionaries() {
+        let events = generated(2_000, 7);
+        let mut batch = Batch::new();
+        for (i, e) in events.iter().enumerate() {
+            let ev = decode_value(EventKind::Metric, e).expect("valid test event");
+            batch.push_event(
+                &ev,
+                &Provenance {
+                    topic: "t",
+                    partition: 0,
+                    offset: i as i64,
+                    index: 0,
+                    ingested_at_ms: 0,
+                },
+            );
+        }
+        let finished = batch.finish().unwrap();
+        let bytes = encode_parquet(std::slice::from_ref(&finished.parts[0].1)).unwrap();
+        let dict = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+        let mut rows = 0;
+        for b in reader(
+            bytes,
+            "test",
+            Some(&METRIC_FOLD_COLUMNS),
+            &METRIC_DICTIONARY_COLUMNS,
+        )
+        .unwrap()
+        {
+            let b = b.unwrap();
+            rows += b.num_rows();
+            assert_eq!(b.num_columns(), METRIC_FOLD_COLUMNS.len());
+            for c in ["service", "name", "version"] {
+                assert_eq!(b.column_by_name(c).unwrap().data_type(), &dict, "{c}");
+            }
+            let labels = b.column_by_name("labels").unwrap();
+            let labels = datafusion::arrow::array::AsArray::as_map(labels);
+            assert_eq!(labels.keys().data_type(), &dict);
+            assert_eq!(labels.values().data_type(), &dict);
+        }
+        assert_eq!(rows, finished.parts[0].1.num_rows());
+    }
+
     pub(crate) async fn ingest_commit(
         lake: &Lake,
         kind: EventKind,

@@ -127,7 +127,12 @@ impl DDSketch {
     }
 
     fn key(&self, magnitude: f64) -> i32 {
-        (magnitude.ln() / self.ln_gamma).ceil() as i32
+        // `ceil` without a libm call (x86-64's baseline has no rounding instruction): truncate,
+        // then step up when a positive fraction was cut off; the same integer as `f64::ceil`
+        // for every key a finite magnitude has (|x| < 50,000).
+        let x = magnitude.ln() / self.ln_gamma;
+        let t = x as i32;
+        t + i32::from(f64::from(t) < x)
     }
 
     fn bucket_value(&self, key: i32) -> f64 {
@@ -402,6 +407,21 @@ mod tests {
         let lo = r.floor() as usize;
         let hi = r.ceil() as usize;
         sorted[lo] + (r - lo as f64) * (sorted[hi] - sorted[lo])
+    }
+
+    /// The bucket key is `ceil(ln v / ln γ)` for every magnitude, exact powers of γ included.
+    #[test]
+    fn key_is_the_ceiling_of_the_log() {
+        let s = DDSketch::default();
+        let gamma = s.ln_gamma.exp();
+        let mut v = MIN_INDEXABLE;
+        while v < 1e300 {
+            for m in [v, v * gamma, v.next_up(), v.next_down(), 1.0, 1.0 + 1e-16] {
+                assert_eq!(s.key(m), (m.ln() / s.ln_gamma).ceil() as i32, "{m}");
+            }
+            v *= 1.37;
+        }
+        assert_eq!(s.key(f64::MAX), (f64::MAX.ln() / s.ln_gamma).ceil() as i32);
     }
 
     fn check(values: &[f64]) -> Result<(), TestCaseError> {
