@@ -673,24 +673,21 @@ impl Processor {
                     .await?
                     .into_iter()
                     .zip(groups.iter().map(Vec::len));
-                for (((date, hour), plan), raw) in chunk.iter().zip(&raw) {
+                // The hours of the chunk at once: their CPU work runs on blocking threads.
+                let hours = chunk.iter().zip(&raw).map(|(((date, hour), plan), raw)| {
                     let folded = raw.as_ref().and_then(|_| folded.next());
-                    let (files, rows, hr) = self
-                        .process_hour(
-                            &snap,
-                            date,
-                            *hour,
-                            plan,
-                            window_ms,
-                            from_scratch,
-                            folded,
-                            &mut remove,
-                        )
-                        .await?;
+                    self.process_hour(&snap, date, *hour, plan, window_ms, from_scratch, folded)
+                });
+                for ((files, rows, hr, removed), (_, plan)) in futures::future::try_join_all(hours)
+                    .await?
+                    .into_iter()
+                    .zip(chunk)
+                {
                     report.files_read += plan.new_metrics.len() + plan.new_logs.len();
                     report.hours += 1;
                     report.rows_written += rows;
                     add.extend(files);
+                    remove.extend(removed);
                     updated.push(hr);
                 }
             }
@@ -702,6 +699,11 @@ impl Processor {
             return Err(e);
         }
 
+        debug!(
+            stream = stream.name(),
+            ms = started.elapsed().as_millis() as u64,
+            "rollups built"
+        );
         let mut state = BTreeMap::new();
         let detections = match self.detect(&snap, updated, window_ms).await {
             Ok((files, marks, counts)) => {
@@ -716,6 +718,11 @@ impl Processor {
                 return Err(e);
             }
         };
+        debug!(
+            stream = stream.name(),
+            ms = started.elapsed().as_millis() as u64,
+            "detection done"
+        );
         if stream == Stream::Costs && (!billing_dates.is_empty() || refresh_opportunities) {
             let costs = match self.costs(&snap, &billing_dates).await {
                 Ok(w) => w,
@@ -974,8 +981,8 @@ impl Processor {
         window_ms: i64,
         from_scratch: bool,
         folded: Option<(MetricWindows, usize)>,
-        remove: &mut Vec<String>,
-    ) -> Result<(Vec<AddFile>, u64, HourRollups), ProcessError> {
+    ) -> Result<(Vec<AddFile>, u64, HourRollups, Vec<String>), ProcessError> {
+        let mut remove = Vec::new();
         let mut add = Vec::new();
         let mut rows = 0u64;
         let stored = |table: &'static str| -> Vec<String> {
@@ -1013,7 +1020,9 @@ impl Processor {
                 .files_processed
                 .with_label_values(&["metrics", mode])
                 .inc_by(raw_files as u64);
-            let windows = tokio::task::spawn_blocking(move || {
+            // Merging, the hourly rollups and their rows are CPU work: on a blocking thread, so
+            // that the hours of a cycle build theirs on every core.
+            let (windows, batches) = tokio::task::spawn_blocking(move || {
                 let mut interner = SeriesInterner::default();
                 let mut windows = MetricWindows::new();
                 for (path, batches) in &base_batches {
@@ -1027,15 +1036,15 @@ impl Processor {
                     }
                 }
                 merge_windows(&mut windows, folded);
-                Ok::<_, ProcessError>(windows)
+                let hourly = coarsen(&windows, HOUR_MS);
+                let batches = [
+                    (METRIC_ROLLUPS_1M, metric_rollup_batch(&windows, window_ms)?),
+                    (METRIC_ROLLUPS_1H, metric_rollup_batch(&hourly, HOUR_MS)?),
+                ];
+                Ok::<_, ProcessError>((windows, batches))
             })
             .await??;
-            let hourly = coarsen(&windows, HOUR_MS);
-            for (table, w, ms) in [
-                (METRIC_ROLLUPS_1M, &windows, window_ms),
-                (METRIC_ROLLUPS_1H, &hourly, HOUR_MS),
-            ] {
-                let batch = metric_rollup_batch(w, ms)?;
+            for (table, batch) in batches {
                 rows += batch.num_rows() as u64;
                 add.push(self.write(table, date, hour, batch).await?);
             }
@@ -1092,7 +1101,7 @@ impl Processor {
             remove.extend(old);
             hour_rollups.logs = windows;
         }
-        Ok((add, rows, hour_rollups))
+        Ok((add, rows, hour_rollups, remove))
     }
 
     async fn write(
