@@ -234,6 +234,17 @@ fn encode(batch: Batch, writer: &str) -> Result<Encoded, IngestError> {
     })
 }
 
+/// The consumer loop's clients and what it knows of its partitions: what a commit needs.
+struct Session<'a> {
+    consumer: &'a BaseConsumer<Ctx>,
+    producer: &'a BaseProducer,
+    handle: &'a Handle,
+    shutdown: &'a CancellationToken,
+    parts: HashMap<(String, i32), PartitionState>,
+    /// The next offset of each partition as of this process's last commit.
+    committed_ends: HashMap<(String, i32), i64>,
+}
+
 /// What the loop knows of one assigned partition.
 #[derive(Debug, Clone, Copy)]
 struct PartitionState {
@@ -372,14 +383,20 @@ impl Ingest {
             "ingest consuming"
         );
 
-        let mut parts: HashMap<(String, i32), PartitionState> = HashMap::new();
-        let mut committed_ends: HashMap<(String, i32), i64> = HashMap::new();
+        let mut s = Session {
+            consumer: &consumer,
+            producer: &producer,
+            handle,
+            shutdown,
+            parts: HashMap::new(),
+            committed_ends: HashMap::new(),
+        };
         let mut batch = Batch::new();
         // At most one full batch is encoded on a blocking thread while the next one fills;
         // batches are committed in the order they were filled.
         let mut encoding: Option<Encoding> = None;
         let result = loop {
-            if shutdown.is_cancelled() {
+            if s.shutdown.is_cancelled() {
                 break Ok(());
             }
             let msg = consumer.poll(Duration::from_millis(100));
@@ -392,44 +409,28 @@ impl Ingest {
             for change in changes {
                 match change {
                     Change::Revoked(list) => {
-                        if let Err(e) = self.commit_encoding(
-                            &mut encoding,
-                            &consumer,
-                            &producer,
-                            &mut parts,
-                            &mut committed_ends,
-                            handle,
-                            shutdown,
-                        ) {
+                        if let Err(e) = self.commit_encoding(&mut encoding, &mut s) {
                             failed = Some(e);
                             break;
                         }
                         if list.iter().any(|k| batch.offsets.contains_key(k)) {
                             let full = std::mem::take(&mut batch);
-                            if let Err(e) = self.flush(
-                                full,
-                                &consumer,
-                                &producer,
-                                &mut parts,
-                                &mut committed_ends,
-                                handle,
-                                shutdown,
-                            ) {
+                            if let Err(e) = self.flush(full, &mut s) {
                                 failed = Some(e);
                                 break;
                             }
                         }
                         for key in list {
-                            parts.remove(&key);
+                            s.parts.remove(&key);
                         }
                     }
                     Change::Assigned(list) => {
                         for (key, next) in list {
-                            let next = match (next, committed_ends.get(&key)) {
+                            let next = match (next, s.committed_ends.get(&key)) {
                                 (Some(n), Some(c)) => Some(n.max(*c)),
                                 (n, c) => n.or(c.copied()),
                             };
-                            parts.insert(
+                            s.parts.insert(
                                 key,
                                 PartitionState {
                                     lake_next: next,
@@ -451,22 +452,14 @@ impl Ingest {
                 }
                 Some(Ok(m)) => {
                     METRICS.broker_up.set(1);
-                    if let Err(e) = self.accept(&m, &consumer, &mut parts, &mut batch) {
+                    if let Err(e) = self.accept(&m, &consumer, &mut s.parts, &mut batch) {
                         break Err(e);
                     }
                 }
             }
             let encoded = encoding.as_ref().is_some_and(Encoding::is_finished);
             if encoded || self.due(&batch) {
-                if let Err(e) = self.commit_encoding(
-                    &mut encoding,
-                    &consumer,
-                    &producer,
-                    &mut parts,
-                    &mut committed_ends,
-                    handle,
-                    shutdown,
-                ) {
+                if let Err(e) = self.commit_encoding(&mut encoding, &mut s) {
                     break Err(e);
                 }
             }
@@ -475,37 +468,21 @@ impl Ingest {
                 // The next batch of these partitions starts where this one ends: it either
                 // commits, or the loop stops and restarts from the lake's record.
                 for (key, (_, end)) in &full.offsets {
-                    if let Some(s) = parts.get_mut(key) {
-                        s.lake_next = Some(*end);
+                    if let Some(state) = s.parts.get_mut(key) {
+                        state.lake_next = Some(*end);
                     }
                 }
                 let writer = self.writer.clone();
-                encoding = Some(handle.spawn_blocking(move || encode(full, &writer)));
+                encoding = Some(s.handle.spawn_blocking(move || encode(full, &writer)));
             }
         };
         let result = result.and_then(|()| {
-            self.commit_encoding(
-                &mut encoding,
-                &consumer,
-                &producer,
-                &mut parts,
-                &mut committed_ends,
-                handle,
-                shutdown,
-            )?;
+            self.commit_encoding(&mut encoding, &mut s)?;
             if batch.is_empty() {
                 Ok(())
             } else {
                 let last = std::mem::take(&mut batch);
-                self.flush(
-                    last,
-                    &consumer,
-                    &producer,
-                    &mut parts,
-                    &mut committed_ends,
-                    handle,
-                    shutdown,
-                )
+                self.flush(last, &mut s)
             }
         });
         consumer.unsubscribe();
@@ -662,71 +639,30 @@ impl Ingest {
 
     /// Encodes, uploads and commits one batch; retries while the lake fails, with partitions
     /// paused, until it succeeds or shutdown gives up.
-    #[allow(clippy::too_many_arguments)]
-    fn flush(
-        &self,
-        batch: Batch,
-        consumer: &BaseConsumer<Ctx>,
-        producer: &BaseProducer,
-        parts: &mut HashMap<(String, i32), PartitionState>,
-        committed_ends: &mut HashMap<(String, i32), i64>,
-        handle: &Handle,
-        shutdown: &CancellationToken,
-    ) -> Result<(), IngestError> {
+    fn flush(&self, batch: Batch, s: &mut Session<'_>) -> Result<(), IngestError> {
         let encoded = encode(batch, &self.writer)?;
-        self.commit(
-            encoded,
-            consumer,
-            producer,
-            parts,
-            committed_ends,
-            handle,
-            shutdown,
-        )
+        self.commit(encoded, s)
     }
 
     /// Waits for the batch being encoded, if any, and commits it.
-    #[allow(clippy::too_many_arguments)]
     fn commit_encoding(
         &self,
         encoding: &mut Option<Encoding>,
-        consumer: &BaseConsumer<Ctx>,
-        producer: &BaseProducer,
-        parts: &mut HashMap<(String, i32), PartitionState>,
-        committed_ends: &mut HashMap<(String, i32), i64>,
-        handle: &Handle,
-        shutdown: &CancellationToken,
+        s: &mut Session<'_>,
     ) -> Result<(), IngestError> {
         let Some(task) = encoding.take() else {
             return Ok(());
         };
-        let encoded = handle
+        let encoded = s
+            .handle
             .block_on(task)
             .map_err(|e| IngestError::Restart(format!("the encoding task failed: {e}")))??;
-        self.commit(
-            encoded,
-            consumer,
-            producer,
-            parts,
-            committed_ends,
-            handle,
-            shutdown,
-        )
+        self.commit(encoded, s)
     }
 
     /// Uploads and commits one encoded batch; retries while the lake fails, with partitions
     /// paused, until it succeeds or shutdown gives up.
-    #[allow(clippy::too_many_arguments)]
-    fn commit(
-        &self,
-        encoded: Encoded,
-        consumer: &BaseConsumer<Ctx>,
-        producer: &BaseProducer,
-        parts: &mut HashMap<(String, i32), PartitionState>,
-        committed_ends: &mut HashMap<(String, i32), i64>,
-        handle: &Handle,
-        shutdown: &CancellationToken,
-    ) -> Result<(), IngestError> {
+    fn commit(&self, encoded: Encoded, s: &mut Session<'_>) -> Result<(), IngestError> {
         let Encoded {
             files,
             dead_letters,
@@ -764,7 +700,7 @@ impl Ingest {
         let mut paused: Option<TopicPartitionList> = None;
         let mut failing_since: Option<Instant> = None;
         let outcome = loop {
-            let attempt = handle.block_on(async {
+            let attempt = s.handle.block_on(async {
                 let mut adds = Vec::with_capacity(files.len());
                 for (rel, table, rows, bytes) in &files {
                     adds.push(
@@ -793,23 +729,23 @@ impl Ingest {
                     let since = *failing_since.get_or_insert_with(Instant::now);
                     error!(error = %e, cause = ?std::error::Error::source(&e), failing_for = ?since.elapsed(), "lake write failed; nothing committed, retrying");
                     if paused.is_none() {
-                        if let Ok(a) = consumer.assignment() {
-                            if consumer.pause(&a).is_ok() {
+                        if let Ok(a) = s.consumer.assignment() {
+                            if s.consumer.pause(&a).is_ok() {
                                 paused = Some(a);
                             }
                         }
                     }
-                    if shutdown.is_cancelled() && since.elapsed() > Duration::from_secs(5) {
+                    if s.shutdown.is_cancelled() && since.elapsed() > Duration::from_secs(5) {
                         break Err(IngestError::FlushAbandoned { source: e });
                     }
                     let until = Instant::now() + backoff;
                     while Instant::now() < until {
                         // Keep serving the group (heartbeats, rebalances); paused partitions
                         // deliver nothing, and anything delivered anyway is re-read later.
-                        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                        if let Some(Ok(m)) = s.consumer.poll(Duration::from_millis(100)) {
                             let key = (m.topic().to_string(), m.partition());
-                            if let Some(s) = parts.get_mut(&key) {
-                                s.position = s.position.map(|p| p.min(m.offset()));
+                            if let Some(state) = s.parts.get_mut(&key) {
+                                state.position = state.position.map(|p| p.min(m.offset()));
                             }
                         }
                     }
@@ -818,7 +754,7 @@ impl Ingest {
             }
         };
         if let Some(a) = paused {
-            let _ = consumer.resume(&a);
+            let _ = s.consumer.resume(&a);
         }
         let version = match outcome {
             Ok(v) => v,
@@ -851,18 +787,18 @@ impl Ingest {
         // The lake now holds these offsets; tell Kafka too, for lag monitoring only.
         let mut tpl = TopicPartitionList::new();
         for ((topic, p), (_, end)) in &offsets {
-            committed_ends.insert((topic.clone(), *p), *end);
-            if let Some(s) = parts.get_mut(&(topic.clone(), *p)) {
-                s.lake_next = Some(*end);
+            s.committed_ends.insert((topic.clone(), *p), *end);
+            if let Some(state) = s.parts.get_mut(&(topic.clone(), *p)) {
+                state.lake_next = Some(*end);
                 let _ = tpl.add_partition_offset(topic, *p, Offset::Offset(*end));
             }
         }
         if tpl.count() > 0 {
-            if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+            if let Err(e) = s.consumer.commit(&tpl, CommitMode::Async) {
                 debug!(error = %e, "kafka offset commit failed (the lake holds the offsets)");
             }
         }
-        self.produce_dead_letters(producer, &dead_letters);
+        self.produce_dead_letters(s.producer, &dead_letters);
         METRICS
             .flush_seconds
             .with_label_values(&["committed"])

@@ -347,7 +347,7 @@ impl MetricFold {
         let mut pairs: Vec<(&str, &str)> = Vec::new();
         for row in 0..batch.num_rows() {
             let labels_of_row = entries(row);
-            let id = if space.is_some() {
+            let code = space.map(|_| {
                 let mut code = service_d.push(0, Some(row));
                 code = name_d.push(code, Some(row));
                 code = version_d.push(code, Some(row));
@@ -357,32 +357,25 @@ impl MetricFold {
                     code = key_d.push(code, i);
                     code = value_d.push(code, i);
                 }
-                match cache.get(&code) {
-                    Some(id) => *id,
-                    None => {
-                        let id = self.intern_row(
-                            &service,
-                            &name,
-                            &version,
-                            (&label_keys, &label_values),
-                            row,
-                            labels_of_row,
-                            &mut pairs,
-                        );
-                        cache.insert(code, id);
-                        id
+                code
+            });
+            let id = match code.and_then(|c| cache.get(&c).copied()) {
+                Some(id) => id,
+                None => {
+                    let id = self.intern_row(
+                        &service,
+                        &name,
+                        &version,
+                        (&label_keys, &label_values),
+                        row,
+                        labels_of_row,
+                        &mut pairs,
+                    );
+                    if let Some(c) = code {
+                        cache.insert(c, id);
                     }
+                    id
                 }
-            } else {
-                self.intern_row(
-                    &service,
-                    &name,
-                    &version,
-                    (&label_keys, &label_values),
-                    row,
-                    labels_of_row,
-                    &mut pairs,
-                )
             };
             let t = ts.value(row);
             let slot = match self.current.get(id as usize) {
