@@ -38,7 +38,19 @@ struct Bins {
 }
 
 impl Bins {
+    #[inline]
     fn add(&mut self, key: i32, n: u64) {
+        // The common case first: a key inside the bins (a key below `offset` wraps to a huge
+        // index and falls through, as does any key of empty bins).
+        let i = key.wrapping_sub(self.offset) as u32 as usize;
+        if let Some(c) = self.counts.get_mut(i) {
+            *c += n;
+            return;
+        }
+        self.grow_to(key, n);
+    }
+
+    fn grow_to(&mut self, key: i32, n: u64) {
         if self.counts.is_empty() {
             self.offset = key;
             self.counts.push(n);
@@ -141,6 +153,7 @@ impl DDSketch {
     }
 
     /// Adds one value; non-finite values are ignored (the decoder refuses them upstream).
+    #[inline]
     pub fn add(&mut self, v: f64) {
         if !v.is_finite() {
             return;

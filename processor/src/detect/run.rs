@@ -176,7 +176,7 @@ fn version_change(
 pub fn detect(
     windows: &MetricWindows,
     touched: &BTreeSet<SeriesKey>,
-    marks: &dyn Fn(&str) -> Mark,
+    marks: &(dyn Fn(&str) -> Mark + Sync),
     window_ms: i64,
     cfg: &DetectConfig,
 ) -> Detections {
@@ -190,107 +190,148 @@ pub fn detect(
         win.sketch.merge(s);
         *win.versions.entry(key.version.clone()).or_default() += s.count();
     }
-    let mut out = Detections::default();
     let per_day = Detector::points_per_day(window_ms);
-    for (series, wins) in &by_series {
-        let Some(&newest) = wins.keys().next_back() else {
-            continue;
-        };
-        let closed_until = newest - cfg.lateness_windows * window_ms;
-        let closed: Vec<(i64, &Window)> = wins
-            .iter()
-            .filter(|(w, _)| **w <= closed_until)
-            .map(|(w, x)| (*w, x))
+    // Series are independent: they are split across the cores, and the parts are joined in
+    // series order, so the result is the same as one pass.
+    let series: Vec<(&SeriesKey, &BTreeMap<i64, Window>)> = by_series.iter().collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(series.len().div_ceil(16))
+        .max(1);
+    let per_thread = series.len().div_ceil(threads).max(1);
+    let parts: Vec<Detections> = std::thread::scope(|scope| {
+        let handles: Vec<_> = series
+            .chunks(per_thread)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    let mut out = Detections::default();
+                    for (series, wins) in chunk {
+                        detect_series(series, wins, marks, per_day, window_ms, cfg, &mut out);
+                    }
+                    out
+                })
+            })
             .collect();
-        if closed.is_empty() {
-            continue;
-        }
-        for (metric, q) in [("p95", 0.95), ("p99", 0.99)] {
-            let key = state_key(series, metric);
-            let mut mark = marks(&key);
-            let mut det = Detector::new(per_day, cfg.anomaly);
-            for (w, win) in &closed {
-                let Some(x) = win.sketch.quantile(q) else {
-                    continue;
-                };
-                let e = det.push(x);
-                if mark.evaluated.is_some_and(|done| *w <= done) {
-                    continue;
-                }
-                if let Some(e) = e.filter(|e| e.anomalous) {
-                    out.anomalies.push(Anomaly {
-                        series: series.clone(),
-                        metric,
-                        window_start: *w,
-                        observed: x,
-                        expected: e.expected,
-                        lower: e.lower,
-                        upper: e.upper,
-                        score: e.score,
-                        severity: e.severity(&cfg.anomaly),
-                    });
-                }
-            }
-            let last = closed.last().map(|(w, _)| *w);
-            if last > mark.evaluated {
-                mark.evaluated = last;
-                out.marks.insert(key, mark);
-            }
-        }
-        for (metric, q) in [("p50", 0.5), ("p95", 0.95)] {
-            let key = state_key(series, metric);
-            let mut mark = out.marks.get(&key).copied().unwrap_or_else(|| marks(&key));
-            let raw: Vec<(i64, f64)> = closed
-                .iter()
-                .filter_map(|(w, win)| win.sketch.quantile(q).map(|x| (*w, x)))
-                .collect();
-            let Some((kept, adjusted)) = deseasonalize(&raw, window_ms, cfg.change_history) else {
-                continue;
-            };
-            let from = kept.len().saturating_sub(cfg.change_history);
-            let tail = &kept[from..];
-            let values = &adjusted[from..];
-            let mut changed = false;
-            let cps = change_points(values, &cfg.changes);
-            for cp in &cps {
-                if cp.index + cfg.change_settle > values.len() {
-                    continue;
-                }
-                let at = tail[cp.index].0;
-                // Levels of the series with its daily shape divided out (the shape averages
-                // about 1), so a change measured across different times of day is not skewed.
-                let (before_level, after_level) = (cp.mean_before, cp.mean_after);
-                let min_gap = cfg.change_settle as i64 * window_ms;
-                if mark.last_change.is_some_and(|l| at <= l + min_gap) {
-                    continue;
-                }
-                let (before, after) = version_change(tail, cp.index, cfg.change_settle, |w| {
-                    wins.get(&w).and_then(Window::version)
-                });
-                out.regressions.push(Regression {
-                    series: series.clone(),
-                    metric,
-                    change_at: at,
-                    before: before_level,
-                    after: after_level,
-                    change_pct: if before_level == 0.0 {
-                        0.0
-                    } else {
-                        (after_level / before_level - 1.0) * 100.0
-                    },
-                    p_value: cp.pvalue,
-                    version_before: before,
-                    version_after: after,
-                });
-                mark.last_change = Some(at);
-                changed = true;
-            }
-            if changed {
-                out.marks.insert(key, mark);
-            }
-        }
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a detection thread panicked"))
+            .collect()
+    });
+    let mut out = Detections::default();
+    for part in parts {
+        out.anomalies.extend(part.anomalies);
+        out.regressions.extend(part.regressions);
+        out.marks.extend(part.marks);
     }
     out
+}
+
+/// Runs the detectors over one series' windows, adding what they find to `out`.
+fn detect_series(
+    series: &SeriesKey,
+    wins: &BTreeMap<i64, Window>,
+    marks: &(dyn Fn(&str) -> Mark + Sync),
+    per_day: usize,
+    window_ms: i64,
+    cfg: &DetectConfig,
+    out: &mut Detections,
+) {
+    let Some(&newest) = wins.keys().next_back() else {
+        return;
+    };
+    let closed_until = newest - cfg.lateness_windows * window_ms;
+    let closed: Vec<(i64, &Window)> = wins
+        .iter()
+        .filter(|(w, _)| **w <= closed_until)
+        .map(|(w, x)| (*w, x))
+        .collect();
+    if closed.is_empty() {
+        return;
+    }
+    for (metric, q) in [("p95", 0.95), ("p99", 0.99)] {
+        let key = state_key(series, metric);
+        let mut mark = marks(&key);
+        let mut det = Detector::new(per_day, cfg.anomaly);
+        for (w, win) in &closed {
+            let Some(x) = win.sketch.quantile(q) else {
+                continue;
+            };
+            let e = det.push(x);
+            if mark.evaluated.is_some_and(|done| *w <= done) {
+                continue;
+            }
+            if let Some(e) = e.filter(|e| e.anomalous) {
+                out.anomalies.push(Anomaly {
+                    series: series.clone(),
+                    metric,
+                    window_start: *w,
+                    observed: x,
+                    expected: e.expected,
+                    lower: e.lower,
+                    upper: e.upper,
+                    score: e.score,
+                    severity: e.severity(&cfg.anomaly),
+                });
+            }
+        }
+        let last = closed.last().map(|(w, _)| *w);
+        if last > mark.evaluated {
+            mark.evaluated = last;
+            out.marks.insert(key, mark);
+        }
+    }
+    for (metric, q) in [("p50", 0.5), ("p95", 0.95)] {
+        let key = state_key(series, metric);
+        let mut mark = out.marks.get(&key).copied().unwrap_or_else(|| marks(&key));
+        let raw: Vec<(i64, f64)> = closed
+            .iter()
+            .filter_map(|(w, win)| win.sketch.quantile(q).map(|x| (*w, x)))
+            .collect();
+        let Some((kept, adjusted)) = deseasonalize(&raw, window_ms, cfg.change_history) else {
+            continue;
+        };
+        let from = kept.len().saturating_sub(cfg.change_history);
+        let tail = &kept[from..];
+        let values = &adjusted[from..];
+        let mut changed = false;
+        let cps = change_points(values, &cfg.changes);
+        for cp in &cps {
+            if cp.index + cfg.change_settle > values.len() {
+                continue;
+            }
+            let at = tail[cp.index].0;
+            // Levels of the series with its daily shape divided out (the shape averages
+            // about 1), so a change measured across different times of day is not skewed.
+            let (before_level, after_level) = (cp.mean_before, cp.mean_after);
+            let min_gap = cfg.change_settle as i64 * window_ms;
+            if mark.last_change.is_some_and(|l| at <= l + min_gap) {
+                continue;
+            }
+            let (before, after) = version_change(tail, cp.index, cfg.change_settle, |w| {
+                wins.get(&w).and_then(Window::version)
+            });
+            out.regressions.push(Regression {
+                series: series.clone(),
+                metric,
+                change_at: at,
+                before: before_level,
+                after: after_level,
+                change_pct: if before_level == 0.0 {
+                    0.0
+                } else {
+                    (after_level / before_level - 1.0) * 100.0
+                },
+                p_value: cp.pvalue,
+                version_before: before,
+                version_after: after,
+            });
+            mark.last_change = Some(at);
+            changed = true;
+        }
+        if changed {
+            out.marks.insert(key, mark);
+        }
+    }
 }
 
 /// The kept points of a series, (window, value), and their values with the shape divided out.
