@@ -457,13 +457,15 @@ impl Ingest {
                     }
                 }
             }
+            // One look at the clock per message: `due` reads it.
+            let due = self.due(&batch);
             let encoded = encoding.as_ref().is_some_and(Encoding::is_finished);
-            if encoded || self.due(&batch) {
+            if encoded || due {
                 if let Err(e) = self.commit_encoding(&mut encoding, &mut s) {
                     break Err(e);
                 }
             }
-            if self.due(&batch) {
+            if due {
                 let full = std::mem::take(&mut batch);
                 // The next batch of these partitions starts where this one ends: it either
                 // commits, or the loop stops and restarts from the lake's record.

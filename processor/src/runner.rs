@@ -331,13 +331,9 @@ async fn fetch(lake: &Lake, rel: &str) -> Result<Bytes, ProcessError> {
         })?)
 }
 
-/// Decodes a Parquet file, only `columns` (top-level names) when given.
-fn decode(
-    bytes: Bytes,
-    rel: &str,
-    columns: Option<&[&str]>,
-) -> Result<Vec<RecordBatch>, ProcessError> {
-    reader(bytes, rel, columns, &[])?
+/// Decodes a whole Parquet file.
+fn decode(bytes: Bytes, rel: &str) -> Result<Vec<RecordBatch>, ProcessError> {
+    reader(bytes, rel, None, &[])?
         .map(|b| {
             b.map_err(|e| ProcessError::Read {
                 path: rel.to_string(),
@@ -429,7 +425,7 @@ fn with_dictionaries(schema: &SchemaRef, names: &[&str]) -> SchemaRef {
 pub(crate) async fn read_batches(lake: &Lake, rel: &str) -> Result<Vec<RecordBatch>, ProcessError> {
     let bytes = fetch(lake, rel).await?;
     let rel = rel.to_string();
-    tokio::task::spawn_blocking(move || decode(bytes, &rel, None)).await?
+    tokio::task::spawn_blocking(move || decode(bytes, &rel)).await?
 }
 
 /// The raw metric files to fold for an hour: the new ones, or every live one when the hour is
