@@ -638,15 +638,16 @@ pub fn metric_rollup_batch(
         version.append_option(key.version.as_deref());
         append_labels(&mut labels, &key.labels)?;
         count.append_value(s.count() as i64);
+        let [p50, p90, p95, p99] = s.quantiles([0.5, 0.9, 0.95, 0.99]).unwrap_or_default();
         let vals = [
             s.sum(),
             s.min().unwrap_or(0.0),
             s.max().unwrap_or(0.0),
             s.mean().unwrap_or(0.0),
-            s.quantile(0.5).unwrap_or(0.0),
-            s.quantile(0.9).unwrap_or(0.0),
-            s.quantile(0.95).unwrap_or(0.0),
-            s.quantile(0.99).unwrap_or(0.0),
+            p50,
+            p90,
+            p95,
+            p99,
         ];
         for (b, v) in f.iter_mut().zip(vals) {
             b.append_value(v);

@@ -379,7 +379,9 @@ fn reader(
             datafusion::parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), indices);
         builder = builder.with_projection(mask);
     }
-    builder.with_batch_size(64 * 1024).build().map_err(err)
+    // Batches of 8,192 rows (~400 KB decoded) stay in a core's 1 MiB L2 next to the sketches
+    // being filled; 65,536-row batches evicted them, and the fold took 10% longer.
+    builder.with_batch_size(8 * 1024).build().map_err(err)
 }
 
 /// `schema` with the string fields named in `names` (and the keys and values of maps so named)
@@ -669,6 +671,12 @@ impl Processor {
                     .await?
                     .into_iter()
                     .zip(groups.iter().map(Vec::len));
+                debug!(
+                    stream = stream.name(),
+                    files = groups.iter().map(Vec::len).sum::<usize>(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "raw metric files folded"
+                );
                 // The hours of the chunk at once: their CPU work runs on blocking threads.
                 let hours = chunk.iter().zip(&raw).map(|(((date, hour), plan), raw)| {
                     let folded = raw.as_ref().and_then(|_| folded.next());
@@ -839,10 +847,13 @@ impl Processor {
         updated: Vec<HourRollups>,
         window_ms: i64,
     ) -> Result<(Vec<AddFile>, BTreeMap<String, Mark>, (u64, u64)), ProcessError> {
-        let touched: BTreeSet<SeriesKey> = updated
+        // Windows share their series' key: each distinct key once.
+        let keys: HashMap<*const SeriesKey, &Arc<SeriesKey>> = updated
             .iter()
-            .flat_map(|h| h.metrics.keys().map(|(_, k)| k.without_version()))
+            .flat_map(|h| h.metrics.keys().map(|(_, k)| (Arc::as_ptr(k), k)))
             .collect();
+        let touched: BTreeSet<SeriesKey> = keys.values().map(|k| k.without_version()).collect();
+        drop(keys);
         let touched_services: BTreeSet<String> = updated
             .iter()
             .flat_map(|h| h.logs.keys().map(|(_, s)| s.clone()))

@@ -69,11 +69,27 @@ impl Bins {
     }
 
     fn merge(&mut self, other: &Bins) {
-        for (i, &c) in other.counts.iter().enumerate() {
-            if c > 0 {
-                self.add(other.offset + i as i32, c);
-            }
+        let (Some(first), Some(last)) = (other.first_nonzero(), other.last_nonzero()) else {
+            return;
+        };
+        // Make room for `other`'s range once, then add its counts slice to slice.
+        self.grow_to(first, 0);
+        self.grow_to(last, 0);
+        let from = (first - other.offset) as usize..=(last - other.offset) as usize;
+        let at = (first - self.offset) as usize;
+        for (a, b) in self.counts[at..].iter_mut().zip(&other.counts[from]) {
+            *a += b;
         }
+    }
+
+    fn first_nonzero(&self) -> Option<i32> {
+        let i = self.counts.iter().position(|&c| c > 0)?;
+        Some(self.offset + i as i32)
+    }
+
+    fn last_nonzero(&self) -> Option<i32> {
+        let i = self.counts.iter().rposition(|&c| c > 0)?;
+        Some(self.offset + i as i32)
     }
 
     fn nonzero(&self) -> impl DoubleEndedIterator<Item = (i32, u64)> + '_ {
@@ -147,8 +163,8 @@ impl DDSketch {
         t + i32::from(f64::from(t) < x)
     }
 
-    fn bucket_value(&self, key: i32) -> f64 {
-        let gamma = self.ln_gamma.exp();
+    /// The representative of bucket `key`, `2γ^k / (γ + 1)`, given `γ`.
+    fn bucket_value_with(&self, key: i32, gamma: f64) -> f64 {
         2.0 * (f64::from(key) * self.ln_gamma).exp() / (gamma + 1.0)
     }
 
@@ -225,51 +241,89 @@ impl DDSketch {
         (self.count > 0).then(|| self.sum / self.count as f64)
     }
 
-    /// The estimate of the value of 0-based rank `rank` in sorted order.
-    fn value_at_rank(&self, rank: u64) -> f64 {
-        if rank == 0 {
-            return self.min;
+    /// The estimates of the values of the 0-based `ranks` (ascending) in sorted order, in one
+    /// walk over the buckets.
+    fn values_at_ranks(&self, ranks: &[u64]) -> Vec<f64> {
+        debug_assert!(ranks.is_sorted());
+        let n = ranks.len();
+        let mut out = vec![self.max; n];
+        // Ranks at the ends are the exact min and max; the rest are found in bucket order.
+        let mut next = 0;
+        while next < n && ranks[next] == 0 {
+            out[next] = self.min;
+            next += 1;
         }
-        if rank + 1 >= self.count {
-            return self.max;
+        let last = ranks.partition_point(|&r| r + 1 < self.count);
+        if next >= last {
+            return out;
         }
+        // `γ` once, not per bucket found.
+        let gamma = self.ln_gamma.exp();
+        let bucket_value = |k: i32| self.bucket_value_with(k, gamma);
         let mut seen = 0u64;
+        let mut take = |seen: u64, value: &dyn Fn() -> f64, next: &mut usize| {
+            if *next < last && seen > ranks[*next] {
+                let v = value().clamp(self.min, self.max);
+                while *next < last && seen > ranks[*next] {
+                    out[*next] = v;
+                    *next += 1;
+                }
+            }
+        };
         // Negative values, most negative (largest magnitude key) first.
         for (k, c) in self.neg.nonzero().rev() {
             seen += c;
-            if seen > rank {
-                return (-self.bucket_value(k)).clamp(self.min, self.max);
-            }
+            take(seen, &|| -bucket_value(k), &mut next);
         }
         seen += self.zero;
-        if seen > rank {
-            return 0.0f64.clamp(self.min, self.max);
-        }
+        take(seen, &|| 0.0, &mut next);
         for (k, c) in self.pos.nonzero() {
-            seen += c;
-            if seen > rank {
-                return self.bucket_value(k).clamp(self.min, self.max);
+            if next >= last {
+                break;
             }
+            seen += c;
+            take(seen, &|| bucket_value(k), &mut next);
         }
-        self.max
+        out
     }
 
     /// The `q` quantile (0 ≤ q ≤ 1) interpolated between ranks as SQL's `quantile_cont` does:
     /// rank `q·(n−1)`. Each of the two ranks is within `alpha` of its exact value, so the
     /// interpolation is within `alpha` of the exact interpolated quantile.
     pub fn quantile(&self, q: f64) -> Option<f64> {
-        if self.count == 0 || !(0.0..=1.0).contains(&q) {
+        self.quantiles([q]).map(|[v]| v)
+    }
+
+    /// Several quantiles (each 0 ≤ q ≤ 1, ascending) as [`DDSketch::quantile`] gives them one by
+    /// one, in one walk over the buckets.
+    pub fn quantiles<const N: usize>(&self, qs: [f64; N]) -> Option<[f64; N]> {
+        if self.count == 0 || !qs.iter().all(|q| (0.0..=1.0).contains(q)) || !qs.is_sorted() {
             return None;
         }
-        let r = q * (self.count - 1) as f64;
-        let lo = r.floor() as u64;
-        let hi = r.ceil() as u64;
-        let vlo = self.value_at_rank(lo);
-        if hi == lo {
-            return Some(vlo);
-        }
-        let vhi = self.value_at_rank(hi);
-        Some(vlo + (r - lo as f64) * (vhi - vlo))
+        let n = (self.count - 1) as f64;
+        let ranks: Vec<u64> = qs
+            .iter()
+            .flat_map(|q| {
+                let r = q * n;
+                [r.floor() as u64, r.ceil() as u64]
+            })
+            .collect();
+        // Ranks of neighbouring quantiles can interleave (the ceiling of one above the floor of
+        // the next): the walk takes them sorted and distinct.
+        let mut sorted = ranks.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let values = self.values_at_ranks(&sorted);
+        let at = |r: u64| values[sorted.binary_search(&r).expect("every rank is walked")];
+        Some(std::array::from_fn(|i| {
+            let r = qs[i] * n;
+            let (lo, hi) = (at(ranks[2 * i]), at(ranks[2 * i + 1]));
+            if ranks[2 * i] == ranks[2 * i + 1] {
+                lo
+            } else {
+                lo + (r - ranks[2 * i] as f64) * (hi - lo)
+            }
+        }))
     }
 
     /// The compact, versioned binary form stored in the lake's sketch columns.
@@ -465,6 +519,44 @@ mod tests {
         })
     }
 
+    /// The quantile as the sketch computed it before `quantiles`: one walk per rank.
+    fn reference_quantile(s: &DDSketch, q: f64) -> f64 {
+        let at = |rank: u64| -> f64 {
+            if rank == 0 {
+                return s.min;
+            }
+            if rank + 1 >= s.count {
+                return s.max;
+            }
+            let gamma = s.ln_gamma.exp();
+            let mut seen = 0u64;
+            for (k, c) in s.neg.nonzero().rev() {
+                seen += c;
+                if seen > rank {
+                    return (-s.bucket_value_with(k, gamma)).clamp(s.min, s.max);
+                }
+            }
+            seen += s.zero;
+            if seen > rank {
+                return 0.0f64.clamp(s.min, s.max);
+            }
+            for (k, c) in s.pos.nonzero() {
+                seen += c;
+                if seen > rank {
+                    return s.bucket_value_with(k, gamma).clamp(s.min, s.max);
+                }
+            }
+            s.max
+        };
+        let r = q * (s.count - 1) as f64;
+        let (lo, hi) = (r.floor() as u64, r.ceil() as u64);
+        if lo == hi {
+            at(lo)
+        } else {
+            at(lo) + (r - lo as f64) * (at(hi) - at(lo))
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
 
@@ -522,6 +614,19 @@ mod tests {
             prop_assert_eq!(&sa.neg, &su.neg);
             for q in [0.0, 0.5, 0.99, 1.0] {
                 prop_assert_eq!(sa.quantile(q), su.quantile(q));
+            }
+        }
+
+        #[test]
+        fn quantiles_in_one_walk_equal_the_rank_by_rank_walk(
+            v in prop::collection::vec(prop_oneof![-50.0f64..50.0, lognormal(3.0, 1.0), Just(0.0)], 1..400),
+        ) {
+            let mut s = DDSketch::default();
+            for &x in &v { s.add(x); }
+            let qs = [0.0, 0.01, 0.5, 0.9, 0.95, 0.99, 1.0];
+            let got = s.quantiles(qs).unwrap();
+            for (q, got) in qs.into_iter().zip(got) {
+                prop_assert_eq!(got, reference_quantile(&s, q), "q={}", q);
             }
         }
 

@@ -180,20 +180,31 @@ pub fn detect(
     window_ms: i64,
     cfg: &DetectConfig,
 ) -> Detections {
-    let mut by_series: BTreeMap<SeriesKey, BTreeMap<i64, Window>> = BTreeMap::new();
+    // Windows share their series' key (`Arc`), so each key is looked up once, not per window.
+    let mut index: BTreeMap<SeriesKey, usize> = BTreeMap::new();
+    let mut of_key: HashMap<*const SeriesKey, Option<usize>> = HashMap::new();
+    let mut by_series: Vec<BTreeMap<i64, Window>> = Vec::new();
     for ((w, key), s) in windows {
-        let series = key.without_version();
-        if !touched.contains(&series) {
-            continue;
-        }
-        let win = by_series.entry(series).or_default().entry(*w).or_default();
+        let i = *of_key.entry(Arc::as_ptr(key)).or_insert_with(|| {
+            let series = key.without_version();
+            touched.contains(&series).then(|| {
+                let next = index.len();
+                *index.entry(series).or_insert_with(|| {
+                    by_series.push(BTreeMap::new());
+                    next
+                })
+            })
+        });
+        let Some(i) = i else { continue };
+        let win = by_series[i].entry(*w).or_default();
         win.sketch.merge(s);
         *win.versions.entry(key.version.clone()).or_default() += s.count();
     }
     let per_day = Detector::points_per_day(window_ms);
     // Series are independent: they are split across the cores, and the parts are joined in
     // series order, so the result is the same as one pass.
-    let series: Vec<(&SeriesKey, &BTreeMap<i64, Window>)> = by_series.iter().collect();
+    let series: Vec<(&SeriesKey, &BTreeMap<i64, Window>)> =
+        index.iter().map(|(k, &i)| (k, &by_series[i])).collect();
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .min(series.len().div_ceil(16))
@@ -248,12 +259,18 @@ fn detect_series(
     if closed.is_empty() {
         return;
     }
-    for (metric, q) in [("p95", 0.95), ("p99", 0.99)] {
+    // p50, p95 and p99 of each closed window, in one walk over its sketch.
+    let levels: Vec<Option<[f64; 3]>> = closed
+        .iter()
+        .map(|(_, win)| win.sketch.quantiles([0.5, 0.95, 0.99]))
+        .collect();
+    let level = |i: usize| move |l: &Option<[f64; 3]>| l.map(|l| l[i]);
+    for (metric, q) in [("p95", 1), ("p99", 2)] {
         let key = state_key(series, metric);
         let mut mark = marks(&key);
         let mut det = Detector::new(per_day, cfg.anomaly);
-        for (w, win) in &closed {
-            let Some(x) = win.sketch.quantile(q) else {
+        for ((w, _), x) in closed.iter().zip(&levels) {
+            let Some(x) = level(q)(x) else {
                 continue;
             };
             let e = det.push(x);
@@ -280,12 +297,13 @@ fn detect_series(
             out.marks.insert(key, mark);
         }
     }
-    for (metric, q) in [("p50", 0.5), ("p95", 0.95)] {
+    for (metric, q) in [("p50", 0), ("p95", 1)] {
         let key = state_key(series, metric);
         let mut mark = out.marks.get(&key).copied().unwrap_or_else(|| marks(&key));
         let raw: Vec<(i64, f64)> = closed
             .iter()
-            .filter_map(|(w, win)| win.sketch.quantile(q).map(|x| (*w, x)))
+            .zip(&levels)
+            .filter_map(|((w, _), x)| level(q)(x).map(|x| (*w, x)))
             .collect();
         let Some((kept, adjusted)) = deseasonalize(&raw, window_ms, cfg.change_history) else {
             continue;
