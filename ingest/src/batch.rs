@@ -10,6 +10,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
+use opslake_schemas::series::write_series_key;
 use opslake_schemas::time::partition_of;
 use opslake_schemas::{tables, BillingEvent, Event, LogEvent, MetricEvent};
 
@@ -122,6 +123,9 @@ struct MetricsBuilder {
     host: StringBuilder,
     version: StringBuilder,
     labels: StrMap,
+    series: StringBuilder,
+    /// Scratch space of the series column's value.
+    key: Vec<u8>,
 }
 
 impl MetricsBuilder {
@@ -136,6 +140,8 @@ impl MetricsBuilder {
             host: StringBuilder::new(),
             version: StringBuilder::new(),
             labels: map_builder(),
+            series: StringBuilder::new(),
+            key: Vec::new(),
         }
     }
 
@@ -149,6 +155,15 @@ impl MetricsBuilder {
         self.host.append_option(m.host.as_deref());
         self.version.append_option(m.version.as_deref());
         append_map(&mut self.labels, &m.labels);
+        write_series_key(
+            &mut self.key,
+            &m.service,
+            &m.name,
+            m.version.as_deref(),
+            &m.labels,
+        );
+        self.series
+            .append_value(std::str::from_utf8(&self.key).expect("JSON is UTF-8"));
     }
 
     fn finish(&mut self, columns: &mut Vec<ArrayRef>) {
@@ -161,6 +176,7 @@ impl MetricsBuilder {
         columns.push(Arc::new(self.host.finish()));
         columns.push(Arc::new(self.version.finish()));
         columns.push(Arc::new(self.labels.finish()));
+        columns.push(Arc::new(self.series.finish()));
     }
 }
 

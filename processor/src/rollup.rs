@@ -18,6 +18,7 @@ use datafusion::arrow::datatypes::{
 };
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
+use opslake_schemas::series::parse_series_key;
 use opslake_schemas::tables;
 
 use crate::sketch::DDSketch;
@@ -43,8 +44,9 @@ impl SeriesKey {
 }
 
 /// Metric rollups of some windows: (window start ms, series) → sketch. The sketch carries the
-/// exact count, sum, min and max.
-pub type MetricWindows = HashMap<(i64, Arc<SeriesKey>), DDSketch>;
+/// exact count, sum, min and max. Hashed with foldhash (hashbrown's default), not SipHash: a
+/// cycle hashes every window's key, strings included, several times.
+pub type MetricWindows = HashMap<(i64, Arc<SeriesKey>), DDSketch, hashbrown::DefaultHashBuilder>;
 
 /// Log levels in the order of the `*_count` columns.
 pub const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "fatal"];
@@ -300,7 +302,17 @@ pub struct MetricFold {
     slots: hashbrown::HashMap<(i64, u32), usize>,
     /// By series id: the window it last added to and that window's sketch.
     current: Vec<(i64, usize)>,
+    /// Series ids by the `series` column's string.
+    by_key: HashMap<Box<str>, u32>,
+    /// By slot: values not yet in the slot's sketch. A slot's values enter its sketch
+    /// [`PENDING`] at a time, while its bins are in L1; one value at a time, nearly every
+    /// update missed the cache, the rows of a batch being spread over hundreds of sketches
+    /// (half of the fold's time in `perf`).
+    pending: Vec<Vec<f64>>,
 }
+
+/// Values a slot holds before they enter its sketch.
+const PENDING: usize = 128;
 
 impl MetricFold {
     /// Folds rows of the `metrics` table.
@@ -308,6 +320,11 @@ impl MetricFold {
     /// # Errors
     /// When a batch lacks a column of the `metrics` table.
     pub fn add(&mut self, batch: &RecordBatch, window_ms: i64) -> Result<(), ArrowError> {
+        if let Some(series) = batch.column_by_name("series") {
+            if series.null_count() == 0 {
+                return self.add_by_series(batch, series, window_ms);
+            }
+        }
         let ts = timestamps(batch, "timestamp")?;
         let ts = ts.as_primitive::<TimestampMillisecondType>();
         let service = dictionary(&column(batch, "service")?)?;
@@ -377,15 +394,78 @@ impl MetricFold {
                     id
                 }
             };
-            let t = ts.value(row);
-            let slot = match self.current.get(id as usize) {
-                // Still in the series' current window: no division to find the window.
-                Some(&(cw, slot)) if t >= cw && t - cw < window_ms => slot,
-                _ => self.slot(window_of(t, window_ms), id),
-            };
-            self.sketches[slot].add(value.value(row));
+            self.add_value(id, ts.value(row), value.value(row), window_ms);
         }
         Ok(())
+    }
+
+    /// Folds rows whose `series` column is complete: each distinct series string of a batch
+    /// is looked up (and parsed, the first time) once, and a row costs an index into that
+    /// batch's ids and one sketch update.
+    fn add_by_series(
+        &mut self,
+        batch: &RecordBatch,
+        series: &ArrayRef,
+        window_ms: i64,
+    ) -> Result<(), ArrowError> {
+        let ts = timestamps(batch, "timestamp")?;
+        let ts = ts.as_primitive::<TimestampMillisecondType>();
+        let value = column(batch, "value")?;
+        let value = value.as_primitive::<Float64Type>();
+        let series = dictionary(series)?;
+        let distinct = series.values().as_string::<i32>();
+        let mut ids = Vec::with_capacity(distinct.len());
+        for key in distinct.iter() {
+            ids.push(self.series_id(key.unwrap_or_default())?);
+        }
+        for (row, &k) in series.keys().values().iter().enumerate() {
+            self.add_value(ids[k as usize], ts.value(row), value.value(row), window_ms);
+        }
+        Ok(())
+    }
+
+    fn series_id(&mut self, key: &str) -> Result<u32, ArrowError> {
+        if let Some(&id) = self.by_key.get(key) {
+            return Ok(id);
+        }
+        let (service, name, version, labels) = parse_series_key(key).ok_or_else(|| {
+            ArrowError::ParseError(format!("not a series of the series column: {key}"))
+        })?;
+        let mut pairs: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let id = self
+            .interner
+            .intern(&service, &name, version.as_deref(), &mut pairs);
+        self.by_key.insert(key.into(), id);
+        Ok(id)
+    }
+
+    #[inline]
+    fn add_value(&mut self, id: u32, t: i64, v: f64, window_ms: i64) {
+        let slot = match self.current.get(id as usize) {
+            // Still in the series' current window: no division to find the window.
+            Some(&(cw, slot)) if t >= cw && t - cw < window_ms => slot,
+            _ => self.slot(window_of(t, window_ms), id),
+        };
+        let pending = &mut self.pending[slot];
+        pending.push(v);
+        if pending.len() >= PENDING {
+            self.sketches[slot].add_all(pending);
+            pending.clear();
+        }
+    }
+
+    /// Adds a slot's pending values to its sketch; `release` frees their buffer too.
+    fn flush(&mut self, slot: usize, release: bool) {
+        let pending = &mut self.pending[slot];
+        self.sketches[slot].add_all(pending);
+        if release {
+            *pending = Vec::new();
+        } else {
+            pending.clear();
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -423,18 +503,27 @@ impl MetricFold {
         let slot = *self.slots.entry((w, id)).or_insert(next);
         if slot == next {
             self.sketches.push(DDSketch::default());
+            self.pending.push(Vec::new());
         }
         let i = id as usize;
         if self.current.len() <= i {
             // No window yet: no timestamp is at or after `i64::MAX`.
-            self.current.resize(i + 1, (i64::MAX, 0));
+            self.current.resize(i + 1, (i64::MAX, usize::MAX));
+        }
+        // The series leaves its window (time moves on, mostly): that window's values go in.
+        let left = self.current[i].1;
+        if left != usize::MAX && left != slot {
+            self.flush(left, true);
         }
         self.current[i] = (w, slot);
         slot
     }
 
     /// The windows folded so far.
-    pub fn finish(self) -> MetricWindows {
+    pub fn finish(mut self) -> MetricWindows {
+        for slot in 0..self.sketches.len() {
+            self.flush(slot, true);
+        }
         let mut sketches: Vec<Option<DDSketch>> = self.sketches.into_iter().map(Some).collect();
         self.slots
             .into_iter()
@@ -580,7 +669,7 @@ pub fn load_log_rollups(batch: &RecordBatch, into: &mut LogWindows) -> Result<()
 
 /// Merges window rollups into rollups of `coarse_ms` windows (1-minute sketches into hours).
 pub fn coarsen(windows: &MetricWindows, coarse_ms: i64) -> MetricWindows {
-    let mut out = MetricWindows::new();
+    let mut out = MetricWindows::default();
     for ((w, key), s) in windows {
         out.entry((window_of(*w, coarse_ms), Arc::clone(key)))
             .or_default()

@@ -245,6 +245,36 @@ const METRIC_FOLD_COLUMNS: [&str; 6] =
 /// Columns of `metrics` the fold reads as dictionaries (with the keys and values of `labels`).
 const METRIC_DICTIONARY_COLUMNS: [&str; 4] = ["service", "name", "version", "labels"];
 
+/// Columns the fold reads from files whose every row has its `series` (all that ingest writes
+/// since the column exists): one dictionary column instead of three strings and a map.
+const METRIC_FOLD_SERIES_COLUMNS: [&str; 3] = ["timestamp", "value", "series"];
+
+/// Which columns of a file to read, and which of them as dictionaries.
+type Projection = (Option<&'static [&'static str]>, &'static [&'static str]);
+
+/// The fold's columns of a raw metric file: the `series` column when the file's statistics show
+/// it in every row, else the columns a series is made of.
+fn metric_fold_projection(meta: &ArrowReaderMetadata) -> Projection {
+    let parquet = meta.metadata();
+    let column = parquet
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .position(|c| c.path().string() == "series");
+    let complete = column.is_some_and(|c| {
+        parquet
+            .row_groups()
+            .iter()
+            .all(|rg| rg.column(c).statistics().and_then(|s| s.null_count_opt()) == Some(0))
+    });
+    if complete {
+        (Some(&METRIC_FOLD_SERIES_COLUMNS), &["series"])
+    } else {
+        (Some(&METRIC_FOLD_COLUMNS), &METRIC_DICTIONARY_COLUMNS)
+    }
+}
+
 /// Hours whose raw files are folded together, so that every core has a file to fold; bounded
 /// so that a long backfill does not hold the windows of every hour in memory at once.
 const HOURS_FOLDED_TOGETHER: usize = 4;
@@ -280,12 +310,7 @@ async fn fold_metric_files(
                 let fold = folds.remove(&group).unwrap_or_default();
                 let fold = tokio::task::spawn_blocking(move || {
                     let mut fold = fold;
-                    let reader = reader(
-                        bytes,
-                        &path,
-                        Some(&METRIC_FOLD_COLUMNS),
-                        &METRIC_DICTIONARY_COLUMNS,
-                    )?;
+                    let reader = reader(bytes, &path, metric_fold_projection)?;
                     for b in reader {
                         let b = b.map_err(|e| ProcessError::Read {
                             path: path.clone(),
@@ -305,7 +330,7 @@ async fn fold_metric_files(
             Ok::<_, ProcessError>(folds)
         });
     }
-    let mut out: Vec<MetricWindows> = groups.iter().map(|_| MetricWindows::new()).collect();
+    let mut out: Vec<MetricWindows> = groups.iter().map(|_| MetricWindows::default()).collect();
     while let Some(part) = workers.join_next().await {
         for (group, fold) in part?? {
             merge_windows(&mut out[group], fold.finish());
@@ -333,7 +358,7 @@ async fn fetch(lake: &Lake, rel: &str) -> Result<Bytes, ProcessError> {
 
 /// Decodes a whole Parquet file.
 fn decode(bytes: Bytes, rel: &str) -> Result<Vec<RecordBatch>, ProcessError> {
-    reader(bytes, rel, None, &[])?
+    reader(bytes, rel, |_| (None, &[]))?
         .map(|b| {
             b.map_err(|e| ProcessError::Read {
                 path: rel.to_string(),
@@ -343,20 +368,21 @@ fn decode(bytes: Bytes, rel: &str) -> Result<Vec<RecordBatch>, ProcessError> {
         .collect()
 }
 
-/// A reader of a Parquet file's batches: only `columns` (top-level names) when given, and the
-/// strings of `dictionaries` (top-level names; a map's keys and values) as dictionary arrays,
-/// which the dictionary-encoded pages of the lake's files turn into without decoding a string.
+/// A reader of a Parquet file's batches. `projection` picks, from the file's metadata, the
+/// columns to read (top-level names; all when `None`) and the strings to read as dictionary
+/// arrays (top-level names; a map's keys and values), which the dictionary-encoded pages of the
+/// lake's files turn into without decoding a string.
 fn reader(
     bytes: Bytes,
     rel: &str,
-    columns: Option<&[&str]>,
-    dictionaries: &[&str],
+    projection: impl FnOnce(&ArrowReaderMetadata) -> Projection,
 ) -> Result<ParquetRecordBatchReader, ProcessError> {
     let err = |source| ProcessError::Read {
         path: rel.to_string(),
         source,
     };
     let mut meta = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new()).map_err(err)?;
+    let (columns, dictionaries) = projection(&meta);
     if !dictionaries.is_empty() {
         let schema = with_dictionaries(meta.schema(), dictionaries);
         if &schema != meta.schema() {
@@ -847,10 +873,10 @@ impl Processor {
         updated: Vec<HourRollups>,
         window_ms: i64,
     ) -> Result<(Vec<AddFile>, BTreeMap<String, Mark>, (u64, u64)), ProcessError> {
-        // Windows share their series' key: each distinct key once.
-        let keys: HashMap<*const SeriesKey, &Arc<SeriesKey>> = updated
+        // Windows share their series' key: each distinct key once (by address).
+        let keys: HashMap<usize, &Arc<SeriesKey>> = updated
             .iter()
-            .flat_map(|h| h.metrics.keys().map(|(_, k)| (Arc::as_ptr(k), k)))
+            .flat_map(|h| h.metrics.keys().map(|(_, k)| (Arc::as_ptr(k) as usize, k)))
             .collect();
         let touched: BTreeSet<SeriesKey> = keys.values().map(|k| k.without_version()).collect();
         drop(keys);
@@ -889,7 +915,7 @@ impl Processor {
                 m.into_iter().chain(l)
             })
             .collect();
-        let mut windows = MetricWindows::new();
+        let mut windows = MetricWindows::default();
         let mut log_windows = LogWindows::new();
         for h in updated {
             windows.extend(h.metrics);
@@ -1001,7 +1027,7 @@ impl Processor {
         let mut hour_rollups = HourRollups {
             date: date.to_string(),
             hour,
-            metrics: MetricWindows::new(),
+            metrics: MetricWindows::default(),
             logs: LogWindows::new(),
         };
 
@@ -1031,7 +1057,7 @@ impl Processor {
             // that the hours of a cycle build theirs on every core.
             let (windows, batches) = tokio::task::spawn_blocking(move || {
                 let mut interner = SeriesInterner::default();
-                let mut windows = MetricWindows::new();
+                let mut windows = MetricWindows::default();
                 for (path, batches) in &base_batches {
                     for b in batches {
                         load_metric_rollups(b, &mut interner, &mut windows).map_err(|source| {
@@ -1156,11 +1182,11 @@ pub(crate) mod tests {
 
     /// Commits `events` the way ingest does: one file per table and hour, with the Kafka
     /// offsets they cover (partition 0, from `offset`).
-    /// The fold reads the strings of the lake's metric files as dictionaries, the labels' keys
-    /// and values included, so that no string is decoded or hashed per row.
-    #[test]
-    fn metric_files_are_read_as_dictionaries() {
-        let events = generated(2_000, 7);
+    use datafusion::arrow::array::{Array, AsArray};
+
+    /// A metric file as ingest writes it, with `n` generated events.
+    fn metric_file(n: usize, seed: u64) -> RecordBatch {
+        let events = generated(n, seed);
         let mut batch = Batch::new();
         for (i, e) in events.iter().enumerate() {
             let ev = decode_value(EventKind::Metric, e).expect("valid test event");
@@ -1175,30 +1201,107 @@ pub(crate) mod tests {
                 },
             );
         }
-        let finished = batch.finish().unwrap();
-        let bytes = encode_parquet(std::slice::from_ref(&finished.parts[0].1)).unwrap();
+        let mut finished = batch.finish().unwrap();
+        assert_eq!(finished.parts.len(), 1, "the test events share an hour");
+        finished.parts.remove(0).1
+    }
+
+    /// `batch` as a file written before the `series` column existed.
+    fn without_series(batch: &RecordBatch) -> RecordBatch {
+        let keep: Vec<usize> = (0..batch.num_columns())
+            .filter(|&i| batch.schema().field(i).name() != "series")
+            .collect();
+        batch.project(&keep).unwrap()
+    }
+
+    /// The fold reads the strings of the lake's metric files as dictionaries, so that no
+    /// string is decoded or hashed per row: the `series` column alone in the files ingest
+    /// writes, and the columns a series is made of (the labels' keys and values included) in
+    /// files without it.
+    #[test]
+    fn metric_files_are_read_as_dictionaries() {
+        let file = metric_file(2_000, 7);
         let dict = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
-        let mut rows = 0;
-        for b in reader(
-            bytes,
-            "test",
-            Some(&METRIC_FOLD_COLUMNS),
-            &METRIC_DICTIONARY_COLUMNS,
-        )
-        .unwrap()
-        {
-            let b = b.unwrap();
-            rows += b.num_rows();
+        let read = |batch: &RecordBatch| {
+            let bytes = encode_parquet(std::slice::from_ref(batch)).unwrap();
+            reader(bytes, "test", metric_fold_projection)
+                .unwrap()
+                .map(Result::unwrap)
+                .collect::<Vec<_>>()
+        };
+
+        let batches = read(&file);
+        assert_eq!(
+            batches.iter().map(RecordBatch::num_rows).sum::<usize>(),
+            2_000
+        );
+        for b in &batches {
+            assert_eq!(b.num_columns(), METRIC_FOLD_SERIES_COLUMNS.len());
+            assert_eq!(b.column_by_name("series").unwrap().data_type(), &dict);
+        }
+
+        let batches = read(&without_series(&file));
+        assert_eq!(
+            batches.iter().map(RecordBatch::num_rows).sum::<usize>(),
+            2_000
+        );
+        for b in &batches {
             assert_eq!(b.num_columns(), METRIC_FOLD_COLUMNS.len());
             for c in ["service", "name", "version"] {
                 assert_eq!(b.column_by_name(c).unwrap().data_type(), &dict, "{c}");
             }
             let labels = b.column_by_name("labels").unwrap();
-            let labels = datafusion::arrow::array::AsArray::as_map(labels);
+            let labels = labels.as_map();
             assert_eq!(labels.keys().data_type(), &dict);
             assert_eq!(labels.values().data_type(), &dict);
         }
-        assert_eq!(rows, finished.parts[0].1.num_rows());
+    }
+
+    /// Folding by the `series` column gives exactly the windows of folding by the columns it
+    /// is made of, and each series' string is its parts.
+    #[test]
+    fn the_series_column_folds_as_its_parts_do() {
+        let file = metric_file(5_000, 11);
+        let fold = |batch: &RecordBatch| {
+            let mut fold = MetricFold::default();
+            for chunk in [batch.slice(0, 1_000), batch.slice(1_000, 4_000)] {
+                fold.add(&chunk, 60_000).unwrap();
+            }
+            fold.finish()
+                .into_iter()
+                .map(|((w, k), s)| ((w, (*k).clone()), s))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let by_series = fold(&file);
+        let by_parts = fold(&without_series(&file));
+        assert!(by_series.len() > 10, "{} windows", by_series.len());
+        assert_eq!(by_series, by_parts);
+
+        let series = file.column_by_name("series").unwrap().as_string::<i32>();
+        for row in [0, 1, 4_999] {
+            let (service, name, version, labels) =
+                opslake_schemas::series::parse_series_key(series.value(row)).unwrap();
+            let service_col = file.column_by_name("service").unwrap().as_string::<i32>();
+            assert_eq!(service, service_col.value(row));
+            let name_col = file.column_by_name("name").unwrap().as_string::<i32>();
+            assert_eq!(name, name_col.value(row));
+            let version_col = file.column_by_name("version").unwrap().as_string::<i32>();
+            assert_eq!(
+                version.as_deref(),
+                version_col.is_valid(row).then(|| version_col.value(row))
+            );
+            let mut pairs = Vec::new();
+            crate::rollup::map_entries(
+                file.column_by_name("labels").unwrap().as_map(),
+                row,
+                &mut pairs,
+            );
+            let pairs: Vec<(String, String)> = pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            assert_eq!(labels, pairs);
+        }
     }
 
     pub(crate) async fn ingest_commit(
@@ -1270,7 +1373,7 @@ pub(crate) mod tests {
     pub(crate) async fn stored(lake: &Lake, table: &str) -> MetricWindows {
         let snap = lake.snapshot().await.unwrap();
         let mut interner = SeriesInterner::default();
-        let mut out = MetricWindows::new();
+        let mut out = MetricWindows::default();
         for f in snap.table_files(table) {
             for b in read_batches(lake, &f.path).await.unwrap() {
                 load_metric_rollups(&b, &mut interner, &mut out).unwrap();

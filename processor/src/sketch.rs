@@ -189,6 +189,13 @@ impl DDSketch {
         self.max = self.max.max(v);
     }
 
+    /// Adds `values` in order, as many calls of [`DDSketch::add`] would.
+    pub fn add_all(&mut self, values: &[f64]) {
+        for &v in values {
+            self.add(v);
+        }
+    }
+
     /// Adds every value of `other`; the result equals the sketch of the union of both inputs.
     ///
     /// # Panics

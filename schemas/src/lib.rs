@@ -5,6 +5,7 @@ pub mod decode;
 pub mod events;
 pub mod fast;
 pub mod json_schema;
+pub mod series;
 pub mod tables;
 pub mod time;
 

@@ -59,6 +59,9 @@ pub fn metrics() -> SchemaRef {
         s("host", true),
         s("version", true),
         Field::new("labels", string_map(), false),
+        // The series' identity in one string (`crate::series`); null in files written before
+        // it existed.
+        s("series", true),
     ])
 }
 
