@@ -20,9 +20,9 @@ pub const ROW_GROUP_ROWS: usize = 256 * 1024;
 const DELTA_COLUMNS: [&str; 3] = ["timestamp", "_offset", "_ingested_at"];
 
 /// Writer settings of every lake file: zstd, page statistics for pruning, and delta encoding
-/// for the nearly sorted integer columns. A dictionary of millisecond timestamps held nearly
-/// one entry per row, and unpacking it was a third of the zstd work of a rollup cycle; deltas
-/// pack to a few bits per row.
+/// for the nearly sorted integer columns. Their dictionaries held nearly one entry per row;
+/// deltas pack to a few bits per row (`bench/rollups`' raw files: 104 MB before, 64 MB after,
+/// and a third of the zstd work of a rollup cycle).
 pub fn writer_properties() -> WriterProperties {
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
