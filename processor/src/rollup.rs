@@ -457,15 +457,10 @@ impl MetricFold {
         }
     }
 
-    /// Adds a slot's pending values to its sketch; `release` frees their buffer too.
-    fn flush(&mut self, slot: usize, release: bool) {
-        let pending = &mut self.pending[slot];
-        self.sketches[slot].add_all(pending);
-        if release {
-            *pending = Vec::new();
-        } else {
-            pending.clear();
-        }
+    /// Adds a slot's pending values to its sketch and frees their buffer.
+    fn flush(&mut self, slot: usize) {
+        let pending = std::mem::take(&mut self.pending[slot]);
+        self.sketches[slot].add_all(&pending);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -513,7 +508,7 @@ impl MetricFold {
         // The series leaves its window (time moves on, mostly): that window's values go in.
         let left = self.current[i].1;
         if left != usize::MAX && left != slot {
-            self.flush(left, true);
+            self.flush(left);
         }
         self.current[i] = (w, slot);
         slot
@@ -522,7 +517,7 @@ impl MetricFold {
     /// The windows folded so far.
     pub fn finish(mut self) -> MetricWindows {
         for slot in 0..self.sketches.len() {
-            self.flush(slot, true);
+            self.flush(slot);
         }
         let mut sketches: Vec<Option<DDSketch>> = self.sketches.into_iter().map(Some).collect();
         self.slots

@@ -874,12 +874,13 @@ impl Processor {
         window_ms: i64,
     ) -> Result<(Vec<AddFile>, BTreeMap<String, Mark>, (u64, u64)), ProcessError> {
         // Windows share their series' key: each distinct key once (by address).
-        let keys: HashMap<usize, &Arc<SeriesKey>> = updated
+        let touched: BTreeSet<SeriesKey> = updated
             .iter()
             .flat_map(|h| h.metrics.keys().map(|(_, k)| (Arc::as_ptr(k) as usize, k)))
+            .collect::<HashMap<usize, &Arc<SeriesKey>>>()
+            .values()
+            .map(|k| k.without_version())
             .collect();
-        let touched: BTreeSet<SeriesKey> = keys.values().map(|k| k.without_version()).collect();
-        drop(keys);
         let touched_services: BTreeSet<String> = updated
             .iter()
             .flat_map(|h| h.logs.keys().map(|(_, s)| s.clone()))

@@ -301,10 +301,10 @@ impl DDSketch {
         self.quantiles([q]).map(|[v]| v)
     }
 
-    /// Several quantiles (each 0 ≤ q ≤ 1, ascending) as [`DDSketch::quantile`] gives them one by
-    /// one, in one walk over the buckets.
+    /// Several quantiles (each 0 ≤ q ≤ 1, in any order) as [`DDSketch::quantile`] gives them one
+    /// by one, in one walk over the buckets.
     pub fn quantiles<const N: usize>(&self, qs: [f64; N]) -> Option<[f64; N]> {
-        if self.count == 0 || !qs.iter().all(|q| (0.0..=1.0).contains(q)) || !qs.is_sorted() {
+        if self.count == 0 || !qs.iter().all(|q| (0.0..=1.0).contains(q)) {
             return None;
         }
         let n = (self.count - 1) as f64;
@@ -630,7 +630,7 @@ mod tests {
         ) {
             let mut s = DDSketch::default();
             for &x in &v { s.add(x); }
-            let qs = [0.0, 0.01, 0.5, 0.9, 0.95, 0.99, 1.0];
+            let qs = [0.0, 0.01, 0.5, 0.9, 0.95, 0.99, 1.0, 0.25];
             let got = s.quantiles(qs).unwrap();
             for (q, got) in qs.into_iter().zip(got) {
                 prop_assert_eq!(got, reference_quantile(&s, q), "q={}", q);

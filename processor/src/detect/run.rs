@@ -264,13 +264,12 @@ fn detect_series(
         .iter()
         .map(|(_, win)| win.sketch.quantiles([0.5, 0.95, 0.99]))
         .collect();
-    let level = |i: usize| move |l: &Option<[f64; 3]>| l.map(|l| l[i]);
     for (metric, q) in [("p95", 1), ("p99", 2)] {
         let key = state_key(series, metric);
         let mut mark = marks(&key);
         let mut det = Detector::new(per_day, cfg.anomaly);
         for ((w, _), x) in closed.iter().zip(&levels) {
-            let Some(x) = level(q)(x) else {
+            let Some(x) = x.map(|l| l[q]) else {
                 continue;
             };
             let e = det.push(x);
@@ -303,7 +302,7 @@ fn detect_series(
         let raw: Vec<(i64, f64)> = closed
             .iter()
             .zip(&levels)
-            .filter_map(|((w, _), x)| level(q)(x).map(|x| (*w, x)))
+            .filter_map(|((w, _), x)| x.map(|l| l[q]).map(|x| (*w, x)))
             .collect();
         let Some((kept, adjusted)) = deseasonalize(&raw, window_ms, cfg.change_history) else {
             continue;
