@@ -9,10 +9,11 @@ use figment::Figment;
 use opslake_ingest::IngestConfig;
 use opslake_processor::report::schedule::ReportConfig;
 use opslake_processor::ProcessorConfig;
+use opslake_schemas::Secret;
 use serde::{Deserialize, Serialize};
 
 /// Settings of the query engine and API.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QuerySection {
     /// Longest a query may run before it is answered 408.
@@ -52,8 +53,8 @@ impl Default for QuerySection {
     }
 }
 
-/// All of opslake's settings.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+/// All of opslake's settings; secrets print as `<redacted>` (`Debug`, `opslake config`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Kafka bootstrap servers (`OPSLAKE_BROKERS`).
@@ -62,8 +63,9 @@ pub struct Config {
     pub lake: String,
     /// Address of the HTTP API (`OPSLAKE_LISTEN`).
     pub listen: String,
-    /// Bearer token the API asks for, except on `/healthz` and `/readyz` (`OPSLAKE_API_TOKEN`).
-    pub api_token: Option<String>,
+    /// Bearer token the API asks for, except on `/healthz` and `/readyz` (`OPSLAKE_API_TOKEN`);
+    /// never printed.
+    pub api_token: Option<Secret>,
     /// `text` or `json` logs.
     pub log_format: String,
     /// How long a shutdown may take to flush before the process exits anyway.
@@ -93,21 +95,6 @@ impl Default for Config {
             processor: ProcessorConfig::default(),
             reports: ReportConfig::default(),
         }
-    }
-}
-
-impl std::fmt::Debug for Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("brokers", &self.brokers)
-            .field("lake", &self.lake)
-            .field("listen", &self.listen)
-            .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
-            .field("log_format", &self.log_format)
-            .field("ingest", &self.ingest)
-            .field("processor", &self.processor)
-            .field("reports", &self.reports)
-            .finish_non_exhaustive()
     }
 }
 

@@ -270,13 +270,10 @@ async fn dispatch(command: Command, cfg: Config) -> anyhow::Result<()> {
             grace,
         } => retention(&cfg, older_than, tables, dry_run, grace).await,
         Command::Config => {
-            let mut shown = cfg.clone();
-            if shown.api_token.is_some() {
-                shown.api_token = Some("<redacted>".into());
-            }
+            // Secrets serialize as `<redacted>`.
             print!(
                 "{}",
-                toml::to_string(&shown).context("cannot print the configuration")?
+                toml::to_string(&cfg).context("cannot print the configuration")?
             );
             Ok(())
         }
@@ -343,11 +340,15 @@ async fn run_roles(cfg: Config, roles: Roles) -> anyhow::Result<()> {
         std::sync::LazyLock::force(&opslake_processor::metrics::METRICS);
     }
 
-    if ingest {
+    // The all-in-one process reads every partition directly (`ingest.assignment = "auto"`):
+    // it needs no group, so a restart can never find its partitions held by a dead member.
+    let mut icfg = cfg.ingest.clone();
+    icfg.assignment = icfg.assignment.resolve(ingest && process && serve);
+    let worker = ingest.then(|| Ingest::new(&cfg.brokers, icfg.clone(), Arc::clone(&lake)));
+    let ingest_health = worker.as_ref().map(Ingest::health);
+    if let Some(worker) = worker {
         let token = shutdown.child_token();
         let brokers = cfg.brokers.clone();
-        let icfg = cfg.ingest.clone();
-        let lake = Arc::clone(&lake);
         let stop_all = shutdown.clone();
         tasks.push((
             "ingest",
@@ -371,7 +372,6 @@ async fn run_roles(cfg: Config, roles: Roles) -> anyhow::Result<()> {
                     }
                 }
                 let handle = tokio::runtime::Handle::current();
-                let worker = Ingest::new(&brokers, icfg, lake);
                 let t = token.clone();
                 let r = tokio::task::spawn_blocking(move || worker.run_blocking(&handle, &t)).await;
                 let r = match r {
@@ -441,7 +441,7 @@ async fn run_roles(cfg: Config, roles: Roles) -> anyhow::Result<()> {
         // Roles that answer no queries still answer probes and scrapes.
         let app = opslake_query_api::ops_router(
             Arc::clone(&lake),
-            ingest.then(|| cfg.brokers.clone()),
+            ingest_health.clone().map(|h| (cfg.brokers.clone(), h)),
             cfg.api_token.clone().filter(|t| !t.is_empty()),
         );
         let (listener, addr) = bind(&cfg.listen).await?;
@@ -475,6 +475,7 @@ async fn run_roles(cfg: Config, roles: Roles) -> anyhow::Result<()> {
             max_body_bytes: cfg.query.max_body_bytes,
             max_concurrent_queries: cfg.query.max_concurrent,
             brokers: ingest.then(|| cfg.brokers.clone()),
+            ingest_health: ingest_health.clone(),
             cors_origins: cfg.query.cors_origins.clone(),
             queue_timeout: cfg.query.queue_timeout,
         };

@@ -1,9 +1,11 @@
 //! Ingest's settings.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
+use opslake_schemas::KafkaProperties;
 use serde::{Deserialize, Serialize};
+
+use crate::membership::Assignment;
 
 /// Topic names (CONTRACT section 1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,6 +38,15 @@ impl Default for Topics {
 pub struct IngestConfig {
     /// Kafka consumer group shared by all ingest instances of one lake.
     pub group_id: String,
+    /// How partitions reach this process: `group` (the consumer group shares them between
+    /// instances), `direct` (every partition, no group: one ingest process per lake) or `auto`
+    /// (`direct` for `opslake run`, `group` for `opslake ingest`).
+    pub assignment: Assignment,
+    /// Static group membership (`group.instance.id`): a restarted instance with the same id
+    /// takes its predecessor's partitions at once instead of waiting for a rebalance. Unique
+    /// per instance and stable across its restarts, e.g. the pod name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
     /// Topic names.
     pub topics: Topics,
     /// Partitions of topics that opslake creates when they are missing.
@@ -49,21 +60,25 @@ pub struct IngestConfig {
     /// Flush at the latest this long after the first buffered message (bounds visibility delay).
     #[serde(with = "humantime_serde")]
     pub flush_interval: Duration,
-    /// Kafka consumer group session timeout.
+    /// Kafka consumer group session timeout; also how long a partition may have events to read
+    /// with no progress in the lake before the watchdog reports it stalled.
     #[serde(with = "humantime_serde")]
     pub session_timeout: Duration,
     /// Longest time between two polls before the group considers this consumer gone; also how
     /// long a rebalance waits for members to rejoin (`max.poll.interval.ms`).
     #[serde(with = "humantime_serde")]
     pub max_poll_interval: Duration,
-    /// Extra librdkafka properties for the consumer and producer (e.g. `security.protocol`).
-    pub kafka: BTreeMap<String, String>,
+    /// Extra librdkafka properties for the consumer and producer (e.g. `security.protocol`);
+    /// the values of secret ones (`sasl.password`, ...) never print.
+    pub kafka: KafkaProperties,
 }
 
 impl Default for IngestConfig {
     fn default() -> Self {
         Self {
             group_id: "opslake-ingest".into(),
+            assignment: Assignment::Auto,
+            instance_id: None,
             topics: Topics::default(),
             partitions: 3,
             replication_factor: 1,
@@ -72,7 +87,7 @@ impl Default for IngestConfig {
             flush_interval: Duration::from_secs(2),
             session_timeout: Duration::from_secs(10),
             max_poll_interval: Duration::from_secs(300),
-            kafka: BTreeMap::new(),
+            kafka: KafkaProperties::default(),
         }
     }
 }

@@ -11,21 +11,18 @@
 //! the lake synchronously before partitions are assigned, and decoding and encoding are CPU
 //! work that would otherwise stall the async runtime.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use opslake_schemas::{decode_message, EventKind};
+use opslake_schemas::{decode_message, EventKind, KafkaProperties};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use rdkafka::types::RDKafkaRespErr;
-use rdkafka::ClientContext;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -34,8 +31,10 @@ use crate::batch::{Batch, DeadLetter, Provenance};
 use crate::config::IngestConfig;
 use crate::kafka::client_config;
 use crate::lake::{CommitError, Lake, LakeError, LogEntry, PartitionOffsets};
+use crate::membership::{follow_partitions, Assignment, Change, Ctx};
 use crate::metrics::{reason_class, METRICS};
 use crate::sink::{data_file_path, encode_parquet, upload};
+use crate::watchdog::{IngestHealth, Watchdog};
 
 /// Errors that end or restart the consume loop.
 #[derive(Debug, thiserror::Error)]
@@ -62,132 +61,11 @@ pub enum IngestError {
     /// consumer must restart from the lake's record.
     #[error("lake conflict, restarting from the lake's offsets: {0}")]
     Restart(String),
-}
-
-enum Change {
-    Assigned(Vec<((String, i32), Option<i64>)>),
-    Revoked(Vec<(String, i32)>),
-}
-
-struct Ctx {
-    lake: Arc<Lake>,
-    handle: Handle,
-    shutdown: CancellationToken,
-    changes: Mutex<Vec<Change>>,
-}
-
-impl ClientContext for Ctx {
-    fn stats(&self, stats: Statistics) {
-        for (topic, t) in &stats.topics {
-            for (p, part) in &t.partitions {
-                if *p < 0 {
-                    continue; // librdkafka's internal "unassigned" partition
-                }
-                let labels = [topic.as_str(), &p.to_string()];
-                match part.fetch_state.as_str() {
-                    // Moved to another instance: its lag is theirs to report now.
-                    "none" | "stopping" | "stopped" => {
-                        let _ = METRICS.consumer_lag.remove_label_values(&labels);
-                    }
-                    state => {
-                        let lag = if part.consumer_lag >= 0 {
-                            part.consumer_lag
-                        } else if state == "active" && part.hi_offset >= 0 && part.lo_offset >= 0 {
-                            // Fetching with nothing consumed or committed yet: the group starts
-                            // from the earliest offset, so all of the partition is behind.
-                            part.hi_offset - part.lo_offset
-                        } else {
-                            continue;
-                        };
-                        METRICS.consumer_lag.with_label_values(&labels).set(lag);
-                    }
-                }
-            }
-        }
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        METRICS.broker_up.set(0);
-        warn!(%error, reason, "kafka client error");
-    }
-}
-
-impl ConsumerContext for Ctx {
-    fn rebalance(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        err: RDKafkaRespErr,
-        tpl: &mut TopicPartitionList,
-    ) {
-        let cooperative = matches!(
-            consumer.rebalance_protocol(),
-            RebalanceProtocol::Cooperative
-        );
-        let parts: Vec<(String, i32)> = tpl
-            .elements()
-            .iter()
-            .map(|e| (e.topic().to_string(), e.partition()))
-            .collect();
-        match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let snapshot = loop {
-                    match self.handle.block_on(self.lake.snapshot()) {
-                        Ok(s) => break Some(s),
-                        Err(e) if !self.shutdown.is_cancelled() => {
-                            error!(error = %e, "cannot read the lake's offsets for an assignment; retrying");
-                            std::thread::sleep(Duration::from_secs(1));
-                        }
-                        Err(_) => break None,
-                    }
-                };
-                let mut assigned = Vec::with_capacity(parts.len());
-                for (topic, p) in &parts {
-                    let next = snapshot.as_ref().and_then(|s| s.next_offset(topic, *p));
-                    let offset = next.map_or(Offset::Beginning, Offset::Offset);
-                    if let Err(e) = tpl.set_partition_offset(topic, *p, offset) {
-                        error!(error = %e, topic, partition = p, "cannot set start offset");
-                    }
-                    assigned.push(((topic.clone(), *p), next));
-                }
-                info!(partitions = ?assigned, "partitions assigned; resuming from the lake's offsets");
-                let r = if cooperative {
-                    consumer.incremental_assign(tpl)
-                } else {
-                    consumer.assign(tpl)
-                };
-                if let Err(e) = r {
-                    error!(error = %e, "assign failed");
-                }
-                self.changes
-                    .lock()
-                    .expect("not poisoned")
-                    .push(Change::Assigned(assigned));
-            }
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                info!(partitions = ?parts, "partitions revoked");
-                let r = if cooperative {
-                    consumer.incremental_unassign(tpl)
-                } else {
-                    consumer.unassign()
-                };
-                if let Err(e) = r {
-                    error!(error = %e, "unassign failed");
-                }
-                self.changes
-                    .lock()
-                    .expect("not poisoned")
-                    .push(Change::Revoked(parts));
-            }
-            other => {
-                error!(error = ?other, "rebalance error");
-                let _ = consumer.unassign();
-                self.changes
-                    .lock()
-                    .expect("not poisoned")
-                    .push(Change::Revoked(parts));
-            }
-        }
-    }
+    /// Partitions of the group's topics stalled while assigned elsewhere: the consumer leaves
+    /// and joins the group again as a new member, which makes the group form again without
+    /// members that stopped consuming.
+    #[error("partitions stalled elsewhere ({stalled}); rejoining the consumer group")]
+    Rejoin { stalled: String },
 }
 
 /// A batch encoded as Parquet files, ready to upload and commit.
@@ -266,13 +144,14 @@ struct Reread {
     saw_below: bool,
 }
 
-/// One ingest worker: a consumer in the group, writing to one lake.
+/// One ingest worker: a consumer of the topics, writing to one lake.
 pub struct Ingest {
     brokers: String,
     cfg: IngestConfig,
     lake: Arc<Lake>,
     writer: String,
     kinds: HashMap<String, EventKind>,
+    health: IngestHealth,
 }
 
 impl Ingest {
@@ -292,10 +171,30 @@ impl Ingest {
             lake,
             writer,
             kinds,
+            health: IngestHealth::default(),
         }
     }
 
-    /// Runs until `shutdown`, restarting the consumer after a lake conflict; blocking.
+    /// What the stalled-partition watchdog finds, for readiness probes.
+    #[must_use]
+    pub fn health(&self) -> IngestHealth {
+        self.health.clone()
+    }
+
+    fn topics(&self) -> Vec<String> {
+        vec![
+            self.cfg.topics.metrics.clone(),
+            self.cfg.topics.logs.clone(),
+            self.cfg.topics.billing.clone(),
+        ]
+    }
+
+    fn direct(&self) -> bool {
+        self.cfg.assignment == Assignment::Direct
+    }
+
+    /// Runs until `shutdown`, restarting the consumer after a lake conflict or to rejoin its
+    /// group; blocking. The stalled-partition watchdog runs beside it.
     ///
     /// # Errors
     /// When the consumer cannot be created or the last flush could not reach the lake.
@@ -304,18 +203,59 @@ impl Ingest {
         handle: &Handle,
         shutdown: &CancellationToken,
     ) -> Result<(), IngestError> {
+        let topics = self.topics();
+        let watchdog = Watchdog {
+            brokers: &self.brokers,
+            kafka: &self.cfg.kafka,
+            topics: &topics,
+            lake: &self.lake,
+            threshold: self.cfg.session_timeout,
+            health: &self.health,
+        };
+        let stop_watchdog = shutdown.child_token();
+        std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("ingest-watchdog".into())
+                .spawn_scoped(scope, || watchdog.run(handle, &stop_watchdog))
+                .map_err(|e| warn!(error = %e, "cannot start the stalled-partition watchdog"))
+                .ok();
+            let r = self.consume_until_shutdown(handle, shutdown);
+            stop_watchdog.cancel();
+            r
+        })
+    }
+
+    fn consume_until_shutdown(
+        &self,
+        handle: &Handle,
+        shutdown: &CancellationToken,
+    ) -> Result<(), IngestError> {
+        let mut static_member = self.cfg.instance_id.is_some();
         loop {
-            match self.run_consumer(handle, shutdown) {
+            match self.run_consumer(handle, shutdown, static_member) {
                 Err(IngestError::Restart(reason)) if !shutdown.is_cancelled() => {
                     warn!(reason, "restarting the consumer");
+                }
+                Err(e @ IngestError::Rejoin { .. }) if !shutdown.is_cancelled() => {
+                    warn!(reason = %e, "restarting the consumer as a new group member");
+                    self.health.note_rejoin();
+                    // A static member that joins again is given its old place and assignment;
+                    // only a new member makes the group form again (Tansu 0.6 evicts expired
+                    // members only then).
+                    static_member = false;
                 }
                 other => return other,
             }
         }
     }
 
-    fn consumer_config(&self) -> ClientConfig {
-        let mut c = client_config(&self.brokers, &BTreeMap::new());
+    fn consumer_config(&self, static_member: bool) -> ClientConfig {
+        let mut c = client_config(&self.brokers, &KafkaProperties::default());
+        if let Some(id) = self.cfg.instance_id.as_ref().filter(|_| static_member) {
+            c.set("group.instance.id", id);
+        }
+        // The group id is kept in direct mode too: offsets committed under it let lag tools
+        // see progress.
         c.set("group.id", &self.cfg.group_id)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
@@ -339,7 +279,7 @@ impl Ingest {
             .set("queued.min.messages", "500000")
             .set("queued.max.messages.kbytes", "262144")
             .set("statistics.interval.ms", "5000");
-        for (k, v) in &self.cfg.kafka {
+        for (k, v) in self.cfg.kafka.iter() {
             c.set(k, v);
         }
         c
@@ -349,6 +289,7 @@ impl Ingest {
         &self,
         handle: &Handle,
         shutdown: &CancellationToken,
+        static_member: bool,
     ) -> Result<(), IngestError> {
         let ctx = Ctx {
             lake: Arc::clone(&self.lake),
@@ -356,29 +297,33 @@ impl Ingest {
             shutdown: shutdown.clone(),
             changes: Mutex::new(Vec::new()),
         };
+        let created = Instant::now();
         let consumer: BaseConsumer<Ctx> = self
-            .consumer_config()
+            .consumer_config(static_member)
             .create_with_context(ctx)
             .map_err(|source| IngestError::CreateConsumer { source })?;
         let producer: BaseProducer = client_config(&self.brokers, &self.cfg.kafka)
             .set("linger.ms", "5")
             .create()
             .map_err(|source| IngestError::CreateConsumer { source })?;
-        let topics = vec![
-            self.cfg.topics.metrics.clone(),
-            self.cfg.topics.logs.clone(),
-            self.cfg.topics.billing.clone(),
-        ];
-        let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-        consumer
-            .subscribe(&refs)
-            .map_err(|source| IngestError::Subscribe {
-                topics: topics.clone(),
-                source,
-            })?;
+        let topics = self.topics();
+        // Direct assignment: the partitions assigned so far, and when to look for new ones.
+        let mut known = BTreeSet::new();
+        let mut follow_at = Some(created).filter(|_| self.direct());
+        if !self.direct() {
+            let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+            consumer
+                .subscribe(&refs)
+                .map_err(|source| IngestError::Subscribe {
+                    topics: topics.clone(),
+                    source,
+                })?;
+        }
         info!(
             writer = self.writer,
             group = self.cfg.group_id,
+            assignment = if self.direct() { "direct" } else { "group" },
+            instance_id = self.cfg.instance_id.as_deref().filter(|_| static_member),
             ?topics,
             "ingest consuming"
         );
@@ -395,16 +340,31 @@ impl Ingest {
         // At most one full batch is encoded on a blocking thread while the next one fills;
         // batches are committed in the order they were filled.
         let mut encoding: Option<Encoding> = None;
+        let mut rejoin = None;
         let result = loop {
             if s.shutdown.is_cancelled() {
                 break Ok(());
+            }
+            if let Some(at) = follow_at.filter(|at| *at <= Instant::now()) {
+                follow_at = Some(match follow_partitions(&consumer, &topics, &mut known) {
+                    Ok(()) => at + FOLLOW_PARTITIONS_EVERY,
+                    Err(e) => {
+                        warn!(error = %e, "cannot list the topics' partitions; retrying");
+                        Instant::now() + Duration::from_secs(1)
+                    }
+                });
+            }
+            if self.health.any_stalled() && created.elapsed() > self.cfg.session_timeout {
+                rejoin = self.stalled_elsewhere(&s.parts);
+                if rejoin.is_some() {
+                    break Ok(());
+                }
             }
             let msg = consumer.poll(Duration::from_millis(100));
             // Rebalances happen inside poll; apply them in order before the message. A batch
             // holding revoked partitions is committed first, so that a reassignment of the same
             // partitions resumes after it instead of reading its messages twice.
-            let changes =
-                std::mem::take(&mut *consumer.context().changes.lock().expect("not poisoned"));
+            let changes = consumer.context().take_changes();
             let mut failed = None;
             for change in changes {
                 match change {
@@ -490,7 +450,26 @@ impl Ingest {
         consumer.unsubscribe();
         let _ = producer.flush(Duration::from_secs(5));
         close(consumer);
-        result
+        match (result, rejoin) {
+            (Ok(()), Some(stalled)) => Err(IngestError::Rejoin { stalled }),
+            (r, _) => r,
+        }
+    }
+
+    /// In group mode, the stalled partitions that are not assigned here, as text; `None` when
+    /// there are none (in direct mode every partition is assigned here).
+    fn stalled_elsewhere(&self, parts: &HashMap<(String, i32), PartitionState>) -> Option<String> {
+        if self.direct() {
+            return None;
+        }
+        let elsewhere: Vec<String> = self
+            .health
+            .stalled()
+            .iter()
+            .filter(|p| !parts.contains_key(&(p.topic.clone(), p.partition)))
+            .map(ToString::to_string)
+            .collect();
+        (!elsewhere.is_empty()).then(|| elsewhere.join(", "))
     }
 
     fn due(&self, batch: &Batch) -> bool {
@@ -885,6 +864,9 @@ enum FlushFailure {
     Lake(LakeError),
     Conflict(String),
 }
+
+/// How often direct assignment looks for partitions added to the topics.
+const FOLLOW_PARTITIONS_EVERY: Duration = Duration::from_secs(10);
 
 /// How long a consumer may take to leave its group when it stops.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -8,6 +8,8 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
 
+use opslake_schemas::KafkaProperties;
+
 use crate::config::IngestConfig;
 
 /// Errors of Kafka set-up.
@@ -23,13 +25,10 @@ pub enum KafkaSetupError {
 }
 
 /// A client config with the brokers and the user's extra properties.
-pub fn client_config(
-    brokers: &str,
-    extra: &std::collections::BTreeMap<String, String>,
-) -> ClientConfig {
+pub fn client_config(brokers: &str, extra: &KafkaProperties) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", brokers);
-    for (k, v) in extra {
+    for (k, v) in extra.iter() {
         c.set(k, v);
     }
     c
@@ -57,7 +56,7 @@ pub async fn ensure_topics(brokers: &str, cfg: &IngestConfig) -> Result<(), Kafk
 /// When the broker cannot be reached or refuses to create a topic.
 pub async fn create_topics(
     brokers: &str,
-    extra: &std::collections::BTreeMap<String, String>,
+    extra: &KafkaProperties,
     names: &[&str],
     partitions: i32,
     replication_factor: i32,

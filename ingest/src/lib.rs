@@ -7,11 +7,15 @@ pub mod config;
 pub mod consumer;
 pub mod kafka;
 pub mod lake;
+pub mod membership;
 pub mod metrics;
 pub mod produce;
 pub mod retention;
 pub mod sink;
+pub mod watchdog;
 
 pub use config::{IngestConfig, Topics};
 pub use consumer::{Ingest, IngestError};
 pub use lake::{Lake, LakeError};
+pub use membership::Assignment;
+pub use watchdog::{IngestHealth, StalledPartition};

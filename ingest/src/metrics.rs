@@ -36,10 +36,16 @@ pub struct IngestMetrics {
     pub lake_writable: IntGauge,
     /// Dead letters that could not be produced to the dead-letter topic (they are in the table).
     pub dead_letter_produce_failures: IntCounterVec,
+    /// Partitions with events to read and no progress in the lake for longer than the session
+    /// timeout, as of the watchdog's last look.
+    pub stalled_partitions: IntGauge,
+    /// Times this process rejoined its consumer group because partitions stalled.
+    pub group_rejoins: IntCounter,
 }
 
 /// The process-wide instance.
-pub static METRICS: LazyLock<IngestMetrics> = LazyLock::new(|| IngestMetrics {
+pub static METRICS: LazyLock<IngestMetrics> = LazyLock::new(|| {
+    IngestMetrics {
     messages_consumed: register_int_counter_vec!(
         "opslake_ingest_messages_consumed_total",
         "Kafka messages read",
@@ -113,6 +119,17 @@ pub static METRICS: LazyLock<IngestMetrics> = LazyLock::new(|| IngestMetrics {
         &["topic"]
     )
     .expect("metric registers"),
+    stalled_partitions: register_int_gauge!(
+        "opslake_ingest_stalled_partitions",
+        "partitions with events to read and no progress in the lake for longer than the session timeout"
+    )
+    .expect("metric registers"),
+    group_rejoins: register_int_counter!(
+        "opslake_ingest_group_rejoins_total",
+        "times ingest rejoined its consumer group because partitions stalled"
+    )
+    .expect("metric registers"),
+}
 });
 
 /// A short class of a refusal reason for the metric label: the field it names, or `json`.

@@ -96,7 +96,7 @@ pub struct ProduceReport {
 /// When the producer cannot be created, a file cannot be read, or the broker refuses a message.
 pub fn produce_blocking(
     brokers: &str,
-    kafka: &std::collections::BTreeMap<String, String>,
+    kafka: &opslake_schemas::KafkaProperties,
     topics: &Topics,
     source: Source,
     pace: &Pace,

@@ -9,8 +9,10 @@
 
 use std::sync::{LazyLock, Mutex};
 
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::physical_plan::FileScanConfig;
 use datafusion::datasource::source::DataSourceExec;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::{displayable, ExecutionPlan};
 use lru::LruCache;
 use prometheus::{register_int_counter_vec, register_int_gauge, IntCounterVec, IntGauge};
@@ -55,10 +57,27 @@ struct Inner {
     lookups: u64,
 }
 
-/// Whether a query's answer depends only on its plan and files.
-pub fn cacheable(sql: &str) -> bool {
-    let s = sql.to_ascii_lowercase();
-    !(s.contains("random(") || s.contains("uuid(") || s.trim_start().starts_with("explain"))
+/// Whether a query's answer depends only on its plan and files: not when any expression of the
+/// plan or its subqueries is volatile (`random()`, `uuid()`, a volatile UDF, however it is
+/// spelled or aliased), nor for `EXPLAIN`, whose answer describes the run itself.
+pub fn cacheable(plan: &LogicalPlan) -> bool {
+    let mut volatile = false;
+    plan.apply_with_subqueries(|node| {
+        if matches!(node, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_)) {
+            volatile = true;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        node.apply_expressions(|e| {
+            volatile |= e.is_volatile();
+            Ok(if volatile {
+                TreeNodeRecursion::Stop
+            } else {
+                TreeNodeRecursion::Continue
+            })
+        })
+    })
+    .expect("the visits cannot fail");
+    !volatile
 }
 
 fn collect_files(plan: &dyn ExecutionPlan, out: &mut Vec<String>) {
@@ -161,5 +180,45 @@ impl ResultCache {
     pub fn stats(&self) -> (u64, u64) {
         let g = self.inner.lock().expect("not poisoned");
         (g.lookups, g.hits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::prelude::SessionContext;
+
+    use super::cacheable;
+
+    async fn plan_is_cacheable(sql: &str) -> bool {
+        let ctx = SessionContext::new();
+        let df = ctx.sql(sql).await.unwrap();
+        cacheable(df.logical_plan())
+    }
+
+    #[tokio::test]
+    async fn volatile_plans_are_never_cached_however_they_are_spelled() {
+        for sql in [
+            "SELECT random()",
+            "SELECT RANDOM ( ) AS r",
+            "select \"random\"()",
+            "SELECT * FROM (SELECT uuid() AS u) t",
+            "SELECT x FROM (VALUES (1)) v(x) WHERE x IN (SELECT CAST(random() * 2 AS BIGINT))",
+            "EXPLAIN SELECT 1",
+            "EXPLAIN ANALYZE SELECT 1",
+        ] {
+            assert!(!plan_is_cacheable(sql).await, "{sql}");
+        }
+    }
+
+    #[tokio::test]
+    async fn stable_plans_are_cached_even_when_their_text_mentions_random() {
+        for sql in [
+            "SELECT 1",
+            "SELECT 'random(' AS s",
+            "SELECT now() AS t",
+            "SELECT x + 1 AS y FROM (VALUES (1), (2)) v(x)",
+        ] {
+            assert!(plan_is_cacheable(sql).await, "{sql}");
+        }
     }
 }

@@ -246,9 +246,9 @@ impl QueryEngine {
                 .map_err(from_datafusion)?;
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
             let task = Arc::new(df.task_ctx());
+            let cacheable = self.cache.enabled() && cache::cacheable(df.logical_plan());
             let plan = df.create_physical_plan().await.map_err(from_datafusion)?;
-            let key =
-                (self.cache.enabled() && cache::cacheable(sql)).then(|| cache::key(plan.as_ref()));
+            let key = cacheable.then(|| cache::key(plan.as_ref()));
             if let Some(hit) = key.as_deref().and_then(|k| self.cache.get(k)) {
                 return Ok(hit);
             }

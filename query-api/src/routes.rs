@@ -10,6 +10,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use opslake_schemas::Secret;
 use prometheus::{
     register_histogram_vec, register_int_counter_vec, Encoder, HistogramVec, IntCounterVec,
     TextEncoder,
@@ -27,13 +28,16 @@ use crate::error::ApiError;
 #[derive(Clone)]
 pub struct ApiConfig {
     /// When set, every endpoint but `/healthz` and `/readyz` needs `Authorization: Bearer <token>`.
-    pub api_token: Option<String>,
+    pub api_token: Option<Secret>,
     /// Largest accepted request body, bytes.
     pub max_body_bytes: usize,
     /// Queries running at once; more are answered 429.
     pub max_concurrent_queries: usize,
     /// Kafka brokers probed by `/readyz`; `None` for a query-only server.
     pub brokers: Option<String>,
+    /// Ingest's stalled-partition watchdog, reported by `/readyz`; `None` when this process
+    /// does not ingest.
+    pub ingest_health: Option<opslake_ingest::IngestHealth>,
     /// Origins allowed to call the API from a browser (CORS), e.g. Grafana's URL; `*` allows
     /// any. Empty: no CORS headers.
     pub cors_origins: Vec<String>,
@@ -45,10 +49,11 @@ pub struct ApiConfig {
 impl std::fmt::Debug for ApiConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiConfig")
-            .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
+            .field("api_token", &self.api_token)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_concurrent_queries", &self.max_concurrent_queries)
             .field("brokers", &self.brokers)
+            .field("ingest_health", &self.ingest_health.is_some())
             .field("cors_origins", &self.cors_origins)
             .field("queue_timeout", &self.queue_timeout)
             .finish()
@@ -62,6 +67,7 @@ impl Default for ApiConfig {
             max_body_bytes: 1 << 20,
             max_concurrent_queries: 8,
             brokers: None,
+            ingest_health: None,
             cors_origins: Vec::new(),
             queue_timeout: Duration::from_secs(5),
         }
@@ -148,11 +154,39 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(openapi))
         .merge(protected)
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .layer(middleware::map_response(protect_html))
         .with_state(state);
     match cors {
         Some(c) => app.layer(c),
         None => app,
     }
+}
+
+/// The Content-Security-Policy of every HTML answer: nothing loads or runs but the page's own
+/// inline styles and `data:` images; no script at all, so a value that slipped into a page
+/// unescaped still could not run.
+pub const HTML_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; \
+     base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// Adds [`HTML_CSP`] to HTML answers, and `nosniff` to every answer (a browser must not read a
+/// JSON or CSV body as HTML).
+async fn protect_html(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    let html = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/html"));
+    if html && !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(HTML_CSP),
+        );
+    }
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    res
 }
 
 /// CORS for browsers (Grafana's "Browser" access): the configured origins, any method, the
@@ -177,10 +211,17 @@ fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
 }
 
 async fn auth(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if !token_ok(state.config.api_token.as_deref(), &req) {
+    if !token_ok(state.config.api_token.as_ref(), &req) {
+        // The route's template, never the client's path: a label takes no client text, so
+        // requests to made-up paths cannot grow the number of series.
+        let endpoint = req
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .map_or("unmatched", axum::extract::MatchedPath::as_str)
+            .to_string();
         METRICS
             .requests
-            .with_label_values(&[req.uri().path(), "401"])
+            .with_label_values(&[endpoint.as_str(), "401"])
             .inc();
         return ApiError::Unauthorized.into_response();
     }
@@ -209,11 +250,21 @@ async fn healthz() -> Json<serde_json::Value> {
 /// Ready when the lake's log is readable and, for a server that ingests, a broker answers.
 async fn readyz(State(state): State<AppState>) -> Response {
     let lake = state.engine.refresh().await.map_err(|e| format!("{e:?}"));
-    readiness(lake, state.config.brokers.as_deref()).await
+    readiness(
+        lake,
+        state.config.brokers.as_deref(),
+        state.config.ingest_health.as_ref(),
+    )
+    .await
 }
 
-/// `/readyz`: 200 when the lake is readable and (for roles that ingest) a broker answers.
-async fn readiness(lake: Result<(), String>, brokers: Option<&str>) -> Response {
+/// `/readyz`: 200 when the lake is readable and, for roles that ingest, a broker answers and
+/// no partition is stalled (events to read, nobody consuming them).
+async fn readiness(
+    lake: Result<(), String>,
+    brokers: Option<&str>,
+    ingest: Option<&opslake_ingest::IngestHealth>,
+) -> Response {
     let broker = match brokers {
         None => None,
         Some(b) => {
@@ -226,7 +277,10 @@ async fn readiness(lake: Result<(), String>, brokers: Option<&str>) -> Response 
             Some(r)
         }
     };
-    let ready = lake.is_ok() && broker.as_ref().is_none_or(Result::is_ok);
+    let partitions = ingest.map(opslake_ingest::IngestHealth::check);
+    let ready = lake.is_ok()
+        && broker.as_ref().is_none_or(Result::is_ok)
+        && partitions.as_ref().is_none_or(Result::is_ok);
     let status = if ready {
         StatusCode::OK
     } else {
@@ -236,22 +290,23 @@ async fn readiness(lake: Result<(), String>, brokers: Option<&str>) -> Response 
         "ready": ready,
         "lake": lake.as_ref().map_or_else(|e| e.clone(), |()| "ok".to_string()),
         "broker": broker.map(|r| r.map_or_else(|e| format!("unreachable: {e}"), |_| "ok".to_string())),
+        "partitions": partitions.map(|r| r.map_or_else(|e| e, |()| "ok".to_string())),
     });
     (status, Json(body)).into_response()
 }
 
 /// The HTTP surface of roles that do not answer queries (`opslake ingest`, `opslake process`):
-/// `/healthz`, `/readyz` (the lake's log is readable; for ingest, a broker answers) and
-/// `/metrics`, so every instance can be probed and scraped. `/metrics` asks for the token
-/// when one is set.
+/// `/healthz`, `/readyz` (the lake's log is readable; for ingest, a broker answers and no
+/// partition is stalled) and `/metrics`, so every instance can be probed and scraped.
+/// `/metrics` asks for the token when one is set.
 pub fn ops_router(
     lake: Arc<opslake_ingest::Lake>,
-    brokers: Option<String>,
-    api_token: Option<String>,
+    ingest: Option<(String, opslake_ingest::IngestHealth)>,
+    api_token: Option<Secret>,
 ) -> Router {
     let state = OpsState {
         lake,
-        brokers,
+        ingest,
         api_token,
     };
     let protected = Router::new()
@@ -270,8 +325,9 @@ pub fn ops_router(
 #[derive(Clone)]
 struct OpsState {
     lake: Arc<opslake_ingest::Lake>,
-    brokers: Option<String>,
-    api_token: Option<String>,
+    /// The brokers and the watchdog of a process that ingests.
+    ingest: Option<(String, opslake_ingest::IngestHealth)>,
+    api_token: Option<Secret>,
 }
 
 async fn ops_readyz(State(s): State<OpsState>) -> Response {
@@ -281,19 +337,22 @@ async fn ops_readyz(State(s): State<OpsState>) -> Response {
         .await
         .map(|_| ())
         .map_err(|e| e.to_string());
-    readiness(lake, s.brokers.as_deref()).await
+    let (brokers, health) = s.ingest.as_ref().map(|(b, h)| (b.as_str(), h)).unzip();
+    readiness(lake, brokers, health).await
 }
 
 async fn ops_auth(State(s): State<OpsState>, req: Request, next: Next) -> Response {
-    if !token_ok(s.api_token.as_deref(), &req) {
+    if !token_ok(s.api_token.as_ref(), &req) {
         return ApiError::Unauthorized.into_response();
     }
     next.run(req).await
 }
 
 /// Whether the request carries the token (constant-time); true when no token is set.
-fn token_ok(token: Option<&str>, req: &Request) -> bool {
-    let Some(token) = token else { return true };
+fn token_ok(token: Option<&Secret>, req: &Request) -> bool {
+    let Some(token) = token.map(Secret::expose) else {
+        return true;
+    };
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -413,7 +472,7 @@ mod tests {
         let lake = opslake_ingest::Lake::open(dir.to_str().unwrap()).unwrap();
         let engine = Arc::new(QueryEngine::new(lake, QueryLimits::default()).unwrap());
         let config = ApiConfig {
-            api_token: token.map(str::to_string),
+            api_token: token.map(Secret::new),
             max_body_bytes: 1024,
             ..Default::default()
         };
@@ -590,5 +649,56 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn requests_to_made_up_paths_add_no_metric_series() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path(), Some("t0ken"));
+        let scrape = |app: Router| async move {
+            let r = app
+                .oneshot(
+                    Request::get("/metrics")
+                        .header("authorization", "Bearer t0ken")
+                        .body(Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let body = axum::body::to_bytes(r.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            String::from_utf8(body.to_vec()).unwrap()
+        };
+        let get = |app: Router, path: String| async move {
+            let r = app
+                .oneshot(Request::get(path).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert!(r.status().is_client_error());
+        };
+        for i in 0..300 {
+            get(app.clone(), format!("/api/v1/reports/r{i}")).await;
+            get(app.clone(), format!("/grafana/x{i}")).await;
+            get(app.clone(), format!("/made/up/{i}")).await;
+        }
+        // The registry is the process's, shared with tests running beside this one, so the
+        // check is on the labels: only route templates, never a client's text.
+        let text = scrape(app.clone()).await;
+        let endpoints: std::collections::BTreeSet<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("opslake_api_requests_total{"))
+            .filter_map(|l| l.split("endpoint=\"").nth(1)?.split('"').next())
+            .collect();
+        assert!(
+            endpoints.contains("/api/v1/reports/{report_id}"),
+            "{endpoints:?}"
+        );
+        for e in &endpoints {
+            assert!(
+                !e.contains("/r1") && !e.contains("/x") && !e.contains("made"),
+                "a client's path became a label: {e}"
+            );
+        }
     }
 }

@@ -1,13 +1,16 @@
 //! opslake's data contract: the event types of CONTRACT section 2, the rules that accept or
-//! refuse them, their JSON Schemas, and the Arrow schemas of every table. No I/O, no tokio.
+//! refuse them, their JSON Schemas, the Arrow schemas of every table, and the secret setting
+//! types every crate's configuration uses. No I/O, no tokio.
 
 pub mod decode;
 pub mod events;
 pub mod fast;
 pub mod json_schema;
+pub mod secret;
 pub mod series;
 pub mod tables;
 pub mod time;
 
 pub use decode::{decode_message, Decoded, EventKind, Refusal};
 pub use events::{BillingEvent, Event, LogEvent, MetricEvent, MetricKind};
+pub use secret::{KafkaProperties, Secret};

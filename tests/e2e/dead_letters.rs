@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::ClientConfig;
 use serde_json::json;
 
@@ -90,14 +91,25 @@ fn refused_items_land_in_dead_letters_with_reasons() {
     );
 
     // The same items are on the dead-letter topic, the reason in header `opslake.error`.
+    // Read by assigning every partition directly: no consumer group is joined (librdkafka
+    // wants a group id all the same), so the read does not wait on the broker's group
+    // coordinator, which is slow on a loaded machine.
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &setup.brokers)
         .set("group.id", "dlq-reader")
-        .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "6000")
         .create()
         .unwrap();
-    consumer.subscribe(&[&setup.topic("dead-letter")]).unwrap();
+    let topic = setup.topic("dead-letter");
+    let md = consumer
+        .fetch_metadata(Some(&topic), Duration::from_secs(10))
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in md.topics()[0].partitions() {
+        tpl.add_partition_offset(&topic, p.id(), Offset::Beginning)
+            .unwrap();
+    }
+    assert!(tpl.count() > 0, "the dead-letter topic has partitions");
+    consumer.assign(&tpl).unwrap();
     let mut reasons = Vec::new();
     wait_for(
         "7 messages on the dead-letter topic",

@@ -374,6 +374,18 @@ fn kubernetes_names_only_what_opslake_has() {
                 c["envFrom"][0]["secretRef"]["name"],
                 secret["metadata"]["name"]
             );
+            // Variables set on the container are opslake settings (a value from the pod, such
+            // as its name, is checked with a stand-in).
+            let env: Vec<(String, String)> = c["env"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .map(|e| {
+                    let value = e["value"].as_str().unwrap_or("value-from-the-pod");
+                    (s(&e["name"]).to_owned(), value.to_owned())
+                })
+                .collect();
+            check_settings(None, &env, &context);
         }
         // Every Deployment has a disruption budget selecting its pods.
         let pdb = of_kind("PodDisruptionBudget")

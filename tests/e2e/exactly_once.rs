@@ -161,7 +161,9 @@ fn two_ingest_processes_share_partitions_through_a_rebalance() {
     let producer = produce_in_background(&setup, 16_000, 2_000, Arc::clone(&done));
     let mut a = setup.spawn("ingest", &[]);
     std::thread::sleep(Duration::from_secs(2));
-    let b = setup.spawn("run", &[]); // joins the group: a rebalance in the middle
+    // Joins the group (`opslake run` reads every partition directly unless told otherwise):
+    // a rebalance in the middle.
+    let b = setup.spawn("run", &[("OPSLAKE_INGEST__ASSIGNMENT", "group")]);
     let events = producer.join().unwrap();
     assert_exactly_once(&b.api(), events);
     // Both kept running; with Tansu 0.6 a member that leaves or dies mid-run can keep its

@@ -11,5 +11,7 @@ mod exactly_once;
 mod faults;
 mod grafana;
 mod raw_tables;
+mod restarts;
 mod rollups;
 mod scale;
+mod secrets;

@@ -60,6 +60,23 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
     }
 }
 
+/// Asserts that two answers hold the same rows in the same order, numbers within a relative
+/// 1e-9 of each other: a parallel `sum` or `avg` of floats depends on the order in which its
+/// partial sums meet, so its last digits may differ between runs and between instances.
+pub fn assert_same_answers(a: &[Vec<Value>], b: &[Vec<Value>], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: row counts differ\n{a:?}\n{b:?}");
+    for (ra, rb) in a.iter().zip(b) {
+        assert_eq!(ra.len(), rb.len(), "{what}: {ra:?} vs {rb:?}");
+        for (x, y) in ra.iter().zip(rb) {
+            let same = match (x.as_f64(), y.as_f64()) {
+                (Some(x), Some(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
+                _ => x == y,
+            };
+            assert!(same, "{what}: {ra:?} vs {rb:?}");
+        }
+    }
+}
+
 /// A Tansu broker process on a free port; killed on drop.
 pub struct Broker {
     child: Child,

@@ -1,26 +1,20 @@
 //! The report as one self-contained HTML page: no scripts, no external fonts or images; charts
 //! are inline SVG, so the page renders the same in a browser, a mail client or a headless
 //! screenshot.
+//!
+//! The page is a `maud` template: every value spliced into it, in text or in an attribute, is
+//! escaped by the template itself, so no field of a bill (currency, service, resource id, a
+//! tag) can add markup. The only unescaped text is the constant style sheet. A
+//! Content-Security-Policy in the page allows no script either way.
 
 use std::fmt::Write as _;
 
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+
 use super::{DayPoint, Estimate, ForecastReport, ScopeLine};
 
-/// Escapes text for HTML element content and attribute values.
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// The page's own Content-Security-Policy (the API sends a stricter one with it).
+const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:";
 
 /// `1234567.891` → `1,234,567.89`.
 fn grouped(v: f64, decimals: usize) -> String {
@@ -124,9 +118,9 @@ const MT: f64 = 40.0;
 const MB: f64 = 44.0;
 
 /// The main chart: daily actuals, then the forecast with its 80% and 95% bands.
-fn forecast_chart(points: &[DayPoint], currency: &str) -> String {
+fn forecast_chart(points: &[DayPoint], currency: &str) -> Markup {
     if points.len() < 2 {
-        return "<p class=\"muted\">Not enough days to draw a chart yet.</p>".into();
+        return html! { p.muted { "Not enough days to draw a chart yet." } };
     }
     let vals = points.iter().flat_map(|p| {
         [p.actual, p.forecast, p.upper_95, p.lower_95]
@@ -147,55 +141,17 @@ fn forecast_chart(points: &[DayPoint], currency: &str) -> String {
     let n = points.len();
     let x = |i: usize| ML + i as f64 * (W - ML - MR) / (n - 1) as f64;
     let y = |v: f64| MT + (y1 - v) / (y1 - y0) * (H - MT - MB);
-    let mut svg = String::new();
-    let _ = write!(
-        svg,
-        r#"<svg viewBox="0 0 {W} {H}" width="100%" role="img" aria-label="Daily cost: actuals and forecast" xmlns="http://www.w3.org/2000/svg" font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif" font-size="12">"#
-    );
-    // Grid and y labels.
+    let mut grid = Vec::new();
     let mut v = y0;
     while v <= y1 + step * 0.01 {
-        let yy = y(v);
-        let _ = write!(
-            svg,
-            r##"<line x1="{ML}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#e5e7eb"/><text x="{}" y="{:.1}" text-anchor="end" fill="#4b5563">{}</text>"##,
-            W - MR,
-            ML - 8.0,
-            yy + 4.0,
-            esc(&money_short(v, currency))
-        );
+        grid.push((y(v), money_short(v, currency)));
         v += step;
     }
     // x labels: about nine, on whole-week spacing.
     let every = (n.div_ceil(9)).div_ceil(7).max(1) * 7;
     let every = if n <= 21 { 3.max(n / 7) } else { every };
-    for (i, p) in points.iter().enumerate() {
-        if i % every == 0 {
-            let _ = write!(
-                svg,
-                r##"<line x1="{0:.1}" x2="{0:.1}" y1="{1}" y2="{2}" stroke="#9ca3af"/><text x="{0:.1}" y="{3}" text-anchor="middle" fill="#4b5563">{4}</text>"##,
-                x(i),
-                H - MB,
-                H - MB + 5.0,
-                H - MB + 20.0,
-                esc(&short_date(&p.date))
-            );
-        }
-    }
-    let first_fc = points.iter().position(|p| p.forecast.is_some());
-    // Bands, widest first.
-    for (lo_of, hi_of, fill) in [
-        (
-            (|p: &DayPoint| p.lower_95) as fn(&DayPoint) -> Option<f64>,
-            (|p: &DayPoint| p.upper_95) as fn(&DayPoint) -> Option<f64>,
-            "#dbeafe",
-        ),
-        (
-            |p: &DayPoint| p.lower_80,
-            |p: &DayPoint| p.upper_80,
-            "#93c5fd",
-        ),
-    ] {
+    // Bands, widest first: (path, fill).
+    let band = |lo_of: fn(&DayPoint) -> Option<f64>, hi_of: fn(&DayPoint) -> Option<f64>| {
         let upper: Vec<(f64, f64)> = points
             .iter()
             .enumerate()
@@ -206,72 +162,100 @@ fn forecast_chart(points: &[DayPoint], currency: &str) -> String {
             .enumerate()
             .filter_map(|(i, p)| lo_of(p).map(|v| (x(i), y(v))))
             .collect();
-        if upper.len() >= 2 {
+        (upper.len() >= 2).then(|| {
             let mut d = String::new();
             for (k, (px, py)) in upper.iter().chain(lower.iter().rev()).enumerate() {
                 let _ = write!(d, "{}{px:.1},{py:.1} ", if k == 0 { "M" } else { "L" });
             }
-            let _ = write!(svg, r#"<path d="{d}Z" fill="{fill}" stroke="none"/>"#);
-        }
-    }
-    // Actuals.
+            d.push('Z');
+            d
+        })
+    };
+    let bands = [
+        (band(|p| p.lower_95, |p| p.upper_95), "#dbeafe"),
+        (band(|p| p.lower_80, |p| p.upper_80), "#93c5fd"),
+    ];
     let actual: Vec<String> = points
         .iter()
         .enumerate()
         .filter_map(|(i, p)| p.actual.map(|v| format!("{:.1},{:.1}", x(i), y(v))))
         .collect();
-    if actual.len() >= 2 {
-        let _ = write!(
-            svg,
-            r##"<polyline points="{}" fill="none" stroke="#111827" stroke-width="2" stroke-linejoin="round"/>"##,
-            actual.join(" ")
-        );
-    }
-    // Forecast, joined to the last actual.
-    if let Some(f) = first_fc {
-        let mut pts: Vec<String> = Vec::new();
-        if f > 0 {
-            if let Some(v) = points[f - 1].actual {
-                pts.push(format!("{:.1},{:.1}", x(f - 1), y(v)));
+    // The forecast, joined to the last actual, and where it starts.
+    let first_fc = points.iter().position(|p| p.forecast.is_some());
+    let forecast: Option<(String, Option<f64>)> =
+        first_fc.map(|f| {
+            let join = f
+                .checked_sub(1)
+                .and_then(|b| points[b].actual.map(|v| format!("{:.1},{:.1}", x(b), y(v))));
+            let pts: Vec<String> =
+                join.into_iter()
+                    .chain(points.iter().enumerate().skip(f).filter_map(|(i, p)| {
+                        p.forecast.map(|v| format!("{:.1},{:.1}", x(i), y(v)))
+                    }))
+                    .collect();
+            let divider = (f > 0).then(|| (x(f - 1) + x(f)) / 2.0);
+            (pts.join(" "), divider)
+        });
+    html! {
+        svg viewBox={"0 0 " (W) " " (H)} width="100%" role="img"
+            aria-label="Daily cost: actuals and forecast" xmlns="http://www.w3.org/2000/svg"
+            font-family=(FONT) font-size="12" {
+            @for (yy, label) in &grid {
+                line x1=(ML) x2=(W - MR) y1=(f1(*yy)) y2=(f1(*yy)) stroke="#e5e7eb" {}
+                text x=(ML - 8.0) y=(f1(yy + 4.0)) text-anchor="end" fill="#4b5563" { (label) }
+            }
+            @for (i, p) in points.iter().enumerate().filter(|(i, _)| i % every == 0) {
+                line x1=(f1(x(i))) x2=(f1(x(i))) y1=(H - MB) y2=(H - MB + 5.0) stroke="#9ca3af" {}
+                text x=(f1(x(i))) y=(H - MB + 20.0) text-anchor="middle" fill="#4b5563" {
+                    (short_date(&p.date))
+                }
+            }
+            @for (d, fill) in &bands {
+                @if let Some(d) = d {
+                    path d=(d) fill=(fill) stroke="none" {}
+                }
+            }
+            @if actual.len() >= 2 {
+                polyline points=(actual.join(" ")) fill="none" stroke="#111827" stroke-width="2"
+                    stroke-linejoin="round" {}
+            }
+            @if let Some((pts, divider)) = &forecast {
+                polyline points=(pts) fill="none" stroke="#1d4ed8" stroke-width="2.5"
+                    stroke-dasharray="7 5" {}
+                @if let Some(xd) = divider {
+                    line x1=(f1(*xd)) x2=(f1(*xd)) y1=(MT) y2=(H - MB) stroke="#6b7280"
+                        stroke-dasharray="3 3" {}
+                    text x=(f1(xd + 6.0)) y=(MT + 14.0) fill="#374151" { "forecast →" }
+                }
+            }
+            // The legend, above the plot.
+            g transform={"translate(" (ML) ",14)"} {
+                line x1="0" x2="22" y1="0" y2="0" stroke="#111827" stroke-width="2" {}
+                text x="28" y="4" fill="#111827" { "actual" }
+                line x1="90" x2="112" y1="0" y2="0" stroke="#1d4ed8" stroke-width="2.5"
+                    stroke-dasharray="7 5" {}
+                text x="118" y="4" fill="#111827" { "forecast" }
+                rect x="190" y="-6" width="22" height="12" fill="#93c5fd" {}
+                text x="218" y="4" fill="#111827" { "80% interval" }
+                rect x="318" y="-6" width="22" height="12" fill="#dbeafe" {}
+                text x="346" y="4" fill="#111827" { "95% interval" }
             }
         }
-        pts.extend(
-            points
-                .iter()
-                .enumerate()
-                .skip(f)
-                .filter_map(|(i, p)| p.forecast.map(|v| format!("{:.1},{:.1}", x(i), y(v)))),
-        );
-        let _ = write!(
-            svg,
-            r##"<polyline points="{}" fill="none" stroke="#1d4ed8" stroke-width="2.5" stroke-dasharray="7 5"/>"##,
-            pts.join(" ")
-        );
-        if f > 0 {
-            let xd = (x(f - 1) + x(f)) / 2.0;
-            let _ = write!(
-                svg,
-                r##"<line x1="{xd:.1}" x2="{xd:.1}" y1="{MT}" y2="{}" stroke="#6b7280" stroke-dasharray="3 3"/><text x="{:.1}" y="{}" fill="#374151">forecast →</text>"##,
-                H - MB,
-                xd + 6.0,
-                MT + 14.0
-            );
-        }
     }
-    // Legend, above the plot.
-    let _ = write!(
-        svg,
-        r##"<g transform="translate({ML},14)"><line x1="0" x2="22" y1="0" y2="0" stroke="#111827" stroke-width="2"/><text x="28" y="4" fill="#111827">actual</text><line x1="90" x2="112" y1="0" y2="0" stroke="#1d4ed8" stroke-width="2.5" stroke-dasharray="7 5"/><text x="118" y="4" fill="#111827">forecast</text><rect x="190" y="-6" width="22" height="12" fill="#93c5fd"/><text x="218" y="4" fill="#111827">80% interval</text><rect x="318" y="-6" width="22" height="12" fill="#dbeafe"/><text x="346" y="4" fill="#111827">95% interval</text></g>"##
-    );
-    svg.push_str("</svg>");
-    svg
 }
+
+/// A coordinate with one decimal.
+fn f1(v: f64) -> String {
+    format!("{v:.1}")
+}
+
+const FONT: &str = "system-ui, -apple-system, Segoe UI, Roboto, sans-serif";
 
 /// Horizontal bars per provider: last 30 days' actual cost against the next 30 days' forecast,
 /// with the 80% interval as a whisker.
-fn provider_chart(lines: &[ScopeLine], currency: &str) -> String {
+fn provider_chart(lines: &[ScopeLine], currency: &str) -> Markup {
     if lines.is_empty() {
-        return String::new();
+        return html! {};
     }
     let row = 44.0;
     let label_w = 130.0;
@@ -287,55 +271,37 @@ fn provider_chart(lines: &[ScopeLine], currency: &str) -> String {
         .max(1e-9);
     let plot = W - label_w - value_w - 20.0;
     let xs = |v: f64| label_w + (v.max(0.0) / max) * plot;
-    let mut svg = String::new();
-    let _ = write!(
-        svg,
-        r#"<svg viewBox="0 0 {W} {h}" width="100%" role="img" aria-label="Cost by provider" xmlns="http://www.w3.org/2000/svg" font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif" font-size="12">"#
-    );
-    let _ = write!(
-        svg,
-        r##"<g transform="translate({label_w},12)"><rect x="0" y="-7" width="14" height="10" fill="#9ca3af"/><text x="20" y="2" fill="#111827">last 30 days</text><rect x="120" y="-7" width="14" height="10" fill="#1d4ed8"/><text x="140" y="2" fill="#111827">next 30 days (forecast, 80% whisker)</text></g>"##
-    );
-    for (i, l) in lines.iter().enumerate() {
-        let top = 28.0 + row * i as f64;
-        let _ = write!(
-            svg,
-            r##"<text x="{}" y="{:.1}" text-anchor="end" fill="#111827" font-weight="600">{}</text>"##,
-            label_w - 10.0,
-            top + 19.0,
-            esc(&l.key)
-        );
-        let _ = write!(
-            svg,
-            r##"<rect x="{label_w}" y="{top:.1}" width="{:.1}" height="14" fill="#9ca3af"/>"##,
-            xs(l.last_30_days) - label_w
-        );
-        let mut right = format!("{} → ", money(l.last_30_days, currency));
-        if let Some(e) = l.next_30_days {
-            let _ = write!(
-                svg,
-                r##"<rect x="{label_w}" y="{:.1}" width="{:.1}" height="14" fill="#1d4ed8"/><line x1="{:.1}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="#111827"/>"##,
-                top + 16.0,
-                xs(e.forecast) - label_w,
-                xs(e.lower_80),
-                xs(e.upper_80),
-                top + 23.0,
-                top + 23.0
-            );
-            right.push_str(&money(e.forecast, currency));
-        } else {
-            right.push_str("no forecast");
+    html! {
+        svg viewBox={"0 0 " (W) " " (h)} width="100%" role="img" aria-label="Cost by provider"
+            xmlns="http://www.w3.org/2000/svg" font-family=(FONT) font-size="12" {
+            g transform={"translate(" (label_w) ",12)"} {
+                rect x="0" y="-7" width="14" height="10" fill="#9ca3af" {}
+                text x="20" y="2" fill="#111827" { "last 30 days" }
+                rect x="120" y="-7" width="14" height="10" fill="#1d4ed8" {}
+                text x="140" y="2" fill="#111827" { "next 30 days (forecast, 80% whisker)" }
+            }
+            @for (i, l) in lines.iter().enumerate() {
+                @let top = 28.0 + row * i as f64;
+                text x=(label_w - 10.0) y=(f1(top + 19.0)) text-anchor="end" fill="#111827"
+                    font-weight="600" { (l.key) }
+                rect x=(label_w) y=(f1(top)) width=(f1(xs(l.last_30_days) - label_w)) height="14"
+                    fill="#9ca3af" {}
+                @if let Some(e) = l.next_30_days {
+                    rect x=(label_w) y=(f1(top + 16.0)) width=(f1(xs(e.forecast) - label_w))
+                        height="14" fill="#1d4ed8" {}
+                    line x1=(f1(xs(e.lower_80))) x2=(f1(xs(e.upper_80))) y1=(f1(top + 23.0))
+                        y2=(f1(top + 23.0)) stroke="#111827" {}
+                }
+                text x=(W - value_w) y=(f1(top + 19.0)) fill="#374151" {
+                    (money(l.last_30_days, currency)) " → "
+                    @match l.next_30_days {
+                        Some(e) => (money(e.forecast, currency)),
+                        None => "no forecast",
+                    }
+                }
+            }
         }
-        let _ = write!(
-            svg,
-            r##"<text x="{}" y="{:.1}" fill="#374151">{}</text>"##,
-            W - value_w,
-            top + 19.0,
-            esc(&right)
-        );
     }
-    svg.push_str("</svg>");
-    svg
 }
 
 fn range(e: &Estimate, currency: &str) -> String {
@@ -346,6 +312,20 @@ fn range(e: &Estimate, currency: &str) -> String {
         money(e.lower_95, currency),
         money(e.upper_95, currency)
     )
+}
+
+fn band_80(e: &Estimate, currency: &str) -> String {
+    format!(
+        "{} – {}",
+        money(e.lower_80, currency),
+        money(e.upper_80, currency)
+    )
+}
+
+fn card(label: &str, value: &str, sub: &str) -> Markup {
+    html! {
+        div.card { div.label { (label) } div.value { (value) } div.sub { (sub) } }
+    }
 }
 
 const STYLE: &str = r"
@@ -376,252 +356,261 @@ footer{color:#6b7280;font-size:12px;margin:16px 4px}
 /// Renders the report as a self-contained HTML page.
 pub fn render(r: &ForecastReport) -> String {
     let c = r.currency.as_str();
-    let mut h = String::with_capacity(64 * 1024);
     let month = chrono::NaiveDate::parse_from_str(&r.period_start, "%Y-%m-%d")
         .map(|d| d.format("%B %Y").to_string())
         .unwrap_or_else(|_| r.period_start.clone());
-    let _ = write!(
-        h,
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>opslake cost forecast · {}</title><style>{STYLE}</style></head><body><main>",
-        esc(&month)
-    );
-    let _ = write!(
-        h,
-        "<header><h1>Cost forecast · {}</h1><p>Generated {} ({}) · actuals up to {} · report <code>{}</code></p></header>",
-        esc(&month),
-        esc(&r.generated_at),
-        esc(&r.trigger),
-        esc(r.as_of.as_deref().unwrap_or("–")),
-        esc(&r.report_id)
-    );
-    // Key figures.
-    h.push_str("<div class=\"cards\">");
-    let card = |h: &mut String, label: &str, value: String, sub: String| {
-        let _ = write!(
-            h,
-            "<div class=\"card\"><div class=\"label\">{}</div><div class=\"value\">{}</div><div class=\"sub\">{}</div></div>",
-            esc(label),
-            esc(&value),
-            esc(&sub)
-        );
+    let no_forecast = || card_text("–", "no forecast");
+    let (month_end, month_end_sub) = r.month_end.as_ref().map_or_else(no_forecast, |e| {
+        card_text(&money(e.forecast, c), &format!("80%: {}", band_80(e, c)))
+    });
+    let (next_30, next_30_sub) = r.next_30_days.as_ref().map_or_else(no_forecast, |e| {
+        card_text(&money(e.forecast, c), &format!("80%: {}", band_80(e, c)))
+    });
+    let fmt2 = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.2}"));
+    let share = |v: Option<f64>| v.map_or("–".into(), |v| format!("{:.0}%", v * 100.0));
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta http-equiv="Content-Security-Policy" content=(PAGE_CSP);
+                title { "opslake cost forecast · " (month) }
+                style { (PreEscaped(STYLE)) }
+            }
+            body { main {
+                header {
+                    h1 { "Cost forecast · " (month) }
+                    p {
+                        "Generated " (r.generated_at) " (" (r.trigger) ") · actuals up to "
+                        (r.as_of.as_deref().unwrap_or("–")) " · report " code { (r.report_id) }
+                    }
+                }
+                div.cards {
+                    (card("Spend this month", &money(r.spend.month_to_date, c), &format!(
+                        "last 7 days {} ({} week on week)",
+                        money(r.spend.last_7_days, c),
+                        pct(r.spend.change_7_days_pct)
+                    )))
+                    (card("Month-end forecast", &month_end, &month_end_sub))
+                    (card("Next 30 days", &next_30, &next_30_sub))
+                    (card(
+                        "Potential savings",
+                        &format!("{}/mo", money(r.potential_monthly_savings, c)),
+                        &format!("{} opportunities", r.opportunities.len()),
+                    ))
+                }
+                section {
+                    h2 { "Daily cost and forecast" }
+                    (forecast_chart(&r.daily, c))
+                    @if let Some(e) = &r.month_end {
+                        p {
+                            "Month end: " b { (money(e.forecast, c)) } " (" (range(e, c)) ")."
+                            @if let Some(n) = &r.next_30_days {
+                                " Next 30 days: " b { (money(n.forecast, c)) } " (" (range(n, c)) ")."
+                            }
+                        }
+                    }
+                    @if let Some(q) = &r.quality {
+                        p.muted {
+                            "Method: " b { (q.method) } ", chosen by backtest from " (q.origins)
+                            " origins: MASE " (fmt2(q.mase))
+                            " (below 1 beats the seasonal naive forecast), sMAPE "
+                            (q.smape.map_or("–".into(), |v| format!("{v:.1}%")))
+                            ", actuals inside the 80% / 95% intervals " (share(q.coverage_80))
+                            " / " (share(q.coverage_95)) ". All methods' MASE: "
+                            (q.methods.iter().map(|(m, v)| format!("{m} {}", fmt2(*v))).collect::<Vec<_>>().join(", "))
+                            "."
+                        }
+                    }
+                }
+                @if !r.providers.is_empty() {
+                    section { h2 { "By provider" } (provider_chart(&r.providers, c)) }
+                }
+                section {
+                    h2 { "Biggest movers (last 7 days against the 7 before)" }
+                    @if r.movers.is_empty() {
+                        p.muted { "No change worth noting." }
+                    } @else {
+                        table {
+                            tr { th { "scope" } th { "name" } th.num { "previous 7 days" }
+                                 th.num { "last 7 days" } th.num { "change" } }
+                            @for m in &r.movers {
+                                tr {
+                                    td { (m.scope) } td { (m.key) }
+                                    td.num { (money(m.previous_7_days, c)) }
+                                    td.num { (money(m.last_7_days, c)) }
+                                    td.num.up[m.change > 0.0].down[m.change <= 0.0] {
+                                        (money(m.change, c)) " (" (pct(m.change_pct)) ")"
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                section {
+                    h2 { "Cost spikes (last 14 days)" }
+                    @if r.spikes.is_empty() {
+                        p.muted { "No day cost far more than the 4 weeks before it." }
+                    } @else {
+                        table {
+                            tr { th { "day" } th { "scope" } th { "name" } th.num { "cost" }
+                                 th.num { "typical day" } }
+                            @for s in &r.spikes {
+                                tr {
+                                    td { (s.date) } td { (s.scope) } td { (s.key) }
+                                    td.num.up { (money(s.cost, c)) }
+                                    td.num { (money(s.typical, c)) }
+                                }
+                            }
+                        }
+                    }
+                }
+                section {
+                    h2 { "Savings opportunities · " (money(r.potential_monthly_savings, c)) "/month in all" }
+                    @if r.opportunities.is_empty() {
+                        p.muted { "None found: every resource with utilization data is in use and priced in line." }
+                    } @else {
+                        table {
+                            tr { th { "kind" } th { "resource" } th.num { "monthly cost" }
+                                 th.num { "saves / month" } th { "recommendation" } }
+                            @for o in &r.opportunities {
+                                tr {
+                                    td { span class={"badge " (o.kind)} { (o.kind.replace('_', " ")) } }
+                                    td { (o.resource_id) br; span.muted { (o.provider) } }
+                                    td.num { (money(o.monthly_cost, &o.currency)) }
+                                    td.num { b { (money(o.estimated_monthly_savings, &o.currency)) } }
+                                    td { (o.recommendation) }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if !r.services.is_empty() {
+                    section {
+                        h2 { "By service" }
+                        table {
+                            tr { th { "service" } th.num { "last 30 days" } th.num { "next 30 days" }
+                                 th { "80% interval" } th { "method" } }
+                            @for s in r.services.iter().take(15) {
+                                tr {
+                                    td { (s.key) }
+                                    td.num { (money(s.last_30_days, c)) }
+                                    @match &s.next_30_days {
+                                        Some(e) => {
+                                            td.num { (money(e.forecast, c)) }
+                                            td { (band_80(e, c)) }
+                                        }
+                                        None => { td.num { "–" } td { "–" } }
+                                    }
+                                    td { (s.method.as_deref().unwrap_or("too short to forecast")) }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if !r.not_forecast.is_empty() || !r.notes.is_empty() {
+                    section {
+                        h2 { "Notes" }
+                        ul {
+                            @for n in &r.notes { li { (n) } }
+                            @if let Some(first) = r.not_forecast.first() {
+                                li {
+                                    (r.not_forecast.len())
+                                    " series have too little history to forecast and say so instead of guessing ("
+                                    (r.not_forecast.iter().take(8).map(|n| format!("{} {}", n.scope, n.key)).collect::<Vec<_>>().join(", "))
+                                    @if r.not_forecast.len() > 8 { ", …" }
+                                    "): " (first.reason) "."
+                                }
+                            }
+                        }
+                    }
+                }
+                footer {
+                    "opslake · " (r.summary) " · the same report as JSON: "
+                    code { "GET /api/v1/reports/" (r.report_id) }
+                }
+            } }
+        }
     };
-    card(
-        &mut h,
-        "Spend this month",
-        money(r.spend.month_to_date, c),
-        format!(
-            "last 7 days {} ({} week on week)",
-            money(r.spend.last_7_days, c),
-            pct(r.spend.change_7_days_pct)
-        ),
-    );
-    match &r.month_end {
-        Some(e) => card(
-            &mut h,
-            "Month-end forecast",
-            money(e.forecast, c),
-            format!("80%: {} – {}", money(e.lower_80, c), money(e.upper_80, c)),
-        ),
-        None => card(
-            &mut h,
-            "Month-end forecast",
-            "–".into(),
-            "no forecast".into(),
-        ),
-    }
-    match &r.next_30_days {
-        Some(e) => card(
-            &mut h,
-            "Next 30 days",
-            money(e.forecast, c),
-            format!("80%: {} – {}", money(e.lower_80, c), money(e.upper_80, c)),
-        ),
-        None => card(&mut h, "Next 30 days", "–".into(), "no forecast".into()),
-    }
-    card(
-        &mut h,
-        "Potential savings",
-        format!("{}/mo", money(r.potential_monthly_savings, c)),
-        format!("{} opportunities", r.opportunities.len()),
-    );
-    h.push_str("</div>");
+    page.into_string()
+}
 
-    let _ = write!(
-        h,
-        "<section><h2>Daily cost and forecast</h2>{}",
-        forecast_chart(&r.daily, c)
-    );
-    if let Some(e) = &r.month_end {
-        let _ = write!(
-            h,
-            "<p>Month end: <b>{}</b> ({}).",
-            money(e.forecast, c),
-            esc(&range(e, c))
-        );
-        if let Some(n) = &r.next_30_days {
-            let _ = write!(
-                h,
-                " Next 30 days: <b>{}</b> ({}).",
-                money(n.forecast, c),
-                esc(&range(n, c))
-            );
-        }
-        h.push_str("</p>");
-    }
-    if let Some(q) = &r.quality {
-        let others: Vec<String> = q
-            .methods
-            .iter()
-            .map(|(m, v)| format!("{m} {}", v.map_or("–".into(), |v| format!("{v:.2}"))))
-            .collect();
-        let _ = write!(
-            h,
-            "<p class=\"muted\">Method: <b>{}</b>, chosen by backtest from {} origins: MASE {} (below 1 beats the seasonal naive forecast), sMAPE {}, actuals inside the 80% / 95% intervals {} / {}. All methods' MASE: {}.</p>",
-            esc(&q.method),
-            q.origins,
-            q.mase.map_or("–".into(), |v| format!("{v:.2}")),
-            q.smape.map_or("–".into(), |v| format!("{v:.1}%")),
-            q.coverage_80.map_or("–".into(), |v| format!("{:.0}%", v * 100.0)),
-            q.coverage_95.map_or("–".into(), |v| format!("{:.0}%", v * 100.0)),
-            esc(&others.join(", "))
-        );
-    }
-    h.push_str("</section>");
-
-    if !r.providers.is_empty() {
-        let _ = write!(
-            h,
-            "<section><h2>By provider</h2>{}</section>",
-            provider_chart(&r.providers, c)
-        );
-    }
-
-    h.push_str("<section><h2>Biggest movers (last 7 days against the 7 before)</h2>");
-    if r.movers.is_empty() {
-        h.push_str("<p class=\"muted\">No change worth noting.</p>");
-    } else {
-        h.push_str("<table><tr><th>scope</th><th>name</th><th class=\"num\">previous 7 days</th><th class=\"num\">last 7 days</th><th class=\"num\">change</th></tr>");
-        for m in &r.movers {
-            let class = if m.change > 0.0 { "up" } else { "down" };
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num {class}\">{} ({})</td></tr>",
-                esc(&m.scope),
-                esc(&m.key),
-                money(m.previous_7_days, c),
-                money(m.last_7_days, c),
-                money(m.change, c),
-                pct(m.change_pct)
-            );
-        }
-        h.push_str("</table>");
-    }
-    h.push_str("</section>");
-
-    h.push_str("<section><h2>Cost spikes (last 14 days)</h2>");
-    if r.spikes.is_empty() {
-        h.push_str("<p class=\"muted\">No day cost far more than the 4 weeks before it.</p>");
-    } else {
-        h.push_str("<table><tr><th>day</th><th>scope</th><th>name</th><th class=\"num\">cost</th><th class=\"num\">typical day</th></tr>");
-        for s in &r.spikes {
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num up\">{}</td><td class=\"num\">{}</td></tr>",
-                esc(&s.date),
-                esc(&s.scope),
-                esc(&s.key),
-                money(s.cost, c),
-                money(s.typical, c)
-            );
-        }
-        h.push_str("</table>");
-    }
-    h.push_str("</section>");
-
-    let _ = write!(
-        h,
-        "<section><h2>Savings opportunities · {}/month in all</h2>",
-        money(r.potential_monthly_savings, c)
-    );
-    if r.opportunities.is_empty() {
-        h.push_str("<p class=\"muted\">None found: every resource with utilization data is in use and priced in line.</p>");
-    } else {
-        h.push_str("<table><tr><th>kind</th><th>resource</th><th class=\"num\">monthly cost</th><th class=\"num\">saves / month</th><th>recommendation</th></tr>");
-        for o in &r.opportunities {
-            let _ = write!(
-                h,
-                "<tr><td><span class=\"badge {}\">{}</span></td><td>{}<br><span class=\"muted\">{}</span></td><td class=\"num\">{}</td><td class=\"num\"><b>{}</b></td><td>{}</td></tr>",
-                esc(&o.kind),
-                esc(&o.kind.replace('_', " ")),
-                esc(&o.resource_id),
-                esc(&o.provider),
-                money(o.monthly_cost, &o.currency),
-                money(o.estimated_monthly_savings, &o.currency),
-                esc(&o.recommendation)
-            );
-        }
-        h.push_str("</table>");
-    }
-    h.push_str("</section>");
-
-    if !r.services.is_empty() {
-        h.push_str("<section><h2>By service</h2><table><tr><th>service</th><th class=\"num\">last 30 days</th><th class=\"num\">next 30 days</th><th>80% interval</th><th>method</th></tr>");
-        for s in r.services.iter().take(15) {
-            let (next, band) = match &s.next_30_days {
-                Some(e) => (
-                    money(e.forecast, c),
-                    format!("{} – {}", money(e.lower_80, c), money(e.upper_80, c)),
-                ),
-                None => ("–".into(), "–".into()),
-            };
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&s.key),
-                money(s.last_30_days, c),
-                esc(&next),
-                esc(&band),
-                esc(s.method.as_deref().unwrap_or("too short to forecast"))
-            );
-        }
-        h.push_str("</table></section>");
-    }
-
-    if !r.not_forecast.is_empty() || !r.notes.is_empty() {
-        h.push_str("<section><h2>Notes</h2><ul>");
-        for n in &r.notes {
-            let _ = write!(h, "<li>{}</li>", esc(n));
-        }
-        if !r.not_forecast.is_empty() {
-            let names: Vec<String> = r
-                .not_forecast
-                .iter()
-                .take(8)
-                .map(|n| format!("{} {}", n.scope, n.key))
-                .collect();
-            let _ = write!(
-                h,
-                "<li>{} series have too little history to forecast and say so instead of guessing ({}{}): {}.</li>",
-                r.not_forecast.len(),
-                esc(&names.join(", ")),
-                if r.not_forecast.len() > 8 { ", …" } else { "" },
-                esc(&r.not_forecast[0].reason)
-            );
-        }
-        h.push_str("</ul></section>");
-    }
-    let _ = write!(
-        h,
-        "<footer>opslake · {} · the same report as JSON: <code>GET /api/v1/reports/{}</code></footer></main></body></html>",
-        esc(&r.summary),
-        esc(&r.report_id)
-    );
-    h
+/// A card's value and line below it.
+fn card_text(value: &str, sub: &str) -> (String, String) {
+    (value.to_string(), sub.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A report in which every text a bill or the lake can set holds markup.
+    fn hostile_report() -> ForecastReport {
+        let x = "<img src=x onerror=alert(1)>\"'&<script>alert(2)</script>";
+        let est = serde_json::json!({"forecast": 10.0, "lower_80": 8.0, "upper_80": 12.0,
+            "lower_95": 7.0, "upper_95": 13.0});
+        let line = serde_json::json!({"scope": x, "key": x, "last_30_days": 9.0, "last_7_days": 2.0,
+            "previous_7_days": 1.0, "next_30_days": est, "method": x});
+        let day = |d: &str, a: Option<f64>, f: Option<f64>| {
+            serde_json::json!({"date": d, "actual": a,
+            "forecast": f, "lower_80": f, "upper_80": f, "lower_95": f, "upper_95": f})
+        };
+        serde_json::from_value(serde_json::json!({
+            "report_id": x, "kind": "forecast", "trigger": x, "generated_at": x, "currency": x,
+            "as_of": x, "period_start": x, "period_end": x, "summary": x,
+            "spend": {"month_to_date": 5.0, "month_days_complete": 3, "last_7_days": 2.0,
+                "previous_7_days": 1.0, "change_7_days_pct": 100.0},
+            "month_end": est, "next_30_days": est,
+            "quality": {"method": x, "mase": 0.5, "smape": 3.0, "coverage_80": 0.8,
+                "coverage_95": 0.95, "origins": 4, "methods": {x: 0.5}},
+            "daily": [day(x, Some(1.0), None), day("2026-11-02", Some(2.0), None),
+                day("2026-11-03", None, Some(3.0)), day("2026-11-04", None, Some(4.0))],
+            "providers": [line], "services": [line],
+            "movers": [{"scope": x, "key": x, "last_7_days": 2.0, "previous_7_days": 1.0,
+                "change": 1.0, "change_pct": 100.0}],
+            "spikes": [{"date": x, "scope": x, "key": x, "cost": 9.0, "typical": 1.0}],
+            "opportunities": [{"provider": x, "resource_id": x, "kind": x, "monthly_cost": 9.0,
+                "estimated_monthly_savings": 3.0, "recommendation": x, "service": x,
+                "resource_type": x, "region": x, "utilization_mean": 0.1,
+                "utilization_peak": 0.2, "evidence": x, "currency": x}],
+            "potential_monthly_savings": 3.0,
+            "not_forecast": [{"scope": x, "key": x, "reason": x}],
+            "notes": [x],
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn no_value_of_a_report_can_add_markup() {
+        let page = render(&hostile_report());
+        for raw in ["<img", "<script", "onerror=alert(1)>", "'&<"] {
+            assert!(!page.contains(raw), "{raw} appears unescaped");
+        }
+        // Every payload is there, escaped: in text and in attribute values alike.
+        assert!(page.matches("&lt;img src=x onerror=alert(1)&gt;").count() >= 20);
+        assert!(page.contains("class=\"badge &lt;img"));
+        assert!(page.contains("Content-Security-Policy"));
+        // The page's only elements are the template's.
+        let tags: std::collections::BTreeSet<&str> = page
+            .split('<')
+            .skip(1)
+            .filter_map(|t| t.split([' ', '>', '/']).next())
+            .filter(|t| !t.is_empty())
+            .collect();
+        for t in &tags {
+            assert!(
+                [
+                    "!DOCTYPE", "html", "head", "meta", "title", "style", "body", "main", "header",
+                    "h1", "h2", "p", "code", "div", "section", "svg", "line", "text", "path",
+                    "polyline", "g", "rect", "table", "tr", "th", "td", "b", "span", "br", "ul",
+                    "li", "footer"
+                ]
+                .contains(t),
+                "unexpected element <{t}>"
+            );
+        }
+    }
 
     #[test]
     fn numbers_read_well() {
@@ -632,6 +621,5 @@ mod tests {
         assert_eq!(money_short(2500.0, "USD"), "$2.5k");
         assert_eq!(money_short(200.0, "USD"), "$200");
         assert_eq!(nice_step(1234.0), 250.0);
-        assert_eq!(esc("<a href='x'>&"), "&lt;a href=&#39;x&#39;&gt;&amp;");
     }
 }

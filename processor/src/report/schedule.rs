@@ -20,6 +20,7 @@ use object_store::ObjectStoreExt;
 use opslake_ingest::lake::{CommitError, LogEntry};
 use opslake_ingest::sink::{encode_parquet, upload};
 use opslake_ingest::Lake;
+use opslake_schemas::{KafkaProperties, Secret};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -47,8 +48,9 @@ pub struct ReportConfig {
     pub enabled: bool,
     /// Cron schedule in UTC: `minute hour day month weekday`, or with seconds first.
     pub schedule: String,
-    /// URL the report's JSON is POSTed to once it is stored.
-    pub webhook_url: Option<String>,
+    /// URL the report's JSON is POSTed to once it is stored; a secret (such URLs carry their
+    /// credentials), never printed.
+    pub webhook_url: Option<Secret>,
     /// Kafka topic the report's JSON is produced to (key: the report id), e.g.
     /// `telemetry.reports`.
     pub topic: Option<String>,
@@ -93,11 +95,12 @@ impl ReportConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.cron()?;
         if let Some(u) = &self.webhook_url {
-            let ok = reqwest::Url::parse(u)
+            let ok = reqwest::Url::parse(u.expose())
                 .map(|u| matches!(u.scheme(), "http" | "https"))
                 .unwrap_or(false);
             if !ok {
-                return Err(format!("reports.webhook_url`: {u:?} is not an http(s) URL"));
+                // The value is not repeated: it is a secret.
+                return Err("reports.webhook_url`: not an http(s) URL".into());
             }
         }
         if self.attempts == 0 {
@@ -327,7 +330,7 @@ pub fn last_slot(snap: &opslake_ingest::lake::Snapshot) -> Option<i64> {
 #[derive(Clone, Debug)]
 pub struct KafkaTarget {
     pub brokers: String,
-    pub extra: BTreeMap<String, String>,
+    pub extra: KafkaProperties,
     pub topic: String,
     pub replication_factor: i32,
 }
@@ -335,7 +338,7 @@ pub struct KafkaTarget {
 /// Where reports go after they are stored.
 #[derive(Clone, Default)]
 pub struct Delivery {
-    pub webhook_url: Option<String>,
+    pub webhook_url: Option<Secret>,
     /// Where to produce: brokers, extra librdkafka properties, topic, and the replication
     /// factor of the topic when it has to be created.
     pub kafka: Option<KafkaTarget>,
@@ -348,7 +351,7 @@ impl Delivery {
     pub fn from_config(
         cfg: &ReportConfig,
         brokers: &str,
-        kafka: &BTreeMap<String, String>,
+        kafka: &KafkaProperties,
         replication_factor: i32,
     ) -> Self {
         Self {
@@ -377,12 +380,13 @@ impl Delivery {
                 let client = client.as_ref().map_err(ToString::to_string).cloned();
                 async move {
                     let r = client?
-                        .post(url)
+                        .post(url.expose())
                         .header("content-type", "application/json")
                         .body(body)
                         .send()
                         .await
-                        .map_err(|e| e.to_string())?;
+                        // reqwest's error names the URL, a secret.
+                        .map_err(|e| e.without_url().to_string())?;
                     if r.status().is_success() {
                         Ok(())
                     } else {
@@ -572,7 +576,7 @@ mod tests {
         c.schedule = "every day".into();
         assert!(c.validate().unwrap_err().starts_with("reports.schedule"));
         c = ReportConfig {
-            webhook_url: Some("ftp://x".into()),
+            webhook_url: Some(Secret::new("ftp://x")),
             ..Default::default()
         };
         assert!(c.validate().unwrap_err().starts_with("reports.webhook_url"));

@@ -1,0 +1,273 @@
+//! How an ingest consumer gets its partitions, and where it starts reading them.
+//!
+//! The lake, not Kafka, records which offsets are ingested, so a consumer always starts a
+//! partition at the lake's next offset, whichever way the partition reached it:
+//! - [`Assignment::Group`]: a consumer group shares the partitions between `opslake ingest`
+//!   instances; librdkafka's rebalance callback ([`Ctx::rebalance`]) reads the lake before the
+//!   partitions are assigned. With `instance_id` set the member is static
+//!   (`group.instance.id`), so a restarted instance takes its predecessor's place at once.
+//! - [`Assignment::Direct`]: no group at all; the consumer assigns itself every partition of its
+//!   topics and follows partitions added later ([`follow_partitions`]). A restart can never find
+//!   its partitions held by a dead member, which is what the all-in-one `opslake run` needs.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::KafkaError;
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::ClientContext;
+use serde::{Deserialize, Serialize};
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::lake::{Lake, Snapshot};
+use crate::metrics::METRICS;
+
+/// How ingest gets its partitions (`ingest.assignment`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Assignment {
+    /// `direct` for `opslake run` (one process has every partition), `group` for
+    /// `opslake ingest` (instances share them).
+    #[default]
+    Auto,
+    /// A Kafka consumer group shares the partitions between instances.
+    Group,
+    /// Every partition of the topics, without a consumer group.
+    Direct,
+}
+
+impl Assignment {
+    /// The mode in force: `Auto` becomes `Direct` when this process is the only ingest
+    /// instance there is (`opslake run`), else `Group`.
+    #[must_use]
+    pub fn resolve(self, all_in_one: bool) -> Self {
+        match self {
+            Self::Auto if all_in_one => Self::Direct,
+            Self::Auto => Self::Group,
+            other => other,
+        }
+    }
+}
+
+/// A change of the partitions assigned to this consumer, applied by the consume loop in order.
+pub(crate) enum Change {
+    /// Partitions now assigned, each with the lake's next offset (`None`: the lake holds none).
+    Assigned(Vec<((String, i32), Option<i64>)>),
+    /// Partitions taken away.
+    Revoked(Vec<(String, i32)>),
+}
+
+/// The consumer's context: statistics into metrics, and the rebalance callback.
+pub(crate) struct Ctx {
+    pub(crate) lake: Arc<Lake>,
+    pub(crate) handle: Handle,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) changes: Mutex<Vec<Change>>,
+}
+
+impl Ctx {
+    fn push(&self, change: Change) {
+        self.changes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(change);
+    }
+
+    /// The changes since the last call, in order.
+    pub(crate) fn take_changes(&self) -> Vec<Change> {
+        std::mem::take(
+            &mut *self
+                .changes
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// The lake's snapshot, retried until it reads or shutdown begins (`None`).
+    fn snapshot(&self) -> Option<Snapshot> {
+        loop {
+            match self.handle.block_on(self.lake.snapshot()) {
+                Ok(s) => return Some(s),
+                Err(e) if !self.shutdown.is_cancelled() => {
+                    error!(error = %e, "cannot read the lake's offsets for an assignment; retrying");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Sets each partition of `tpl` to start at the lake's next offset (the beginning when the
+    /// lake holds none of it) and returns them as an assignment change.
+    fn resume_points(&self, tpl: &mut TopicPartitionList) -> Change {
+        let snapshot = self.snapshot();
+        let parts: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect();
+        let mut assigned = Vec::with_capacity(parts.len());
+        for (topic, p) in parts {
+            let next = snapshot.as_ref().and_then(|s| s.next_offset(&topic, p));
+            let offset = next.map_or(Offset::Beginning, Offset::Offset);
+            if let Err(e) = tpl.set_partition_offset(&topic, p, offset) {
+                error!(error = %e, topic, partition = p, "cannot set start offset");
+            }
+            assigned.push(((topic, p), next));
+        }
+        info!(partitions = ?assigned, "partitions assigned; resuming from the lake's offsets");
+        Change::Assigned(assigned)
+    }
+}
+
+impl ClientContext for Ctx {
+    fn stats(&self, stats: Statistics) {
+        for (topic, t) in &stats.topics {
+            for (p, part) in &t.partitions {
+                if *p < 0 {
+                    continue; // librdkafka's internal "unassigned" partition
+                }
+                let labels = [topic.as_str(), &p.to_string()];
+                match part.fetch_state.as_str() {
+                    // Moved to another instance: its lag is theirs to report now.
+                    "none" | "stopping" | "stopped" => {
+                        let _ = METRICS.consumer_lag.remove_label_values(&labels);
+                    }
+                    state => {
+                        let lag = if part.consumer_lag >= 0 {
+                            part.consumer_lag
+                        } else if state == "active" && part.hi_offset >= 0 && part.lo_offset >= 0 {
+                            // Fetching with nothing consumed or committed yet: the group starts
+                            // from the earliest offset, so all of the partition is behind.
+                            part.hi_offset - part.lo_offset
+                        } else {
+                            continue;
+                        };
+                        METRICS.consumer_lag.with_label_values(&labels).set(lag);
+                    }
+                }
+            }
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        METRICS.broker_up.set(0);
+        warn!(%error, reason, "kafka client error");
+    }
+}
+
+impl ConsumerContext for Ctx {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let change = self.resume_points(tpl);
+                let r = if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                };
+                if let Err(e) = r {
+                    error!(error = %e, "assign failed");
+                }
+                self.push(change);
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let parts = partitions(tpl);
+                info!(partitions = ?parts, "partitions revoked");
+                let r = if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                };
+                if let Err(e) = r {
+                    error!(error = %e, "unassign failed");
+                }
+                self.push(Change::Revoked(parts));
+            }
+            other => {
+                error!(error = ?other, "rebalance error");
+                let _ = consumer.unassign();
+                self.push(Change::Revoked(partitions(tpl)));
+            }
+        }
+    }
+}
+
+fn partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_string(), e.partition()))
+        .collect()
+}
+
+/// Direct assignment: assigns every partition of `topics` that is not in `known` yet, starting
+/// at the lake's offsets, and adds them to `known`. Called at start and then periodically, so
+/// partitions added to a topic later are read too.
+///
+/// # Errors
+/// When the broker does not answer the metadata request or refuses the assignment.
+pub(crate) fn follow_partitions(
+    consumer: &BaseConsumer<Ctx>,
+    topics: &[String],
+    known: &mut BTreeSet<(String, i32)>,
+) -> Result<(), KafkaError> {
+    let mut tpl = TopicPartitionList::new();
+    for topic in topics {
+        let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        for t in md.topics() {
+            for p in t.partitions() {
+                if !known.contains(&(t.name().to_string(), p.id())) {
+                    tpl.add_partition(t.name(), p.id());
+                }
+            }
+        }
+    }
+    if tpl.count() == 0 {
+        return Ok(());
+    }
+    let ctx = consumer.context();
+    let change = ctx.resume_points(&mut tpl);
+    consumer.incremental_assign(&tpl)?;
+    known.extend(partitions(&tpl));
+    ctx.push(change);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_is_direct_for_the_all_in_one_process_only() {
+        assert_eq!(Assignment::Auto.resolve(true), Assignment::Direct);
+        assert_eq!(Assignment::Auto.resolve(false), Assignment::Group);
+        assert_eq!(Assignment::Group.resolve(true), Assignment::Group);
+        assert_eq!(Assignment::Direct.resolve(false), Assignment::Direct);
+    }
+
+    #[test]
+    fn assignment_reads_as_lowercase_words() {
+        #[derive(Deserialize)]
+        struct C {
+            a: Assignment,
+        }
+        let c: C = serde_json::from_str(r#"{"a": "direct"}"#).unwrap();
+        assert_eq!(c.a, Assignment::Direct);
+        assert!(serde_json::from_str::<C>(r#"{"a": "sticky"}"#).is_err());
+    }
+}
