@@ -148,6 +148,9 @@ impl IngestHealth {
     }
 }
 
+/// One look at every partition, each keyed by (topic, partition).
+pub(crate) type Looks = Vec<((String, i32), Observation)>;
+
 /// One look at a partition: the lake's next offset and Kafka's watermarks.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Observation {
@@ -175,7 +178,7 @@ impl StallTracker {
         now: Instant,
         threshold: Duration,
         not_before: Option<Instant>,
-        looks: &[((String, i32), Observation)],
+        looks: &Looks,
     ) -> Vec<StalledPartition> {
         let mut stalled = Vec::new();
         for (key, o) in looks {
@@ -267,7 +270,7 @@ fn looks(
     topics: &[String],
     shutdown: &CancellationToken,
     lake_next: impl Fn(&str, i32) -> Option<i64>,
-) -> Result<Vec<((String, i32), Observation)>, rdkafka::error::KafkaError> {
+) -> Result<Looks, rdkafka::error::KafkaError> {
     let timeout = Duration::from_secs(2);
     let stopped = || rdkafka::error::KafkaError::Canceled;
     let mut out = Vec::new();
@@ -300,7 +303,7 @@ fn looks(
 mod tests {
     use super::*;
 
-    fn look(lake_next: Option<i64>, high: i64) -> Vec<((String, i32), Observation)> {
+    fn look(lake_next: Option<i64>, high: i64) -> Looks {
         vec![(
             ("t".to_string(), 0),
             Observation {

@@ -544,16 +544,24 @@ mod tests {
     }
 
     fn limited(dir: &std::path::Path, limits: QueryLimits, max_concurrent: usize) -> Router {
+        router(limited_state(dir, limits, max_concurrent))
+    }
+
+    fn limited_state(
+        dir: &std::path::Path,
+        limits: QueryLimits,
+        max_concurrent: usize,
+    ) -> AppState {
         let lake = opslake_ingest::Lake::open(dir.to_str().unwrap()).unwrap();
         let engine = Arc::new(QueryEngine::new(lake, limits).unwrap());
-        router(AppState::new(
+        AppState::new(
             engine,
             ApiConfig {
                 max_concurrent_queries: max_concurrent,
                 queue_timeout: Duration::from_millis(100),
                 ..Default::default()
             },
-        ))
+        )
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -606,13 +614,34 @@ mod tests {
         let body = body_json(resp).await;
         assert_eq!(body["rows"].as_array().unwrap().len(), 5);
         assert_eq!(body["truncated"], json!(true));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_query_beyond_the_limit_waits_its_turn_then_gets_429() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = limited_state(
+            dir.path(),
+            QueryLimits {
+                max_rows: 5,
+                timeout: Duration::from_secs(3),
+                memory_limit: 4 << 20,
+                cache_bytes: 0,
+            },
+            1,
+        );
+        let app = router(state.clone());
         // One query at a time: a second one waits its turn, and gets 429 and Retry-After when
-        // the first still runs at the end of the queue timeout.
+        // the first still runs at the end of the queue timeout (100 ms, against the first
+        // one's 3 s).
         let slow = tokio::spawn(app.clone().oneshot(sql_request(
             "SELECT count(*) FROM generate_series(1, 20000000000)",
             None,
         )));
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while state.queries.available_permits() > 0 {
+            assert!(Instant::now() < deadline, "the slow query never started");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let resp = app.oneshot(sql_request("SELECT 1", None)).await.unwrap();
         assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(resp.headers()[header::RETRY_AFTER], "1");

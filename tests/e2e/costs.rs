@@ -335,3 +335,75 @@ fn billing_becomes_costs_forecasts_opportunities_and_scheduled_reports() {
         },
     );
 }
+
+/// Bills are free text: a currency, a service and a resource id holding markup reach the report
+/// (the file and the API's page) escaped, never as markup.
+#[test]
+fn markup_in_a_bill_never_reaches_a_report_as_markup() {
+    let broker = Broker::start();
+    let lake = tempfile::tempdir().unwrap();
+    let setup = Setup::new(&broker, lake.path(), "xss");
+    let opslake = setup.spawn("run", &[("OPSLAKE_PROCESSOR__INTERVAL", "1s")]);
+    let api = opslake.api();
+    let payloads = [
+        "<img src=x onerror=alert(1)>",
+        "<script>alert(2)</script>",
+        "\"><svg onload=alert(3)>",
+    ];
+    let p = TestProducer::new(&setup.brokers);
+    let mut sent = 0;
+    for d in 0..21 {
+        for (i, x) in payloads.iter().enumerate() {
+            let event = json!({"charge_period_start": FIRST + d * DAY,
+                "charge_period_end": FIRST + (d + 1) * DAY, "provider": "aws",
+                "service": x, "resource_id": format!("{x}-{i}"), "currency": x,
+                "resource_type": "compute", "cost": 10.0 + i as f64, "utilization": 0.001});
+            p.send(&setup.topic("billing"), None, event.to_string().as_bytes());
+            sent += 1;
+        }
+    }
+    p.flush();
+    wait_for("the bills in cost_daily", Duration::from_secs(90), || {
+        (api.count("SELECT coalesce(sum(\"rows\"), 0) FROM cost_daily") == sent).then_some(())
+    });
+    let out_dir = tempfile::tempdir().unwrap();
+    let file = out_dir.path().join("report.html");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_opslake"))
+        .args(["report", "forecast", "--no-refresh", "--html"])
+        .arg(&file)
+        .env("OPSLAKE_LAKE", &setup.lake)
+        .env("OPSLAKE_BROKERS", &setup.brokers)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let id = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("report "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no report id in {stdout}"))
+        .to_string();
+    let served = Api::client()
+        .get(format!("{}/api/v1/reports/{id}", api.base))
+        .header("Accept", "text/html")
+        .send()
+        .unwrap();
+    let csp = served.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert!(!csp.contains("script-src"), "no script may run: {csp}");
+    for (what, page) in [
+        ("the file", std::fs::read_to_string(&file).unwrap()),
+        ("the API's page", served.text().unwrap()),
+    ] {
+        for raw in ["<img", "<script", "onload=alert(3)>", "\"><svg"] {
+            assert!(!page.contains(raw), "{what} holds {raw} unescaped");
+        }
+        assert!(
+            page.contains("&lt;img src=x onerror=alert(1)&gt;"),
+            "{what} shows the bill's text, escaped"
+        );
+    }
+}

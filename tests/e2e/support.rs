@@ -88,43 +88,24 @@ impl Broker {
     /// A broker on a free port that keeps its data in memory.
     pub fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        Self::start_with(free_port(), "memory://tansu/", dir)
+        let (child, port) = start_on_free_port("the Tansu broker", |port| {
+            spawn_tansu(port, "memory://tansu/", dir.path())
+        });
+        Self {
+            child,
+            port,
+            _dir: dir,
+        }
     }
 
     /// A broker on `port` that keeps its data in `dir/broker.db` across restarts.
     pub fn start_persistent(port: u16, dir: &Path) -> Self {
-        let keep = tempfile::tempdir().unwrap();
-        let mut b = Self::start_in(port, "sqlite://broker.db", dir);
-        b._dir = keep;
-        b
-    }
-
-    fn start_with(port: u16, storage: &str, dir: tempfile::TempDir) -> Self {
-        let mut b = Self::start_in(port, storage, dir.path());
-        b._dir = dir;
-        b
-    }
-
-    /// Tansu reads a `sqlite://` path relative to its working directory, `dir`.
-    fn start_in(port: u16, storage: &str, dir: &Path) -> Self {
-        let child = Command::new(tansu_binary())
-            .args([
-                "broker",
-                "--listener-url",
-                &format!("tcp://127.0.0.1:{port}"),
-                "--advertised-listener-url",
-                &format!("tcp://127.0.0.1:{port}"),
-                "--storage-engine",
-                storage,
-            ])
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("tansu starts");
-        wait_for("the broker's port", Duration::from_secs(30), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-        });
+        let mut child = spawn_tansu(port, "sqlite://broker.db", dir);
+        assert_eq!(
+            answers(&mut child, port, Duration::from_secs(30)),
+            Some(true),
+            "the Tansu broker did not start on port {port}"
+        );
         Self {
             child,
             port,
@@ -135,6 +116,53 @@ impl Broker {
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
+}
+
+/// Starts Tansu on `port`; it reads a `sqlite://` path relative to its working directory, `dir`.
+fn spawn_tansu(port: u16, storage: &str, dir: &Path) -> Child {
+    Command::new(tansu_binary())
+        .args([
+            "broker",
+            "--listener-url",
+            &format!("tcp://127.0.0.1:{port}"),
+            "--advertised-listener-url",
+            &format!("tcp://127.0.0.1:{port}"),
+            "--storage-engine",
+            storage,
+        ])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tansu starts")
+}
+
+/// Whether `child` answers on `port` within `timeout`: `Some(true)` when it does, `Some(false)`
+/// when it exits first, `None` when time runs out.
+fn answers(child: &mut Child, port: u16, timeout: Duration) -> Option<bool> {
+    wait_for_opt(timeout, || {
+        if let Ok(Some(_)) = child.try_wait() {
+            return Some(false);
+        }
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .map(|_| child.try_wait().is_ok_and(|exited| exited.is_none()))
+    })
+}
+
+/// Starts a server process on a port that was free a moment ago; when the process exits before
+/// it answers (another process took the port in between), tries again on another port.
+fn start_on_free_port(what: &str, mut spawn: impl FnMut(u16) -> Child) -> (Child, u16) {
+    for _ in 0..5 {
+        let port = free_port();
+        let mut child = spawn(port);
+        if answers(&mut child, port, Duration::from_secs(30)) == Some(true) {
+            return (child, port);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("{what} did not start on any of 5 free ports");
 }
 
 impl Drop for Broker {
@@ -483,38 +511,28 @@ pub struct S3Server {
 }
 
 impl S3Server {
+    /// moto's S3 server on a free port (`scripts/test.sh` installs it: `pip install
+    /// 'moto[server]'`).
     pub fn start() -> Self {
-        let port = free_port();
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 starts");
-        let mut s = Self {
+        let (child, port) = start_on_free_port("moto's S3 server", |port| {
+            Command::new("python3")
+                .args([
+                    "-m",
+                    "moto.server",
+                    "-H",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("python3 starts")
+        });
+        Self {
             child,
             endpoint: S3Endpoint { port },
-        };
-        let ready = wait_for_opt(Duration::from_secs(30), || {
-            if let Ok(Some(_)) = s.child.try_wait() {
-                return Some(false);
-            }
-            std::net::TcpStream::connect(("127.0.0.1", port))
-                .ok()
-                .map(|_| true)
-        });
-        assert!(
-            ready == Some(true),
-            "moto's S3 server did not start; install it with `pip install 'moto[server]'` (scripts/test.sh does)"
-        );
-        s
+        }
     }
 }
 
