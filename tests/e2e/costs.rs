@@ -376,7 +376,11 @@ fn markup_in_a_bill_never_reaches_a_report_as_markup() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let id = stdout
         .lines()
         .find_map(|l| l.trim().strip_prefix("report "))

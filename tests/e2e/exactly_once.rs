@@ -78,7 +78,11 @@ fn assert_exactly_once(api: &Api, events: u64) {
     // Nothing arrives late as a duplicate: the count holds at every look for 3 s.
     let until = std::time::Instant::now() + Duration::from_secs(3);
     while std::time::Instant::now() < until {
-        assert_eq!(api.count("SELECT count(*) FROM metrics"), total, "a late duplicate");
+        assert_eq!(
+            api.count("SELECT count(*) FROM metrics"),
+            total,
+            "a late duplicate"
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
 }
@@ -164,13 +168,17 @@ fn two_ingest_processes_share_partitions_through_a_rebalance() {
     let producer = produce_in_background(&setup, 16_000, 2_000, Arc::clone(&done));
     let mut a = setup.spawn("ingest", &[]);
     // The second member joins once the first has committed: a rebalance in the middle.
-    wait_for("the first member's first commit", Duration::from_secs(60), || {
-        std::fs::read_dir(lake.path().join("_opslake_log"))
-            .ok()?
-            .flatten()
-            .any(|e| e.file_name().to_string_lossy().ends_with(".json"))
-            .then_some(())
-    });
+    wait_for(
+        "the first member's first commit",
+        Duration::from_secs(60),
+        || {
+            std::fs::read_dir(lake.path().join("_opslake_log"))
+                .ok()?
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(".json"))
+                .then_some(())
+        },
+    );
     // Joins the group (`opslake run` reads every partition directly unless told otherwise):
     // a rebalance in the middle.
     let b = setup.spawn("run", &[("OPSLAKE_INGEST__ASSIGNMENT", "group")]);
