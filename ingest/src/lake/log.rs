@@ -15,6 +15,24 @@ pub const CHECKPOINT_EVERY: u64 = 100;
 
 const LOG_DIR: &str = "_opslake_log";
 
+/// The format of log entries and checkpoints this version writes and reads. Each entry and
+/// checkpoint carries it (`format`; absent means 1); a lake written in a newer format is
+/// refused with a clear error rather than misread.
+pub const LOG_FORMAT: u32 = 1;
+
+fn format_one() -> u32 {
+    1
+}
+
+/// Where the newest checkpoint is: `_opslake_log/_last_checkpoint`, so opening a lake reads one
+/// small file instead of listing every checkpoint.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct LastCheckpoint {
+    version: u64,
+    #[serde(default = "format_one")]
+    format: u32,
+}
+
 /// Offsets of one Kafka partition covered by a commit: `start` is the first offset the commit
 /// covers, `end` the next offset to read (last + 1), as Kafka expects it in a commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +61,9 @@ pub struct AddFile {
 pub struct LogEntry {
     #[serde(default)]
     pub version: u64,
+    /// The log format it was written in ([`LOG_FORMAT`]; set on commit).
+    #[serde(default = "format_one")]
+    pub format: u32,
     /// Commit time, epoch milliseconds.
     #[serde(default)]
     pub timestamp_ms: i64,
@@ -67,6 +88,9 @@ pub struct LogEntry {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub version: u64,
+    /// The log format of a checkpoint ([`LOG_FORMAT`]; set when one is written).
+    #[serde(default = "format_one")]
+    pub format: u32,
     pub files: Arc<BTreeMap<String, AddFile>>,
     /// topic -> partition -> next offset to read.
     pub offsets: Arc<BTreeMap<String, BTreeMap<i32, i64>>>,
@@ -183,14 +207,58 @@ async fn read_json<T: serde::de::DeserializeOwned>(
 }
 
 pub(super) async fn read_entry(lake: &Lake, version: u64) -> Result<Option<LogEntry>, LakeError> {
-    let mut entry: Option<LogEntry> = read_json(lake, &entry_path(version)).await?;
+    let path = entry_path(version);
+    let mut entry: Option<LogEntry> = read_json(lake, &path).await?;
     if let Some(e) = entry.as_mut() {
+        supported(&path, e.format)?;
         e.version = version;
     }
     Ok(entry)
 }
 
+/// Refuses a file written in a log format newer than this version reads.
+fn supported(path: &str, found: u32) -> Result<(), LakeError> {
+    if found > LOG_FORMAT {
+        return Err(LakeError::NewerFormat {
+            path: path.to_string(),
+            found,
+            supported: LOG_FORMAT,
+        });
+    }
+    Ok(())
+}
+
+fn last_checkpoint_path() -> String {
+    format!("{LOG_DIR}/_last_checkpoint")
+}
+
+fn checkpoint_path(version: u64) -> String {
+    format!("{}/{version:020}.json", checkpoint_dir())
+}
+
+/// Reads a checkpoint file, refusing a newer format.
+async fn read_checkpoint(lake: &Lake, rel: &str) -> Result<Option<Snapshot>, LakeError> {
+    let snap: Option<Snapshot> = read_json(lake, rel).await?;
+    if let Some(s) = &snap {
+        supported(rel, s.format)?;
+    }
+    Ok(snap)
+}
+
+/// The newest checkpoint: the one `_last_checkpoint` names, or, in a lake written before the
+/// pointer existed (or when the file it names is gone), the newest one listed.
 async fn newest_checkpoint(lake: &Lake) -> Result<Option<Snapshot>, LakeError> {
+    let pointer = last_checkpoint_path();
+    if let Some(last) = read_json::<LastCheckpoint>(lake, &pointer).await? {
+        supported(&pointer, last.format)?;
+        if let Some(snap) = read_checkpoint(lake, &checkpoint_path(last.version)).await? {
+            return Ok(Some(snap));
+        }
+    }
+    listed_checkpoint(lake).await
+}
+
+async fn listed_checkpoint(lake: &Lake) -> Result<Option<Snapshot>, LakeError> {
     use futures::TryStreamExt;
     let dir = checkpoint_dir();
     let prefix = lake.path(&dir);
@@ -209,7 +277,7 @@ async fn newest_checkpoint(lake: &Lake) -> Result<Option<Snapshot>, LakeError> {
         .filter(|n| n.ends_with(".json"))
         .max();
     match newest {
-        Some(name) => read_json(lake, &format!("{dir}/{name}")).await,
+        Some(name) => read_checkpoint(lake, &format!("{dir}/{name}")).await,
         None => Ok(None),
     }
 }
@@ -228,6 +296,7 @@ where
         check(snap).map_err(CommitError::Conflict)?;
         let version = snap.version + 1;
         entry.version = version;
+        entry.format = LOG_FORMAT;
         entry.timestamp_ms = chrono::Utc::now().timestamp_millis();
         let body = serde_json::to_vec(entry).expect("log entries serialize");
         let rel = entry_path(version);
@@ -254,16 +323,27 @@ where
     }
 }
 
-/// Writes a checkpoint; a failure only costs readers time, so it is logged, not returned.
+/// Writes a checkpoint, then points `_last_checkpoint` at it; a failure only costs readers
+/// time, so it is logged, not returned.
 async fn write_checkpoint(lake: &Lake, snap: &Snapshot) {
-    let rel = format!("{}/{:020}.json", checkpoint_dir(), snap.version);
-    let body = serde_json::to_vec(snap).expect("snapshots serialize");
-    if let Err(e) = lake
-        .store
-        .put(&lake.path(&rel), PutPayload::from(Bytes::from(body)))
-        .await
-    {
-        tracing::warn!(error = %e, path = rel, "failed to write lake checkpoint");
+    let rel = checkpoint_path(snap.version);
+    let mut checkpoint = snap.clone();
+    checkpoint.format = LOG_FORMAT;
+    let body = serde_json::to_vec(&checkpoint).expect("snapshots serialize");
+    let pointer = LastCheckpoint {
+        version: snap.version,
+        format: LOG_FORMAT,
+    };
+    let pointer_body = serde_json::to_vec(&pointer).expect("pointers serialize");
+    for (path, body) in [(rel, body), (last_checkpoint_path(), pointer_body)] {
+        if let Err(e) = lake
+            .store
+            .put(&lake.path(&path), PutPayload::from(Bytes::from(body)))
+            .await
+        {
+            tracing::warn!(error = %e, path, "failed to write lake checkpoint");
+            return;
+        }
     }
 }
 
@@ -387,6 +467,19 @@ mod tests {
             .await
             .unwrap();
         }
+        // Opening follows `_last_checkpoint`, not a listing: a stray file that sorts last in
+        // the checkpoint folder is never read.
+        let log = dir.path().join("_opslake_log");
+        std::fs::write(
+            log.join("_checkpoint").join("99999999999999999999.json"),
+            "not json",
+        )
+        .unwrap();
+        let pointer = std::fs::read_to_string(log.join("_last_checkpoint")).unwrap();
+        assert!(
+            pointer.contains(&format!("\"version\":{CHECKPOINT_EVERY}")),
+            "{pointer}"
+        );
         let b = Lake::open(dir.path().to_str().unwrap()).unwrap();
         let snap = b.snapshot().await.unwrap();
         assert_eq!(snap.version, CHECKPOINT_EVERY + 5);
@@ -394,5 +487,37 @@ mod tests {
         assert!(snap
             .files
             .contains_key(&format!("f{}", CHECKPOINT_EVERY + 4)));
+        // A lake written before the pointer existed still opens, from the listing.
+        std::fs::remove_file(log.join("_checkpoint").join("99999999999999999999.json")).unwrap();
+        std::fs::remove_file(log.join("_last_checkpoint")).unwrap();
+        let c = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        assert_eq!(c.snapshot().await.unwrap().version, CHECKPOINT_EVERY + 5);
+    }
+
+    #[tokio::test]
+    async fn a_log_in_a_newer_format_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        a.commit(LogEntry::default(), |_| Ok(())).await.unwrap();
+        let written = std::fs::read_to_string(
+            dir.path()
+                .join("_opslake_log")
+                .join(format!("{:020}.json", 1)),
+        )
+        .unwrap();
+        assert!(written.contains("\"format\":1"), "{written}");
+        std::fs::write(
+            dir.path()
+                .join("_opslake_log")
+                .join(format!("{:020}.json", 2)),
+            r#"{"format": 2, "writer": "a future opslake"}"#,
+        )
+        .unwrap();
+        let b = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let e = b.snapshot().await.unwrap_err().to_string();
+        assert!(
+            e.contains("00000000000000000002.json") && e.contains("format 2"),
+            "{e}"
+        );
     }
 }

@@ -6,7 +6,10 @@
 //! <table>/date=YYYY-MM-DD/hour=HH/part-<uuid>.parquet   data files (raw tables partitioned by time)
 //! _opslake_log/<version:020>.json                       commit log, one entry per commit
 //! _opslake_log/_checkpoint/<version:020>.json           full snapshots, every CHECKPOINT_EVERY commits
+//! _opslake_log/_last_checkpoint                         {"version": N, "format": 1}: the newest checkpoint
 //! ```
+//! Entries and checkpoints carry their log `format` ([`LOG_FORMAT`]); a newer one is refused by
+//! name, never misread.
 //! A data file becomes part of the lake only when a log entry adds it, so writing a file and
 //! recording the offsets it covers is one atomic step: the creation of the next log entry, which
 //! succeeds for exactly one writer (`PutMode::Create`: a hard link on local disk, a conditional
@@ -23,7 +26,9 @@ use object_store::path::Path;
 use object_store::ObjectStore;
 use url::Url;
 
-pub use log::{AddFile, CommitError, LogEntry, PartitionOffsets, Snapshot, CHECKPOINT_EVERY};
+pub use log::{
+    AddFile, CommitError, LogEntry, PartitionOffsets, Snapshot, CHECKPOINT_EVERY, LOG_FORMAT,
+};
 
 /// Errors of opening or using the lake.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +47,12 @@ pub enum LakeError {
     },
     #[error("lake log entry {path} is not valid: {reason}")]
     Corrupt { path: String, reason: String },
+    #[error("lake log file {path} is in format {found}, newer than this opslake reads ({supported}): upgrade opslake")]
+    NewerFormat {
+        path: String,
+        found: u32,
+        supported: u32,
+    },
 }
 
 /// A lake: an object store, the root path inside it, and its commit log.
