@@ -244,6 +244,17 @@ impl Ingest {
                     // members only then).
                     static_member = false;
                 }
+                // Stopping: a batch that lost its partitions to another instance (the lake's
+                // check refused it) holds nothing the lake needs, since the other instance
+                // committed those offsets and reads on from there; a rejoin is moot.
+                Err(IngestError::Restart(reason)) => {
+                    info!(
+                        reason,
+                        "stopping; the last batch was dropped: another instance owns its partitions"
+                    );
+                    return Ok(());
+                }
+                Err(IngestError::Rejoin { .. }) => return Ok(()),
                 other => return other,
             }
         }
