@@ -2,6 +2,7 @@
 //! together. Each role lives in its own library crate.
 
 mod config;
+mod supervisor;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,13 +12,14 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use opslake_ingest::produce::{produce_blocking, Pace, Source, SyntheticOptions};
-use opslake_ingest::{Ingest, Lake};
-use opslake_processor::report::schedule::{generate, run_scheduler, Delivery, Trigger};
-use opslake_query_api::{router, ApiConfig, AppState, QueryEngine, QueryLimits};
+use opslake_ingest::Lake;
+use opslake_processor::report::schedule::{generate, Delivery, Trigger};
+use opslake_query_api::{QueryEngine, QueryLimits};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::error;
 
 use crate::config::{Config, FlagOverrides};
+use crate::supervisor::{run_roles, spawn_signal_handler, Roles};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -287,243 +289,6 @@ async fn dispatch(command: Command, cfg: Config) -> anyhow::Result<()> {
         } => report_forecast(cfg, no_refresh, html, json).await,
         Command::Sql { query, format } => sql(cfg, &query, &format).await,
     }
-}
-
-/// Cancels `token` on Ctrl-C or SIGTERM.
-fn spawn_signal_handler(token: CancellationToken) {
-    tokio::spawn(async move {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let term = std::future::pending::<()>();
-        tokio::select! {
-            _ = ctrl_c => info!("interrupted; shutting down"),
-            () = term => info!("terminated; shutting down"),
-        }
-        token.cancel();
-    });
-}
-
-/// Which roles a process runs.
-#[derive(Clone, Copy)]
-struct Roles {
-    ingest: bool,
-    process: bool,
-    serve: bool,
-}
-
-async fn run_roles(cfg: Config, roles: Roles) -> anyhow::Result<()> {
-    let Roles {
-        ingest,
-        process,
-        serve,
-    } = roles;
-    let shutdown = CancellationToken::new();
-    spawn_signal_handler(shutdown.clone());
-    let lake =
-        Lake::open(&cfg.lake).with_context(|| format!("failed to open lake {}", cfg.lake))?;
-    info!(lake = %lake.url(), brokers = cfg.brokers, "opslake starting");
-    let mut tasks: Vec<(&'static str, tokio::task::JoinHandle<anyhow::Result<()>>)> = Vec::new();
-    // Register each role's metrics up front, so the first scrape already lists them.
-    if ingest {
-        std::sync::LazyLock::force(&opslake_ingest::metrics::METRICS);
-    }
-    if process {
-        std::sync::LazyLock::force(&opslake_processor::metrics::METRICS);
-    }
-
-    // The all-in-one process reads every partition directly (`ingest.assignment = "auto"`):
-    // it needs no group, so a restart can never find its partitions held by a dead member.
-    let mut icfg = cfg.ingest.clone();
-    icfg.assignment = icfg.assignment.resolve(ingest && process && serve);
-    let worker = ingest.then(|| Ingest::new(&cfg.brokers, icfg.clone(), Arc::clone(&lake)));
-    let ingest_health = worker.as_ref().map(Ingest::health);
-    if let Some(worker) = worker {
-        let token = shutdown.child_token();
-        let brokers = cfg.brokers.clone();
-        let stop_all = shutdown.clone();
-        tasks.push((
-            "ingest",
-            tokio::spawn(async move {
-                // Topics are created when missing; a broker that is not up yet is retried.
-                let mut backoff = Duration::from_millis(500);
-                loop {
-                    match opslake_ingest::kafka::ensure_topics(&brokers, &icfg).await {
-                        Ok(()) => break,
-                        Err(e) => {
-                            warn!(
-                                error = format!("{e:#}"),
-                                "cannot create topics yet; retrying"
-                            );
-                            tokio::select! {
-                                () = token.cancelled() => return Ok(()),
-                                () = tokio::time::sleep(backoff) => {}
-                            }
-                            backoff = (backoff * 2).min(Duration::from_secs(10));
-                        }
-                    }
-                }
-                let handle = tokio::runtime::Handle::current();
-                let t = token.clone();
-                let r = tokio::task::spawn_blocking(move || worker.run_blocking(&handle, &t)).await;
-                let r = match r {
-                    Ok(r) => r.map_err(anyhow::Error::from),
-                    Err(e) => Err(anyhow::anyhow!("ingest thread panicked: {e}")),
-                };
-                if r.is_err() {
-                    stop_all.cancel();
-                }
-                r
-            }),
-        ));
-    }
-
-    if ingest {
-        // Merges the small files of quiet hours; any number of instances may run it, the lake's
-        // commit decides which merge wins.
-        let token = shutdown.child_token();
-        let lake = Arc::clone(&lake);
-        tasks.push((
-            "compact",
-            tokio::spawn(async move {
-                opslake_ingest::compact::run(
-                    lake,
-                    opslake_ingest::compact::CompactionPolicy::default(),
-                    Duration::from_secs(30),
-                    token,
-                )
-                .await;
-                Ok(())
-            }),
-        ));
-    }
-
-    if process {
-        let token = shutdown.child_token();
-        let processor = opslake_processor::Processor::new(Arc::clone(&lake), cfg.processor.clone());
-        tasks.push((
-            "process",
-            tokio::spawn(async move {
-                processor.run(token).await;
-                Ok(())
-            }),
-        ));
-    }
-
-    if process && cfg.reports.enabled {
-        let token = shutdown.child_token();
-        let lake = Arc::clone(&lake);
-        let delivery = Delivery::from_config(
-            &cfg.reports,
-            &cfg.brokers,
-            &cfg.ingest.kafka,
-            cfg.ingest.replication_factor,
-        );
-        let rcfg = cfg.reports.clone();
-        tasks.push((
-            "reports",
-            tokio::spawn(async move {
-                run_scheduler(lake, rcfg, delivery, writer_name("scheduler"), token).await;
-                Ok(())
-            }),
-        ));
-    }
-
-    if !serve {
-        // Roles that answer no queries still answer probes and scrapes.
-        let app = opslake_query_api::ops_router(
-            Arc::clone(&lake),
-            ingest_health.clone().map(|h| (cfg.brokers.clone(), h)),
-            cfg.api_token.clone().filter(|t| !t.is_empty()),
-        );
-        let (listener, addr) = bind(&cfg.listen).await?;
-        info!(%addr, "health and metrics listening");
-        println!("opslake health and metrics listening on http://{addr}");
-        let token = shutdown.child_token();
-        tasks.push((
-            "health",
-            tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async move { token.cancelled().await })
-                    .await
-                    .context("http server failed")
-            }),
-        ));
-    }
-
-    if serve {
-        let engine = QueryEngine::new(
-            Arc::clone(&lake),
-            QueryLimits {
-                max_rows: cfg.query.max_rows,
-                timeout: cfg.query.timeout,
-                memory_limit: cfg.query.memory_limit,
-                cache_bytes: cfg.query.cache_bytes,
-            },
-        )
-        .map_err(|e| anyhow::anyhow!("failed to start the query engine: {e}"))?;
-        let api = ApiConfig {
-            api_token: cfg.api_token.clone().filter(|t| !t.is_empty()),
-            max_body_bytes: cfg.query.max_body_bytes,
-            max_concurrent_queries: cfg.query.max_concurrent,
-            brokers: ingest.then(|| cfg.brokers.clone()),
-            ingest_health: ingest_health.clone(),
-            cors_origins: cfg.query.cors_origins.clone(),
-            queue_timeout: cfg.query.queue_timeout,
-        };
-        let app = router(AppState::new(Arc::new(engine), api));
-        let (listener, addr) = bind(&cfg.listen).await?;
-        info!(%addr, "query API listening");
-        println!("opslake API listening on http://{addr}");
-        let token = shutdown.child_token();
-        let stop_all = shutdown.clone();
-        tasks.push((
-            "serve",
-            tokio::spawn(async move {
-                let r = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move { token.cancelled().await })
-                    .await
-                    .context("http server failed");
-                if r.is_err() {
-                    stop_all.cancel();
-                }
-                r
-            }),
-        ));
-    }
-
-    shutdown.cancelled().await;
-    let deadline = tokio::time::Instant::now() + cfg.shutdown_timeout;
-    let mut failed = false;
-    for (name, task) in tasks {
-        match tokio::time::timeout_at(deadline, task).await {
-            Ok(Ok(Ok(()))) => info!(role = name, "stopped cleanly"),
-            Ok(Ok(Err(e))) => {
-                error!(role = name, error = format!("{e:#}"), "role failed");
-                failed = true;
-            }
-            Ok(Err(e)) => {
-                error!(role = name, error = %e, "role panicked");
-                failed = true;
-            }
-            Err(_) => {
-                error!(role = name, "role did not stop within the shutdown timeout");
-                failed = true;
-            }
-        }
-    }
-    if failed {
-        bail!("one or more roles did not end cleanly");
-    }
-    Ok(())
 }
 
 async fn process_once(cfg: Config) -> anyhow::Result<()> {
@@ -816,13 +581,4 @@ async fn retention(
         println!("deleted {} files", removed.len());
     }
     Ok(())
-}
-
-/// Binds the HTTP listener of a role; the address says where it really listens (port 0).
-async fn bind(listen: &str) -> anyhow::Result<(tokio::net::TcpListener, std::net::SocketAddr)> {
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("failed to listen on {listen}"))?;
-    let addr = listener.local_addr()?;
-    Ok((listener, addr))
 }

@@ -15,13 +15,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use opslake_schemas::{decode_message, EventKind, KafkaProperties};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
@@ -29,11 +28,13 @@ use tracing::{debug, error, info, warn};
 
 use crate::batch::{Batch, DeadLetter, Provenance};
 use crate::config::IngestConfig;
+use crate::dead_letters;
+use crate::encode::{encode, Encoded, Encoding};
 use crate::kafka::client_config;
 use crate::lake::{CommitError, Lake, LakeError, LogEntry, PartitionOffsets};
-use crate::membership::{follow_partitions, Assignment, Change, Ctx};
+use crate::membership::{close, follow_partitions, Assignment, Change, Ctx};
 use crate::metrics::{reason_class, METRICS};
-use crate::sink::{data_file_path, encode_parquet, upload};
+use crate::sink::upload;
 use crate::watchdog::{IngestHealth, Watchdog};
 
 /// Errors that end or restart the consume loop.
@@ -66,50 +67,6 @@ pub enum IngestError {
     /// members that stopped consuming.
     #[error("partitions stalled elsewhere ({stalled}); rejoining the consumer group")]
     Rejoin { stalled: String },
-}
-
-/// A batch encoded as Parquet files, ready to upload and commit.
-struct Encoded {
-    /// (path in the lake, table, rows, bytes) of each file.
-    files: Vec<(String, String, u64, Bytes)>,
-    dead_letters: Vec<DeadLetter>,
-    /// (topic, partition) -> (first offset covered, next offset).
-    offsets: BTreeMap<(String, i32), (i64, i64)>,
-    /// When the batch was handed over to be written.
-    started: Instant,
-}
-
-/// A batch being encoded on a blocking thread while the consumer reads the next one.
-type Encoding = tokio::task::JoinHandle<Result<Encoded, IngestError>>;
-
-/// Finishes a batch's columns and encodes one Parquet file per table and hour: the CPU-heavy
-/// half of a flush, which needs neither the consumer nor the lake, so it runs on another core
-/// while the consumer fills the next batch.
-fn encode(batch: Batch, writer: &str) -> Result<Encoded, IngestError> {
-    let started = Instant::now();
-    let crate::batch::FinishedBatch {
-        parts: record_batches,
-        dead_letters,
-        offsets,
-    } = batch
-        .finish()
-        .map_err(|source| IngestError::Build { source })?;
-    let mut files = Vec::with_capacity(record_batches.len());
-    for ((table, date, hour), rb) in &record_batches {
-        let bytes =
-            encode_parquet(std::slice::from_ref(rb)).map_err(|source| IngestError::Encode {
-                table: table.name().to_string(),
-                source,
-            })?;
-        let rel = data_file_path(table.name(), date, *hour, writer);
-        files.push((rel, table.name().to_string(), rb.num_rows() as u64, bytes));
-    }
-    Ok(Encoded {
-        files,
-        dead_letters,
-        offsets,
-        started,
-    })
 }
 
 /// The consumer loop's clients and what it knows of its partitions: what a commit needs.
@@ -791,83 +748,13 @@ impl Ingest {
                 debug!(error = %e, "kafka offset commit failed (the lake holds the offsets)");
             }
         }
-        self.produce_dead_letters(s.producer, &dead_letters);
+        dead_letters::produce(s.producer, &self.cfg.topics.dead_letter, &dead_letters);
         METRICS
             .flush_seconds
             .with_label_values(&["committed"])
             .observe(started.elapsed().as_secs_f64());
         debug!(version, files = files.len(), dead_letters = dead_letters.len(), elapsed = ?started.elapsed(), "flush committed");
         Ok(())
-    }
-
-    /// Produces refused items to the dead-letter topic: original key and value, the reason in
-    /// header `opslake.error`, the origin in `opslake.source.*`. Best effort: they are in the
-    /// `dead_letters` table already.
-    fn produce_dead_letters(&self, producer: &BaseProducer, dead: &[DeadLetter]) {
-        if dead.is_empty() {
-            return;
-        }
-        let topic = &self.cfg.topics.dead_letter;
-        for d in dead {
-            let partition = d.partition.to_string();
-            let offset = d.offset.to_string();
-            let index = d.index.to_string();
-            let headers = OwnedHeaders::new()
-                .insert(Header {
-                    key: "opslake.error",
-                    value: Some(d.error.as_bytes()),
-                })
-                .insert(Header {
-                    key: "opslake.source.topic",
-                    value: Some(d.topic.as_bytes()),
-                })
-                .insert(Header {
-                    key: "opslake.source.partition",
-                    value: Some(partition.as_bytes()),
-                })
-                .insert(Header {
-                    key: "opslake.source.offset",
-                    value: Some(offset.as_bytes()),
-                })
-                .insert(Header {
-                    key: "opslake.source.index",
-                    value: Some(index.as_bytes()),
-                });
-            debug_assert_eq!(headers.count(), 5);
-            let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic)
-                .payload(d.payload.as_slice())
-                .headers(headers);
-            if let Some(k) = &d.key {
-                record = record.key(k);
-            }
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((
-                        KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
-                        r,
-                    )) => {
-                        producer.poll(Duration::from_millis(50));
-                        record = r;
-                    }
-                    Err((e, _)) => {
-                        METRICS
-                            .dead_letter_produce_failures
-                            .with_label_values(&[&d.topic])
-                            .inc();
-                        warn!(error = %e, "failed to produce a dead letter (it is in the dead_letters table)");
-                        break;
-                    }
-                }
-            }
-        }
-        if let Err(e) = producer.flush(Duration::from_secs(10)) {
-            METRICS
-                .dead_letter_produce_failures
-                .with_label_values(&[topic.as_str()])
-                .inc();
-            warn!(error = %e, "dead-letter topic flush failed (they are in the dead_letters table)");
-        }
     }
 }
 
@@ -878,28 +765,3 @@ enum FlushFailure {
 
 /// How often direct assignment looks for partitions added to the topics.
 const FOLLOW_PARTITIONS_EVERY: Duration = Duration::from_secs(10);
-
-/// How long a consumer may take to leave its group when it stops.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Leaves the consumer group, waiting at most [`CLOSE_TIMEOUT`]. rdkafka's drop waits for the
-/// close without a bound, which never ends when the broker is gone (seen when the broker
-/// stopped together with opslake: shutdown then took the whole shutdown timeout and failed).
-/// So the drop runs on its own thread; every batch is committed to the lake before this, and a
-/// consumer that cannot leave is left to the broker, which expires it after the session
-/// timeout.
-fn close(consumer: BaseConsumer<Ctx>) {
-    let (done, closed) = std::sync::mpsc::channel();
-    let spawned = std::thread::Builder::new()
-        .name("ingest-close".into())
-        .spawn(move || {
-            drop(consumer);
-            let _ = done.send(());
-        });
-    if spawned.is_ok() && closed.recv_timeout(CLOSE_TIMEOUT).is_err() {
-        warn!(
-            timeout = ?CLOSE_TIMEOUT,
-            "the consumer did not leave its group in time (broker unreachable?); not waiting"
-        );
-    }
-}

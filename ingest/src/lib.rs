@@ -5,6 +5,8 @@ pub mod batch;
 pub mod compact;
 pub mod config;
 pub mod consumer;
+mod dead_letters;
+mod encode;
 pub mod kafka;
 pub mod lake;
 pub mod membership;

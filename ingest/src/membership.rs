@@ -248,6 +248,31 @@ pub(crate) fn follow_partitions(
     Ok(())
 }
 
+/// How long a consumer may take to leave its group when it stops.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Leaves the consumer group, waiting at most [`CLOSE_TIMEOUT`]. rdkafka's drop waits for the
+/// close without a bound, which never ends when the broker is gone (seen when the broker
+/// stopped together with opslake: shutdown then took the whole shutdown timeout and failed).
+/// So the drop runs on its own thread; every batch is committed to the lake before this, and a
+/// consumer that cannot leave is left to the broker, which expires it after the session
+/// timeout.
+pub(crate) fn close(consumer: BaseConsumer<Ctx>) {
+    let (done, closed) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("ingest-close".into())
+        .spawn(move || {
+            drop(consumer);
+            let _ = done.send(());
+        });
+    if spawned.is_ok() && closed.recv_timeout(CLOSE_TIMEOUT).is_err() {
+        warn!(
+            timeout = ?CLOSE_TIMEOUT,
+            "the consumer did not leave its group in time (broker unreachable?); not waiting"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,54 @@
+//! The CPU-heavy half of a flush: a finished batch encoded as Parquet files.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::batch::{Batch, DeadLetter};
+use crate::consumer::IngestError;
+use crate::sink::{data_file_path, encode_parquet};
+
+/// A batch encoded as Parquet files, ready to upload and commit.
+pub(crate) struct Encoded {
+    /// (path in the lake, table, rows, bytes) of each file.
+    pub(crate) files: Vec<(String, String, u64, Bytes)>,
+    pub(crate) dead_letters: Vec<DeadLetter>,
+    /// (topic, partition) -> (first offset covered, next offset).
+    pub(crate) offsets: BTreeMap<(String, i32), (i64, i64)>,
+    /// When the batch was handed over to be written.
+    pub(crate) started: Instant,
+}
+
+/// A batch being encoded on a blocking thread while the consumer reads the next one.
+pub(crate) type Encoding = tokio::task::JoinHandle<Result<Encoded, IngestError>>;
+
+/// Finishes a batch's columns and encodes one Parquet file per table and hour: the CPU-heavy
+/// half of a flush, which needs neither the consumer nor the lake, so it runs on another core
+/// while the consumer fills the next batch.
+pub(crate) fn encode(batch: Batch, writer: &str) -> Result<Encoded, IngestError> {
+    let started = Instant::now();
+    let crate::batch::FinishedBatch {
+        parts: record_batches,
+        dead_letters,
+        offsets,
+    } = batch
+        .finish()
+        .map_err(|source| IngestError::Build { source })?;
+    let mut files = Vec::with_capacity(record_batches.len());
+    for ((table, date, hour), rb) in &record_batches {
+        let bytes =
+            encode_parquet(std::slice::from_ref(rb)).map_err(|source| IngestError::Encode {
+                table: table.name().to_string(),
+                source,
+            })?;
+        let rel = data_file_path(table.name(), date, *hour, writer);
+        files.push((rel, table.name().to_string(), rb.num_rows() as u64, bytes));
+    }
+    Ok(Encoded {
+        files,
+        dead_letters,
+        offsets,
+        started,
+    })
+}
