@@ -313,15 +313,6 @@ impl Ingest {
             if s.shutdown.is_cancelled() {
                 break Ok(());
             }
-            if let Some(at) = follow_at.filter(|at| *at <= Instant::now()) {
-                follow_at = Some(match follow_partitions(&consumer, &topics, &mut known) {
-                    Ok(()) => at + FOLLOW_PARTITIONS_EVERY,
-                    Err(e) => {
-                        warn!(error = %e, "cannot list the topics' partitions; retrying");
-                        Instant::now() + Duration::from_secs(1)
-                    }
-                });
-            }
             if self.health.any_stalled() && created.elapsed() > self.cfg.session_timeout {
                 rejoin = self.stalled_elsewhere(&s.parts);
                 if rejoin.is_some() {
@@ -373,6 +364,7 @@ impl Ingest {
             if let Some(e) = failed {
                 break Err(e);
             }
+            let idle = msg.is_none();
             match msg {
                 None => {}
                 Some(Err(e)) => {
@@ -387,6 +379,16 @@ impl Ingest {
             }
             // One look at the clock per message: `due` reads it.
             let due = self.due(&batch);
+            // Only when idle or flushing: no clock read per message for this.
+            if let Some(at) = follow_at.filter(|at| (idle || due) && *at <= Instant::now()) {
+                follow_at = Some(match follow_partitions(&consumer, &topics, &mut known) {
+                    Ok(()) => at + FOLLOW_PARTITIONS_EVERY,
+                    Err(e) => {
+                        warn!(error = %e, "cannot list the topics' partitions; retrying");
+                        Instant::now() + Duration::from_secs(1)
+                    }
+                });
+            }
             let encoded = encoding.as_ref().is_some_and(Encoding::is_finished);
             if encoded || due {
                 if let Err(e) = self.commit_encoding(&mut encoding, &mut s) {
