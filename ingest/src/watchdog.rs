@@ -223,8 +223,7 @@ pub(crate) struct Watchdog<'a> {
 
 impl Watchdog<'_> {
     /// Looks at every partition each [`period`] until `shutdown`, and publishes the stalled
-    /// ones; blocking, run it on its own thread. A look that fails (the broker or the lake
-    /// unreachable) publishes nothing new: those have their own readiness checks.
+    /// ones; blocking, run it on its own thread.
     pub(crate) fn run(&self, handle: &Handle, shutdown: &CancellationToken) {
         let client: BaseConsumer = match client_config(self.brokers, self.kafka).create() {
             Ok(c) => c,
@@ -242,6 +241,7 @@ impl Watchdog<'_> {
             }
         }) {
             let Ok(snapshot) = handle.block_on(self.lake.snapshot()) else {
+                self.unseen(&mut tracker);
                 continue;
             };
             match looks(&client, self.topics, shutdown, |t, p| {
@@ -256,9 +256,20 @@ impl Watchdog<'_> {
                     );
                     self.health.publish(stalled);
                 }
-                Err(e) => debug!(error = %e, "watchdog: cannot read watermarks"),
+                Err(e) => {
+                    debug!(error = %e, "watchdog: cannot read watermarks");
+                    self.unseen(&mut tracker);
+                }
             }
         }
+        self.health.publish(Vec::new());
+    }
+
+    /// A look that failed: the lake or the broker is unreachable, which readiness reports on
+    /// its own. Nobody can make progress then, so the clocks start again at the next look that
+    /// succeeds, and nothing is reported stalled meanwhile.
+    fn unseen(&self, tracker: &mut StallTracker) {
+        *tracker = StallTracker::default();
         self.health.publish(Vec::new());
     }
 }

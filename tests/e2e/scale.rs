@@ -226,5 +226,6 @@ fn an_s3_outage_stops_commits_and_nothing_is_lost_or_doubled() {
         },
     );
     check_lake(&api, n, &exact);
-    assert_eq!(api.get("/readyz").status(), 200);
+    let ready = api.get("/readyz");
+    assert_eq!(ready.status(), 200, "{}", ready.text().unwrap_or_default());
 }
