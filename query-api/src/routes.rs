@@ -594,8 +594,18 @@ mod tests {
             .unwrap()
             .contains("did not finish"));
         // A query that needs more memory than the pool gets a clear 400; the server lives on.
-        let resp = app
-            .clone()
+        // (With a timeout of its own: the 300 ms above could end it first on a loaded machine.)
+        let roomy = limited(
+            dir.path(),
+            QueryLimits {
+                max_rows: 5,
+                timeout: Duration::from_secs(60),
+                memory_limit: 4 << 20,
+                cache_bytes: 0,
+            },
+            1,
+        );
+        let resp = roomy
             .oneshot(sql_request(
                 "SELECT x, count(*) FROM generate_series(1, 3000000) AS t(x) GROUP BY x ORDER BY 2 DESC LIMIT 1",
                 None,
