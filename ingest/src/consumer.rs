@@ -676,7 +676,7 @@ impl Ingest {
                 Ok(version) => break Ok(version),
                 Err(FlushFailure::Conflict(c)) => break Err(IngestError::Restart(c)),
                 Err(FlushFailure::Lake(e)) => {
-                    METRICS.lake_writable.set(0);
+                    self.health.set_lake_writable(false);
                     METRICS.flush_failures.with_label_values(&["lake"]).inc();
                     let since = *failing_since.get_or_insert_with(Instant::now);
                     error!(error = %e, cause = ?std::error::Error::source(&e), failing_for = ?since.elapsed(), "lake write failed; nothing committed, retrying");
@@ -724,7 +724,9 @@ impl Ingest {
                 return Err(e);
             }
         };
-        METRICS.lake_writable.set(1);
+        self.health.set_lake_writable(true);
+        self.health
+            .progressed(offsets.keys().map(|(t, p)| (t.clone(), *p)));
         for (_, table, rows, bytes) in &files {
             METRICS
                 .rows_written

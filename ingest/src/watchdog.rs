@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -61,6 +62,15 @@ struct HealthInner {
     /// When this process last rejoined its group; stalls are measured from then at the
     /// earliest, so a rejoin has a session timeout to take effect.
     rejoined_at: Mutex<Option<Instant>>,
+    /// Set while the consume loop's commits fail: nothing can progress then, and readiness
+    /// reports the lake, so no partition is called stalled.
+    lake_unwritable: AtomicBool,
+    /// When this process last moved each partition's lake offset.
+    progressed_at: Mutex<HashMap<(String, i32), Instant>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl IngestHealth {
@@ -70,11 +80,7 @@ impl IngestHealth {
         if !self.inner.any_stalled.load(Ordering::Relaxed) {
             return Vec::new();
         }
-        self.inner
-            .stalled
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        lock(&self.inner.stalled).clone()
     }
 
     /// Whether any partition is stalled; cheap enough to ask per message.
@@ -99,21 +105,72 @@ impl IngestHealth {
         ))
     }
 
-    fn publish(&self, stalled: Vec<StalledPartition>) {
+    /// Records whether the lake took the consume loop's last commit.
+    pub(crate) fn set_lake_writable(&self, writable: bool) {
+        METRICS.lake_writable.set(i64::from(writable));
+        self.inner
+            .lake_unwritable
+            .store(!writable, Ordering::Relaxed);
+    }
+
+    fn lake_unwritable(&self) -> bool {
+        self.inner.lake_unwritable.load(Ordering::Relaxed)
+    }
+
+    /// Records that the lake now holds more of `partitions`: none of them is stalled, whatever
+    /// a look that began before this found.
+    pub(crate) fn progressed(&self, partitions: impl IntoIterator<Item = (String, i32)>) {
+        let now = Instant::now();
+        let moved: Vec<(String, i32)> = {
+            let mut at = lock(&self.inner.progressed_at);
+            partitions
+                .into_iter()
+                .inspect(|k| {
+                    at.insert(k.clone(), now);
+                })
+                .collect()
+        };
+        if self.any_stalled() {
+            let still: Vec<StalledPartition> = self
+                .stalled()
+                .into_iter()
+                .filter(|p| {
+                    !moved
+                        .iter()
+                        .any(|(t, n)| *t == p.topic && *n == p.partition)
+                })
+                .collect();
+            self.set_stalled(still);
+        }
+    }
+
+    /// Publishes what a look that began at `looked_at` found, less the partitions that moved
+    /// since it began.
+    fn publish(&self, stalled: Vec<StalledPartition>, looked_at: Instant) {
+        let stalled = {
+            let at = lock(&self.inner.progressed_at);
+            stalled
+                .into_iter()
+                .filter(|p| {
+                    at.get(&(p.topic.clone(), p.partition))
+                        .is_none_or(|moved| *moved < looked_at)
+                })
+                .collect()
+        };
+        self.set_stalled(stalled);
+    }
+
+    fn set_stalled(&self, stalled: Vec<StalledPartition>) {
         METRICS
             .stalled_partitions
             .set(i64::try_from(stalled.len()).unwrap_or(i64::MAX));
-        let mut current = self
-            .inner
-            .stalled
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut current = lock(&self.inner.stalled);
         let keys = |v: &[StalledPartition]| -> Vec<(String, i32)> {
             v.iter().map(|s| (s.topic.clone(), s.partition)).collect()
         };
         if keys(&stalled) != keys(&current) {
             if stalled.is_empty() {
-                info!("stalled partitions are consumed again");
+                info!("no partition is stalled any more");
             } else {
                 let list: Vec<String> = stalled.iter().map(ToString::to_string).collect();
                 warn!(
@@ -132,19 +189,11 @@ impl IngestHealth {
     /// Records that this process rejoined its group now.
     pub(crate) fn note_rejoin(&self) {
         METRICS.group_rejoins.inc();
-        *self
-            .inner
-            .rejoined_at
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+        *lock(&self.inner.rejoined_at) = Some(Instant::now());
     }
 
     fn rejoined_at(&self) -> Option<Instant> {
-        *self
-            .inner
-            .rejoined_at
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        *lock(&self.inner.rejoined_at)
     }
 }
 
@@ -232,6 +281,13 @@ impl Watchdog<'_> {
                 return;
             }
         };
+        let probe = match Probe::new(self.brokers, self.kafka) {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(error = %e, "the stalled-partition watchdog cannot create its kafka client");
+                return;
+            }
+        };
         let mut tracker = StallTracker::default();
         let every = period(self.threshold);
         while !handle.block_on(async {
@@ -240,6 +296,11 @@ impl Watchdog<'_> {
                 () = tokio::time::sleep(every) => false,
             }
         }) {
+            let looked_at = Instant::now();
+            if self.health.lake_unwritable() {
+                self.unseen(&mut tracker);
+                continue;
+            }
             let Ok(snapshot) = handle.block_on(self.lake.snapshot()) else {
                 self.unseen(&mut tracker);
                 continue;
@@ -248,13 +309,17 @@ impl Watchdog<'_> {
                 snapshot.next_offset(t, p)
             }) {
                 Ok(looks) => {
-                    let stalled = tracker.observe(
+                    let suspects = tracker.observe(
                         Instant::now(),
                         self.threshold,
                         self.health.rejoined_at(),
                         &looks,
                     );
-                    self.health.publish(stalled);
+                    let stalled = suspects
+                        .into_iter()
+                        .filter(|p| probe.has_message_at(p, &looks, shutdown))
+                        .collect();
+                    self.health.publish(stalled, looked_at);
                 }
                 Err(e) => {
                     debug!(error = %e, "watchdog: cannot read watermarks");
@@ -262,15 +327,86 @@ impl Watchdog<'_> {
                 }
             }
         }
-        self.health.publish(Vec::new());
+        self.health.set_stalled(Vec::new());
     }
 
-    /// A look that failed: the lake or the broker is unreachable, which readiness reports on
-    /// its own. Nobody can make progress then, so the clocks start again at the next look that
-    /// succeeds, and nothing is reported stalled meanwhile.
+    /// A look that failed, or one while the lake refuses commits: the lake or the broker is
+    /// unreachable, which readiness reports on its own. Nobody can make progress then, so the
+    /// clocks start again at the next look that succeeds, and nothing is reported stalled
+    /// meanwhile.
     fn unseen(&self, tracker: &mut StallTracker) {
         *tracker = StallTracker::default();
-        self.health.publish(Vec::new());
+        self.health.set_stalled(Vec::new());
+    }
+}
+
+/// Reads one message of a partition, to confirm that a partition whose watermarks say it has
+/// events to read has them. The high watermark only hints at that: a transaction's commit
+/// marker takes an offset no consumer is given, so a partition whose last record is one would
+/// look stalled for ever (and Tansu 0.6 answers ListOffsets with one past the first offset of
+/// the partition's newest record batch, not of its last record).
+struct Probe {
+    consumer: BaseConsumer,
+}
+
+impl Probe {
+    fn new(
+        brokers: &str,
+        kafka: &opslake_schemas::KafkaProperties,
+    ) -> Result<Self, rdkafka::error::KafkaError> {
+        let consumer = client_config(brokers, kafka)
+            // Assigned partitions only: this id joins no group and commits nothing.
+            .set("group.id", "opslake-watchdog-probe")
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .create()?;
+        Ok(Self { consumer })
+    }
+
+    /// Whether `stalled` has a message at or after the lake's next offset: fetched within 3 s.
+    /// A fetch that fails or times out confirms nothing.
+    fn has_message_at(
+        &self,
+        stalled: &StalledPartition,
+        looks: &Looks,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        let key = (stalled.topic.clone(), stalled.partition);
+        let Some((_, o)) = looks.iter().find(|(k, _)| *k == key) else {
+            return false;
+        };
+        let from = o.lake_next.unwrap_or(o.low).max(o.low);
+        let mut tpl = TopicPartitionList::new();
+        if tpl
+            .add_partition_offset(&key.0, key.1, Offset::Offset(from))
+            .is_err()
+            || self.consumer.assign(&tpl).is_err()
+        {
+            return false;
+        }
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let found = loop {
+            if shutdown.is_cancelled() || Instant::now() >= deadline {
+                break false;
+            }
+            match self.consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) if m.topic() == key.0 && m.partition() == key.1 => {
+                    break m.offset() >= from;
+                }
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) if p == key.1 => {
+                    break false
+                }
+                _ => {}
+            }
+        };
+        let _ = self.consumer.unassign();
+        if !found {
+            debug!(
+                partition = %stalled,
+                "watchdog: the high watermark promised events the partition does not hold"
+            );
+        }
+        found
     }
 }
 
@@ -437,21 +573,44 @@ mod tests {
         );
     }
 
+    fn stalled(topic: &str, partition: i32) -> StalledPartition {
+        StalledPartition {
+            topic: topic.into(),
+            partition,
+            lag: 7,
+            stalled_secs: 9,
+        }
+    }
+
     #[test]
     fn health_reports_what_was_published() {
         let h = IngestHealth::default();
         assert!(h.check().is_ok());
-        h.publish(vec![StalledPartition {
-            topic: "m".into(),
-            partition: 2,
-            lag: 7,
-            stalled_secs: 9,
-        }]);
+        h.publish(vec![stalled("m", 2)], Instant::now());
         assert!(h.any_stalled());
         let e = h.check().unwrap_err();
         assert!(e.contains("m/2 (lag 7, no progress for 9 s)"), "{e}");
-        h.publish(Vec::new());
+        h.publish(Vec::new(), Instant::now());
         assert!(h.check().is_ok());
+    }
+
+    #[test]
+    fn a_partition_that_progresses_is_no_longer_stalled_whatever_an_older_look_found() {
+        let h = IngestHealth::default();
+        let looked_at = Instant::now();
+        h.publish(vec![stalled("m", 1), stalled("m", 2)], looked_at);
+        // A commit moves m/2 while a look that began before it is under way.
+        h.progressed([("m".to_string(), 2)]);
+        assert_eq!(h.stalled(), vec![stalled("m", 1)], "cleared at once");
+        h.publish(vec![stalled("m", 1), stalled("m", 2)], looked_at);
+        assert_eq!(
+            h.stalled(),
+            vec![stalled("m", 1)],
+            "the older look is overruled"
+        );
+        // A look that began after the commit is believed.
+        h.publish(vec![stalled("m", 2)], Instant::now());
+        assert_eq!(h.stalled(), vec![stalled("m", 2)]);
     }
 
     #[test]

@@ -227,5 +227,11 @@ fn an_s3_outage_stops_commits_and_nothing_is_lost_or_doubled() {
     );
     check_lake(&api, n, &exact);
     let ready = api.get("/readyz");
-    assert_eq!(ready.status(), 200, "{}", ready.text().unwrap_or_default());
+    assert_eq!(
+        ready.status(),
+        200,
+        "{}\nlog:\n{}",
+        ready.text().unwrap_or_default(),
+        opslake.log()
+    );
 }
