@@ -2,6 +2,7 @@
 //! together. Each role lives in its own library crate.
 
 mod config;
+mod readiness;
 mod supervisor;
 
 use std::path::PathBuf;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use opslake_ingest::produce::{produce_blocking, Pace, Source, SyntheticOptions};
-use opslake_ingest::Lake;
+use opslake_lake::Lake;
 use opslake_processor::report::schedule::{generate, Delivery, Trigger};
 use opslake_query_api::{QueryEngine, QueryLimits};
 use tokio_util::sync::CancellationToken;
@@ -520,7 +521,7 @@ async fn retention(
     dry_run: bool,
     grace: Duration,
 ) -> anyhow::Result<()> {
-    use opslake_ingest::retention;
+    use opslake_lake::retention;
     let known: Vec<&str> = opslake_schemas::tables::raw_tables()
         .iter()
         .map(|(n, _)| *n)
@@ -542,7 +543,7 @@ async fn retention(
         Lake::open(&cfg.lake).with_context(|| format!("failed to open lake {}", cfg.lake))?;
     let snap = lake.snapshot().await?;
     let planned = retention::plan(&snap, &tables, cutoff);
-    let show = |files: &[&opslake_ingest::lake::AddFile]| {
+    let show = |files: &[&opslake_lake::AddFile]| {
         for (table, (n, rows, bytes)) in retention::summary(files) {
             println!(
                 "  {table}: {n} files, {rows} rows, {:.1} MB",

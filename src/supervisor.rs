@@ -5,7 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use opslake_ingest::{Ingest, Lake};
+use opslake_ingest::Ingest;
+use opslake_lake::Lake;
+
+use crate::readiness::IngestChecks;
 use opslake_processor::report::schedule::{run_scheduler, Delivery};
 use opslake_query_api::{router, ApiConfig, AppState, QueryEngine, QueryLimits};
 use tokio_util::sync::CancellationToken;
@@ -70,7 +73,12 @@ pub(crate) async fn run_roles(cfg: Config, roles: Roles) -> anyhow::Result<()> {
     let mut icfg = cfg.ingest.clone();
     icfg.assignment = icfg.assignment.resolve(ingest && process && serve);
     let worker = ingest.then(|| Ingest::new(&cfg.brokers, icfg.clone(), Arc::clone(&lake)));
-    let ingest_health = worker.as_ref().map(Ingest::health);
+    let ingest_checks = worker.as_ref().map(|w| {
+        Arc::new(IngestChecks {
+            brokers: cfg.brokers.clone(),
+            health: w.health(),
+        }) as Arc<dyn opslake_query_api::IngestReadiness>
+    });
     if let Some(worker) = worker {
         let token = shutdown.child_token();
         let brokers = cfg.brokers.clone();
@@ -119,9 +127,9 @@ pub(crate) async fn run_roles(cfg: Config, roles: Roles) -> anyhow::Result<()> {
         tasks.push((
             "compact",
             tokio::spawn(async move {
-                opslake_ingest::compact::run(
+                opslake_lake::compact::run(
                     lake,
-                    opslake_ingest::compact::CompactionPolicy::default(),
+                    opslake_lake::compact::CompactionPolicy::default(),
                     Duration::from_secs(30),
                     token,
                 )
@@ -166,7 +174,7 @@ pub(crate) async fn run_roles(cfg: Config, roles: Roles) -> anyhow::Result<()> {
         // Roles that answer no queries still answer probes and scrapes.
         let app = opslake_query_api::ops_router(
             Arc::clone(&lake),
-            ingest_health.clone().map(|h| (cfg.brokers.clone(), h)),
+            ingest_checks.clone(),
             cfg.api_token.clone().filter(|t| !t.is_empty()),
         );
         let (listener, addr) = bind(&cfg.listen).await?;
@@ -199,8 +207,7 @@ pub(crate) async fn run_roles(cfg: Config, roles: Roles) -> anyhow::Result<()> {
             api_token: cfg.api_token.clone().filter(|t| !t.is_empty()),
             max_body_bytes: cfg.query.max_body_bytes,
             max_concurrent_queries: cfg.query.max_concurrent,
-            brokers: ingest.then(|| cfg.brokers.clone()),
-            ingest_health: ingest_health.clone(),
+            ingest: ingest_checks.clone(),
             cors_origins: cfg.query.cors_origins.clone(),
             queue_timeout: cfg.query.queue_timeout,
         };

@@ -2,7 +2,7 @@
 //!
 //! The lake, not Kafka, records which offsets are in it: each flush uploads its files and then
 //! commits one lake log entry that adds them together with the offsets they cover, on the
-//! condition that the lake still ends where the batch starts (see [`crate::lake`]). On every
+//! condition that the lake still ends where the batch starts (see [`opslake_lake`]). On every
 //! partition assignment the consumer starts from the lake's record, so a crash at any moment,
 //! a rebalance or a zombie instance neither loses nor duplicates a row. Offsets are committed
 //! to Kafka afterwards only so that lag tools see progress.
@@ -26,15 +26,15 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::batch::{Batch, DeadLetter, Provenance};
+use opslake_lake::batch::{Batch, DeadLetter, Provenance};
 use crate::config::IngestConfig;
 use crate::dead_letters;
 use crate::encode::{encode, Encoded, Encoding};
-use crate::kafka::client_config;
-use crate::lake::{CommitError, Lake, LakeError, LogEntry, PartitionOffsets};
+use opslake_kafka::client_config;
+use opslake_lake::{CommitError, Lake, LakeError, LogEntry, PartitionOffsets};
 use crate::membership::{close, follow_partitions, Assignment, Change, Ctx};
 use crate::metrics::{reason_class, METRICS};
-use crate::sink::upload;
+use opslake_lake::write::upload;
 use crate::watchdog::{IngestHealth, Watchdog};
 
 /// Errors that end or restart the consume loop.
@@ -632,7 +632,7 @@ impl Ingest {
             );
         }
         let entry_offsets_check = entry_offsets.clone();
-        let check = move |snap: &crate::lake::Snapshot| -> Result<(), String> {
+        let check = move |snap: &opslake_lake::Snapshot| -> Result<(), String> {
             for (topic, ps) in &entry_offsets_check {
                 for (p, o) in ps {
                     if let Some(next) = snap.next_offset(topic, *p) {

@@ -7,7 +7,7 @@ use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use tracing::warn;
 
-use crate::batch::DeadLetter;
+use opslake_lake::batch::DeadLetter;
 use crate::metrics::METRICS;
 
 /// Produces refused items to the dead-letter topic: original key and value, the reason in

@@ -5,9 +5,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::batch::{Batch, DeadLetter};
+use opslake_lake::batch::{Batch, DeadLetter};
 use crate::consumer::IngestError;
-use crate::sink::{data_file_path, encode_parquet};
+use opslake_lake::layout::data_file_path;
+use opslake_lake::write::encode_parquet;
 
 /// A batch encoded as Parquet files, ready to upload and commit.
 pub(crate) struct Encoded {
@@ -28,7 +29,7 @@ pub(crate) type Encoding = tokio::task::JoinHandle<Result<Encoded, IngestError>>
 /// while the consumer fills the next batch.
 pub(crate) fn encode(batch: Batch, writer: &str) -> Result<Encoded, IngestError> {
     let started = Instant::now();
-    let crate::batch::FinishedBatch {
+    let opslake_lake::batch::FinishedBatch {
         parts: record_batches,
         dead_letters,
         offsets,

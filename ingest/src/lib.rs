@@ -1,23 +1,17 @@
 //! opslake ingest: consumes metric, log and billing events from Kafka and writes them, exactly
 //! once, into the Parquet lake; refused items go to the dead-letter topic and table.
 
-pub mod batch;
-pub mod compact;
 pub mod config;
 pub mod consumer;
 mod dead_letters;
 mod encode;
 pub mod kafka;
-pub mod lake;
 pub mod membership;
 pub mod metrics;
 pub mod produce;
-pub mod retention;
-pub mod sink;
 pub mod watchdog;
 
 pub use config::{IngestConfig, Topics};
 pub use consumer::{Ingest, IngestError};
-pub use lake::{Lake, LakeError};
 pub use membership::Assignment;
 pub use watchdog::{IngestHealth, StalledPartition};

@@ -25,7 +25,7 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::lake::{Lake, Snapshot};
+use opslake_lake::{Lake, Snapshot};
 use crate::metrics::METRICS;
 
 /// How ingest gets its partitions (`ingest.assignment`).

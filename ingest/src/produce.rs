@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Topics;
-use crate::kafka::client_config;
+use opslake_kafka::client_config;
 
 /// Errors of `opslake produce`.
 #[derive(Debug, thiserror::Error)]

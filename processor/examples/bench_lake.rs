@@ -8,10 +8,8 @@
 
 use std::time::Instant;
 
-use opslake_ingest::batch::{Batch, Provenance};
-use opslake_ingest::lake::{LogEntry, PartitionOffsets};
-use opslake_ingest::sink::{data_file_path, encode_parquet, upload};
-use opslake_ingest::Lake;
+use opslake_lake::batch::{Batch, Provenance};
+use opslake_lake::Lake;
 use opslake_schemas::{BillingEvent, Event, MetricEvent, MetricKind};
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal};
@@ -133,29 +131,8 @@ async fn main() -> anyhow::Result<()> {
 
 /// Writes a batch's files and commits them with the offsets they cover, as ingest does.
 async fn commit(lake: &Lake, batch: Batch) -> anyhow::Result<()> {
-    let finished = batch.finish()?;
-    let mut add = Vec::new();
-    for ((table, date, hour), rb) in &finished.parts {
-        let bytes = encode_parquet(std::slice::from_ref(rb))?;
-        let rel = data_file_path(table.name(), date, *hour, "bench");
-        add.push(upload(lake, &rel, table.name(), rb.num_rows() as u64, bytes).await?);
-    }
-    let mut offsets = std::collections::BTreeMap::new();
-    for ((t, p), (start, end)) in finished.offsets {
-        offsets
-            .entry(t)
-            .or_insert_with(std::collections::BTreeMap::new)
-            .insert(p, PartitionOffsets { start, end });
-    }
-    lake.commit(
-        LogEntry {
-            writer: "bench".into(),
-            add,
-            offsets,
-            ..Default::default()
-        },
-        |_| Ok(()),
-    )
-    .await?;
+    opslake_lake::test_util::commit_batch(lake, batch, "bench")
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
     Ok(())
 }

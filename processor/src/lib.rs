@@ -9,8 +9,6 @@ pub mod metrics;
 pub mod report;
 pub mod rollup;
 pub mod runner;
-pub mod sketch;
-pub mod udf;
 
 pub use runner::{CycleReport, ProcessError, Processor, ProcessorConfig, Stream};
-pub use sketch::DDSketch;
+pub use opslake_sketch::DDSketch;

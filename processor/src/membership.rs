@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use opslake_ingest::lake::{LogEntry, Snapshot};
+use opslake_lake::{LogEntry, Snapshot};
 use tracing::info;
 
 use crate::runner::{ProcessError, Processor, Stream};
@@ -75,9 +75,9 @@ impl Processor {
             }
             let joined = expires.is_none();
             self.commit_state(state).await.map_err(|e| match e {
-                opslake_ingest::lake::CommitError::Lake(e) => ProcessError::Lake(e),
-                opslake_ingest::lake::CommitError::Conflict(r) => {
-                    ProcessError::Lake(opslake_ingest::LakeError::Corrupt {
+                opslake_lake::CommitError::Lake(e) => ProcessError::Lake(e),
+                opslake_lake::CommitError::Conflict(r) => {
+                    ProcessError::Lake(opslake_lake::LakeError::Corrupt {
                         path: "_opslake_log".into(),
                         reason: r,
                     })
@@ -112,7 +112,7 @@ impl Processor {
     async fn commit_state(
         &self,
         state: BTreeMap<String, serde_json::Value>,
-    ) -> Result<u64, opslake_ingest::lake::CommitError> {
+    ) -> Result<u64, opslake_lake::CommitError> {
         self.lake
             .commit(
                 LogEntry {

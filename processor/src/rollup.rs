@@ -21,7 +21,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use opslake_schemas::series::parse_series_key;
 use opslake_schemas::tables;
 
-use crate::sketch::DDSketch;
+use opslake_sketch::DDSketch;
 
 /// A series with its version: the grouping key of metric rollups.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -31,9 +31,10 @@ use datafusion::parquet::arrow::arrow_reader::{
 };
 use datafusion::parquet::errors::ParquetError;
 use object_store::ObjectStoreExt;
-use opslake_ingest::lake::{AddFile, CommitError, LogEntry, Snapshot};
-use opslake_ingest::sink::{data_file_path, encode_parquet, upload};
-use opslake_ingest::{Lake, LakeError};
+use opslake_lake::{AddFile, CommitError, LogEntry, Snapshot};
+use opslake_lake::layout::{data_file_path, hour_of, in_hour};
+use opslake_lake::write::{encode_parquet, upload};
+use opslake_lake::{Lake, LakeError};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -223,19 +224,6 @@ impl CycleReport {
         self.cost_days += o.cost_days;
         self.opportunities += o.opportunities;
     }
-}
-
-/// `(date, hour)` of a partitioned lake path `table/date=D/hour=H/file`.
-pub(crate) fn hour_of(path: &str) -> Option<(String, u32)> {
-    let mut parts = path.split('/');
-    let _table = parts.next()?;
-    let date = parts.next()?.strip_prefix("date=")?.to_string();
-    let hour = parts.next()?.strip_prefix("hour=")?.parse().ok()?;
-    Some((date, hour))
-}
-
-fn in_hour(path: &str, table: &str, date: &str, hour: u32) -> bool {
-    path.starts_with(&format!("{table}/date={date}/hour={hour:02}/"))
 }
 
 /// Columns of `metrics` that rollups read; the rest of a raw file is never decoded.
@@ -1174,9 +1162,8 @@ pub fn rollup_files(snap: &Snapshot) -> HashMap<String, usize> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::sketch::{DDSketch, DEFAULT_ALPHA};
-    use opslake_ingest::batch::{Batch, Provenance};
-    use opslake_ingest::lake::PartitionOffsets;
+    use opslake_sketch::{DDSketch, DEFAULT_ALPHA};
+    use opslake_lake::batch::{Batch, Provenance};
     use opslake_schemas::decode::{decode_value, EventKind};
     use rand::{Rng, SeedableRng};
     use rand_distr::{Distribution, LogNormal};
@@ -1312,51 +1299,13 @@ pub(crate) mod tests {
         offset: i64,
     ) {
         let topic = format!("t.{kind:?}");
-        let mut batch = Batch::new();
-        for (i, e) in events.iter().enumerate() {
-            let ev = decode_value(kind, e).expect("valid test event");
-            let o = offset + i as i64;
-            batch.cover(&topic, 0, o, o, 10);
-            batch.push_event(
-                &ev,
-                &Provenance {
-                    topic: &topic,
-                    partition: 0,
-                    offset: o,
-                    index: 0,
-                    ingested_at_ms: 0,
-                },
-            );
-        }
-        let finished = batch.finish().unwrap();
-        let mut add = Vec::new();
-        for ((table, date, hour), rb) in &finished.parts {
-            let bytes = encode_parquet(std::slice::from_ref(rb)).unwrap();
-            let rel = data_file_path(table.name(), date, *hour, "test");
-            add.push(
-                upload(lake, &rel, table.name(), rb.num_rows() as u64, bytes)
-                    .await
-                    .unwrap(),
-            );
-        }
-        let mut offsets: BTreeMap<String, BTreeMap<i32, PartitionOffsets>> = BTreeMap::new();
-        for ((t, p), (start, end)) in finished.offsets {
-            offsets
-                .entry(t)
-                .or_default()
-                .insert(p, PartitionOffsets { start, end });
-        }
-        lake.commit(
-            LogEntry {
-                writer: "test-ingest".into(),
-                add,
-                offsets,
-                ..Default::default()
-            },
-            |_| Ok(()),
-        )
-        .await
-        .unwrap();
+        let events: Vec<_> = events
+            .iter()
+            .map(|e| decode_value(kind, e).expect("valid test event"))
+            .collect();
+        opslake_lake::test_util::commit_events(lake, &topic, offset, &events)
+            .await
+            .unwrap();
     }
 
     fn metric(
@@ -1536,7 +1485,7 @@ pub(crate) mod tests {
         let snap = lake.snapshot().await.unwrap();
         let files: Vec<AddFile> = snap.table_files("metrics").cloned().collect();
         let dir_of = files[0].path.rsplit_once('/').unwrap().0.to_string();
-        let merged = opslake_ingest::compact::merge(&lake, &dir_of, &files, "test")
+        let merged = opslake_lake::compact::merge(&lake, &dir_of, &files, "test")
             .await
             .unwrap();
         assert_eq!(merged, 2000);

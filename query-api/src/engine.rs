@@ -15,7 +15,7 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 use object_store::ObjectMeta;
-use opslake_ingest::Lake;
+use opslake_lake::Lake;
 
 use crate::cache::{self, ResultCache};
 use crate::error::{from_datafusion, ApiError};
@@ -125,7 +125,7 @@ impl QueryEngine {
         for (name, schema, partitioned) in opslake_schemas::tables::derived_tables() {
             engine.register(name, schema, partitioned)?;
         }
-        opslake_processor::udf::register(&engine.ctx);
+        opslake_sketch::udf::register(&engine.ctx);
         Ok(engine)
     }
 
@@ -313,9 +313,7 @@ impl QueryEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opslake_ingest::batch::{Batch, Provenance};
-    use opslake_ingest::lake::LogEntry;
-    use opslake_ingest::sink::{data_file_path, encode_parquet, upload};
+    use opslake_lake::test_util::commit_events;
     use opslake_schemas::{Event, MetricEvent, MetricKind};
 
     const HOUR: i64 = 3_600_000;
@@ -324,11 +322,10 @@ mod tests {
     /// Commits `n` metric events per hour for `hours` hours, one file per hour.
     async fn lake_with_hours(dir: &std::path::Path, hours: i64, n: i64) -> Arc<Lake> {
         let lake = Lake::open(dir.to_str().unwrap()).unwrap();
-        let mut batch = Batch::new();
-        for h in 0..hours {
-            for i in 0..n {
-                let o = h * n + i;
-                let ev = Event::Metric(MetricEvent {
+        let events: Vec<Event> = (0..hours)
+            .flat_map(|h| (0..n).map(move |i| (h, i)))
+            .map(|(h, i)| {
+                Event::Metric(MetricEvent {
                     timestamp_ms: T0 + h * HOUR + i * 1000,
                     service: "s".into(),
                     name: "m".into(),
@@ -338,40 +335,10 @@ mod tests {
                     host: None,
                     version: None,
                     labels: Vec::new(),
-                });
-                batch.cover("t", 0, o, o, 10);
-                batch.push_event(
-                    &ev,
-                    &Provenance {
-                        topic: "t",
-                        partition: 0,
-                        offset: o,
-                        index: 0,
-                        ingested_at_ms: 0,
-                    },
-                );
-            }
-        }
-        let finished = batch.finish().unwrap();
-        let mut add = Vec::new();
-        for ((table, date, hour), rb) in &finished.parts {
-            let bytes = encode_parquet(std::slice::from_ref(rb)).unwrap();
-            let rel = data_file_path(table.name(), date, *hour, "test");
-            add.push(
-                upload(&lake, &rel, table.name(), rb.num_rows() as u64, bytes)
-                    .await
-                    .unwrap(),
-            );
-        }
-        lake.commit(
-            LogEntry {
-                add,
-                ..Default::default()
-            },
-            |_| Ok(()),
-        )
-        .await
-        .unwrap();
+                })
+            })
+            .collect();
+        commit_events(&lake, "t", 0, &events).await.unwrap();
         lake
     }
 

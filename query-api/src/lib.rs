@@ -14,4 +14,4 @@ pub mod store;
 
 pub use engine::{QueryEngine, QueryLimits};
 pub use error::ApiError;
-pub use routes::{ops_router, router, ApiConfig, AppState};
+pub use routes::{ops_router, router, ApiConfig, AppState, IngestReadiness, NotReady};

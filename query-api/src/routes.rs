@@ -33,11 +33,9 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Queries running at once; more are answered 429.
     pub max_concurrent_queries: usize,
-    /// Kafka brokers probed by `/readyz`; `None` for a query-only server.
-    pub brokers: Option<String>,
-    /// Ingest's stalled-partition watchdog, reported by `/readyz`; `None` when this process
-    /// does not ingest.
-    pub ingest_health: Option<opslake_ingest::IngestHealth>,
+    /// What `/readyz` asks of ingest (a broker answers, no partition stalled); `None` when
+    /// this process does not ingest.
+    pub ingest: Option<Arc<dyn IngestReadiness>>,
     /// Origins allowed to call the API from a browser (CORS), e.g. Grafana's URL; `*` allows
     /// any. Empty: no CORS headers.
     pub cors_origins: Vec<String>,
@@ -52,8 +50,7 @@ impl std::fmt::Debug for ApiConfig {
             .field("api_token", &self.api_token)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_concurrent_queries", &self.max_concurrent_queries)
-            .field("brokers", &self.brokers)
-            .field("ingest_health", &self.ingest_health.is_some())
+            .field("ingest", &self.ingest.is_some())
             .field("cors_origins", &self.cors_origins)
             .field("queue_timeout", &self.queue_timeout)
             .finish()
@@ -66,8 +63,7 @@ impl Default for ApiConfig {
             api_token: None,
             max_body_bytes: 1 << 20,
             max_concurrent_queries: 8,
-            brokers: None,
-            ingest_health: None,
+            ingest: None,
             cors_origins: Vec::new(),
             queue_timeout: Duration::from_secs(5),
         }
@@ -247,37 +243,43 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// Why a part of the process is not ready, as `/readyz` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotReady(pub String);
+
+impl std::fmt::Display for NotReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What `/readyz` asks of a process that ingests. The binary passes ingest's own checks in, so
+/// the query side links no Kafka client.
+#[async_trait::async_trait]
+pub trait IngestReadiness: Send + Sync {
+    /// `Ok` when a broker answers (within a few seconds).
+    async fn broker(&self) -> Result<(), NotReady>;
+    /// `Ok` unless partitions have events to read and nobody consumes them.
+    fn partitions(&self) -> Result<(), NotReady>;
+}
+
 /// Ready when the lake's log is readable and, for a server that ingests, a broker answers.
 async fn readyz(State(state): State<AppState>) -> Response {
-    let lake = state.engine.refresh().await.map_err(|e| format!("{e:?}"));
-    readiness(
-        lake,
-        state.config.brokers.as_deref(),
-        state.config.ingest_health.as_ref(),
-    )
-    .await
+    let lake = state
+        .engine
+        .refresh()
+        .await
+        .map_err(|e| NotReady(format!("{e:?}")));
+    readiness(lake, state.config.ingest.as_deref()).await
 }
 
 /// `/readyz`: 200 when the lake is readable and, for roles that ingest, a broker answers and
 /// no partition is stalled (events to read, nobody consuming them).
-async fn readiness(
-    lake: Result<(), String>,
-    brokers: Option<&str>,
-    ingest: Option<&opslake_ingest::IngestHealth>,
-) -> Response {
-    let broker = match brokers {
-        None => None,
-        Some(b) => {
-            let b = b.to_string();
-            let r = tokio::task::spawn_blocking(move || {
-                opslake_ingest::kafka::probe_broker(&b, Duration::from_secs(2))
-            })
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()));
-            Some(r)
-        }
+async fn readiness(lake: Result<(), NotReady>, ingest: Option<&dyn IngestReadiness>) -> Response {
+    let (broker, partitions) = match ingest {
+        None => (None, None),
+        Some(i) => (Some(i.broker().await), Some(i.partitions())),
     };
-    let partitions = ingest.map(opslake_ingest::IngestHealth::check);
     let ready = lake.is_ok()
         && broker.as_ref().is_none_or(Result::is_ok)
         && partitions.as_ref().is_none_or(Result::is_ok);
@@ -286,11 +288,12 @@ async fn readiness(
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let ok_or = |r: Result<(), NotReady>| r.map_or_else(|e| e.0, |()| "ok".to_string());
     let body = json!({
         "ready": ready,
-        "lake": lake.as_ref().map_or_else(|e| e.clone(), |()| "ok".to_string()),
-        "broker": broker.map(|r| r.map_or_else(|e| format!("unreachable: {e}"), |_| "ok".to_string())),
-        "partitions": partitions.map(|r| r.map_or_else(|e| e, |()| "ok".to_string())),
+        "lake": ok_or(lake),
+        "broker": broker.map(|r| r.map_or_else(|e| format!("unreachable: {e}"), |()| "ok".to_string())),
+        "partitions": partitions.map(ok_or),
     });
     (status, Json(body)).into_response()
 }
@@ -300,8 +303,8 @@ async fn readiness(
 /// partition is stalled) and `/metrics`, so every instance can be probed and scraped.
 /// `/metrics` asks for the token when one is set.
 pub fn ops_router(
-    lake: Arc<opslake_ingest::Lake>,
-    ingest: Option<(String, opslake_ingest::IngestHealth)>,
+    lake: Arc<opslake_lake::Lake>,
+    ingest: Option<Arc<dyn IngestReadiness>>,
     api_token: Option<Secret>,
 ) -> Router {
     let state = OpsState {
@@ -324,9 +327,9 @@ pub fn ops_router(
 
 #[derive(Clone)]
 struct OpsState {
-    lake: Arc<opslake_ingest::Lake>,
-    /// The brokers and the watchdog of a process that ingests.
-    ingest: Option<(String, opslake_ingest::IngestHealth)>,
+    lake: Arc<opslake_lake::Lake>,
+    /// What readiness asks of a process that ingests.
+    ingest: Option<Arc<dyn IngestReadiness>>,
     api_token: Option<Secret>,
 }
 
@@ -336,9 +339,8 @@ async fn ops_readyz(State(s): State<OpsState>) -> Response {
         .snapshot()
         .await
         .map(|_| ())
-        .map_err(|e| e.to_string());
-    let (brokers, health) = s.ingest.as_ref().map(|(b, h)| (b.as_str(), h)).unzip();
-    readiness(lake, brokers, health).await
+        .map_err(|e| NotReady(e.to_string()));
+    readiness(lake, s.ingest.as_deref()).await
 }
 
 async fn ops_auth(State(s): State<OpsState>, req: Request, next: Next) -> Response {
@@ -469,7 +471,7 @@ mod tests {
     use crate::engine::QueryLimits;
 
     fn app(dir: &std::path::Path, token: Option<&str>) -> Router {
-        let lake = opslake_ingest::Lake::open(dir.to_str().unwrap()).unwrap();
+        let lake = opslake_lake::Lake::open(dir.to_str().unwrap()).unwrap();
         let engine = Arc::new(QueryEngine::new(lake, QueryLimits::default()).unwrap());
         let config = ApiConfig {
             api_token: token.map(Secret::new),
@@ -552,7 +554,7 @@ mod tests {
         limits: QueryLimits,
         max_concurrent: usize,
     ) -> AppState {
-        let lake = opslake_ingest::Lake::open(dir.to_str().unwrap()).unwrap();
+        let lake = opslake_lake::Lake::open(dir.to_str().unwrap()).unwrap();
         let engine = Arc::new(QueryEngine::new(lake, limits).unwrap());
         AppState::new(
             engine,

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::daily::{Daily, DAY_MS};
-use crate::sketch::DDSketch;
+use opslake_sketch::DDSketch;
 
 /// Thresholds of the opportunity rules.
 #[derive(Debug, Clone, PartialEq)]

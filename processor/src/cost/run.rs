@@ -9,7 +9,7 @@ use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::TimestampMillisecondType;
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
-use opslake_ingest::lake::{AddFile, Snapshot};
+use opslake_lake::{AddFile, Snapshot};
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
@@ -19,7 +19,9 @@ use super::{
     last_complete_day, opportunity_batch, GaugeUsage, Usage,
 };
 use crate::rollup::{column, map_entries, sketch_from, strings, timestamps};
-use crate::runner::{hour_of, read_batches, ProcessError, Processor};
+use opslake_lake::layout::{day_prefix, hour_of};
+
+use crate::runner::{read_batches, ProcessError, Processor};
 
 pub const COST_DAILY: &str = "cost_daily";
 pub const COST_FORECASTS: &str = "cost_forecasts";
@@ -123,7 +125,7 @@ impl Processor {
         let mut full = Daily::new();
         let mut dirty_days = Vec::new();
         for date in dirty {
-            let prefix = format!("billing/date={date}/");
+            let prefix = day_prefix("billing", date);
             let mut day = Daily::new();
             for f in snap
                 .table_files("billing")
@@ -258,7 +260,7 @@ mod tests {
     };
     use crate::runner::tests::ingest_commit;
     use crate::runner::ProcessorConfig;
-    use opslake_ingest::Lake;
+    use opslake_lake::Lake;
     use opslake_schemas::EventKind;
 
     /// 2025-10-01.

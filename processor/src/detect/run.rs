@@ -22,7 +22,7 @@ use super::changepoint::{change_points, ChangePointConfig};
 use crate::rollup::{
     append_labels, labels_builder, ts_builder, LogWindows, MetricWindows, SeriesKey,
 };
-use crate::sketch::DDSketch;
+use opslake_sketch::DDSketch;
 
 /// Settings of detection.
 #[derive(Debug, Clone, Copy, PartialEq)]

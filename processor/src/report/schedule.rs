@@ -17,9 +17,9 @@ use chrono::{DateTime, Utc};
 use datafusion::arrow::array::{ArrayRef, Float64Builder, StringBuilder};
 use datafusion::arrow::record_batch::RecordBatch;
 use object_store::ObjectStoreExt;
-use opslake_ingest::lake::{CommitError, LogEntry};
-use opslake_ingest::sink::{encode_parquet, upload};
-use opslake_ingest::Lake;
+use opslake_lake::{CommitError, LogEntry};
+use opslake_lake::write::{encode_parquet, upload};
+use opslake_lake::Lake;
 use opslake_schemas::{KafkaProperties, Secret};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -125,7 +125,7 @@ pub enum ReportError {
     #[error("failed to read the cost tables: {0}")]
     Read(#[from] ProcessError),
     #[error("failed to store the report: {0}")]
-    Store(#[from] opslake_ingest::LakeError),
+    Store(#[from] opslake_lake::LakeError),
     #[error("failed to encode the report row: {0}")]
     Encode(#[from] datafusion::parquet::errors::ParquetError),
     #[error("failed to build the report row: {0}")]
@@ -322,7 +322,7 @@ pub async fn generate(
 }
 
 /// The last scheduled slot reported, from the lake's state.
-pub fn last_slot(snap: &opslake_ingest::lake::Snapshot) -> Option<i64> {
+pub fn last_slot(snap: &opslake_lake::Snapshot) -> Option<i64> {
     snap.state.get(SLOT_KEY).and_then(serde_json::Value::as_i64)
 }
 
@@ -423,10 +423,10 @@ async fn produce(target: &KafkaTarget, key: &str, body: Vec<u8>) -> Result<(), S
         replication_factor,
     } = target;
     // Brokers that do not create topics on first use still take the report.
-    opslake_ingest::kafka::create_topics(brokers, extra, &[topic], 1, *replication_factor)
+    opslake_kafka::create_topics(brokers, extra, &[topic], 1, *replication_factor)
         .await
         .map_err(|e| format!("{e}"))?;
-    let producer: FutureProducer = opslake_ingest::kafka::client_config(brokers, extra)
+    let producer: FutureProducer = opslake_kafka::client_config(brokers, extra)
         .set("message.timeout.ms", "10000")
         .create()
         .map_err(|e| e.to_string())?;

@@ -15,7 +15,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 
-use crate::sketch::DDSketch;
+use crate::DDSketch;
 
 /// Registers the sketch functions in `ctx`.
 pub fn register(ctx: &SessionContext) {

@@ -1,5 +1,7 @@
 //! The Parquet lake: where its files live, and the commit log that says which of them are part
-//! of the lake and which Kafka offsets they cover.
+//! of the lake and which Kafka offsets they cover. Every crate that reads or writes the lake
+//! goes through this one: ingest (events into [`batch`]es, [`write`]n as Parquet), the processor
+//! and the query side (the [`Snapshot`]), and the housekeeping ([`compact`], [`retention`]).
 //!
 //! Layout under the lake's root:
 //! ```text
@@ -16,7 +18,14 @@
 //! write on object stores). Compaction replaces files in one entry, so a query that reads the
 //! snapshot sees each row once.
 
+pub mod batch;
+pub mod compact;
+pub mod layout;
 mod log;
+pub mod retention;
+#[cfg(any(test, feature = "test-util"))]
+pub mod test_util;
+pub mod write;
 
 use std::path::PathBuf;
 use std::sync::Arc;

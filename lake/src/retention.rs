@@ -10,26 +10,8 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use object_store::ObjectStoreExt;
 
-use crate::lake::{AddFile, CommitError, Lake, LakeError, LogEntry, Snapshot};
-
-/// The day a lake file holds, when its path says.
-pub fn file_day(path: &str) -> Option<NaiveDate> {
-    let mut segments = path.split('/');
-    segments.next()?; // the table
-    for seg in segments {
-        if let Some(d) = seg.strip_prefix("date=") {
-            return NaiveDate::parse_from_str(d, "%Y-%m-%d").ok();
-        }
-        if let Some(name) = seg.strip_prefix("part-") {
-            if let Some(d) = name.get(..10) {
-                if let Ok(day) = NaiveDate::parse_from_str(d, "%Y-%m-%d") {
-                    return Some(day);
-                }
-            }
-        }
-    }
-    None
-}
+use crate::layout::file_day;
+use crate::{AddFile, CommitError, Lake, LakeError, LogEntry, Snapshot};
 
 /// What retention would remove: the live files of `tables` whose day is before `cutoff`.
 pub fn plan<'a>(snap: &'a Snapshot, tables: &[String], cutoff: NaiveDate) -> Vec<&'a AddFile> {

@@ -9,7 +9,7 @@ use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties}
 use datafusion::parquet::schema::types::ColumnPath;
 use object_store::{ObjectStoreExt, PutPayload};
 
-use crate::lake::{AddFile, Lake, LakeError};
+use crate::{AddFile, Lake, LakeError};
 
 /// Rows per Parquet row group: large enough for good compression and few footers, small
 /// enough that a filtered scan skips most of a big file.
@@ -61,14 +61,6 @@ pub fn encode_parquet(batches: &[RecordBatch]) -> Result<Bytes, ParquetError> {
     }
     writer.close()?;
     Ok(Bytes::from(buf))
-}
-
-/// The lake-relative path of a new data file of `table` in `date`/`hour`.
-pub fn data_file_path(table: &str, date: &str, hour: u32, writer: &str) -> String {
-    format!(
-        "{table}/date={date}/hour={hour:02}/part-{writer}-{}.parquet",
-        uuid::Uuid::new_v4().simple()
-    )
 }
 
 /// Uploads an encoded file to the lake. The file is not part of the lake until a log entry adds

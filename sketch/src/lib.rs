@@ -11,6 +11,8 @@
 //! `2γ^k / (γ + 1)`, which is within `α` of every value in `(γ^(k-1), γ^k]`. Negative values
 //! use a mirrored store; magnitudes under [`MIN_INDEXABLE`] count as zero.
 
+pub mod udf;
+
 use std::fmt;
 
 /// Relative accuracy of every sketch opslake writes: 0.9%, so that percentiles stay within 1%

@@ -14,8 +14,8 @@ use object_store::ObjectStoreExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::lake::{AddFile, CommitError, Lake, LakeError, LogEntry, Snapshot};
-use crate::sink::encode_parquet;
+use crate::{AddFile, CommitError, Lake, LakeError, LogEntry, Snapshot};
+use crate::write::encode_parquet;
 
 /// When to compact.
 #[derive(Debug, Clone)]
@@ -150,7 +150,7 @@ pub async fn merge(
         "{dir}/compacted-{writer}-{}.parquet",
         uuid::Uuid::new_v4().simple()
     );
-    let add = crate::sink::upload(lake, &rel, &table, rows, encoded).await?;
+    let add = crate::write::upload(lake, &rel, &table, rows, encoded).await?;
     let removed: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
     let check_removed = removed.clone();
     let entry = LogEntry {
@@ -235,8 +235,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::{Batch, Provenance};
-    use crate::sink::{data_file_path, upload};
+    use crate::test_util::commit_events;
     use opslake_schemas::{decode_message, EventKind};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -244,7 +243,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
         for i in 0..5 {
-            let mut batch = Batch::new();
             let d = decode_message(
                 EventKind::Metric,
                 format!(
@@ -252,37 +250,9 @@ mod tests {
                 )
                 .as_bytes(),
             );
-            batch.push_event(
-                &d.events[0].1,
-                &Provenance {
-                    topic: "t",
-                    partition: 0,
-                    offset: i,
-                    index: 0,
-                    ingested_at_ms: 0,
-                },
-            );
-            let parts = batch.finish().unwrap().parts;
-            let ((table, date, hour), rb) = &parts[0];
-            let rel = data_file_path(table.name(), date, *hour, "w");
-            let add = upload(
-                &lake,
-                &rel,
-                table.name(),
-                1,
-                encode_parquet(std::slice::from_ref(rb)).unwrap(),
-            )
-            .await
-            .unwrap();
-            lake.commit(
-                LogEntry {
-                    add: vec![add],
-                    ..Default::default()
-                },
-                |_| Ok(()),
-            )
-            .await
-            .unwrap();
+            commit_events(&lake, "t", i, &[d.events[0].1.clone()])
+                .await
+                .unwrap();
         }
         let snap = lake.snapshot().await.unwrap();
         let policy = CompactionPolicy {
