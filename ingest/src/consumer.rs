@@ -26,16 +26,16 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use opslake_lake::batch::{Batch, DeadLetter, Provenance};
 use crate::config::IngestConfig;
 use crate::dead_letters;
 use crate::encode::{encode, Encoded, Encoding};
-use opslake_kafka::client_config;
-use opslake_lake::{CommitError, Lake, LakeError, LogEntry, PartitionOffsets};
 use crate::membership::{close, follow_partitions, Assignment, Change, Ctx};
 use crate::metrics::{reason_class, METRICS};
-use opslake_lake::write::upload;
 use crate::watchdog::{IngestHealth, Watchdog};
+use opslake_kafka::client_config;
+use opslake_lake::batch::{Batch, DeadLetter, Provenance};
+use opslake_lake::write::upload;
+use opslake_lake::{CommitError, Lake, LakeError, LogEntry, PartitionOffsets};
 
 /// Errors that end or restart the consume loop.
 #[derive(Debug, thiserror::Error)]

@@ -7,8 +7,8 @@ use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use tracing::warn;
 
-use opslake_lake::batch::DeadLetter;
 use crate::metrics::METRICS;
+use opslake_lake::batch::DeadLetter;
 
 /// Produces refused items to the dead-letter topic: original key and value, the reason in
 /// header `opslake.error`, the origin in `opslake.source.*`. Best effort: they are in the

@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use opslake_lake::batch::{Batch, DeadLetter};
 use crate::consumer::IngestError;
+use opslake_lake::batch::{Batch, DeadLetter};
 use opslake_lake::layout::data_file_path;
 use opslake_lake::write::encode_parquet;
 

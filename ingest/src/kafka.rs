@@ -19,4 +19,3 @@ pub async fn ensure_topics(brokers: &str, cfg: &IngestConfig) -> Result<(), Kafk
     )
     .await
 }
-

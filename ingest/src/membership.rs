@@ -25,8 +25,8 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use opslake_lake::{Lake, Snapshot};
 use crate::metrics::METRICS;
+use opslake_lake::{Lake, Snapshot};
 
 /// How ingest gets its partitions (`ingest.assignment`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

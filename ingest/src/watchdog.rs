@@ -21,9 +21,9 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::metrics::METRICS;
 use opslake_kafka::client_config;
 use opslake_lake::Lake;
-use crate::metrics::METRICS;
 
 /// A partition with events to read and no progress in the lake for longer than the threshold.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,8 +14,8 @@ use object_store::ObjectStoreExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::{AddFile, CommitError, Lake, LakeError, LogEntry, Snapshot};
 use crate::write::encode_parquet;
+use crate::{AddFile, CommitError, Lake, LakeError, LogEntry, Snapshot};
 
 /// When to compact.
 #[derive(Debug, Clone)]

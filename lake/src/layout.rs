@@ -75,7 +75,10 @@ mod tests {
     #[test]
     fn a_built_path_parses_back() {
         let p = data_file_path("metrics", "2026-11-22", 7, "ingest-1");
-        assert!(p.starts_with("metrics/date=2026-11-22/hour=07/part-ingest-1-"), "{p}");
+        assert!(
+            p.starts_with("metrics/date=2026-11-22/hour=07/part-ingest-1-"),
+            "{p}"
+        );
         assert_eq!(hour_of(&p), Some(("2026-11-22".to_string(), 7)));
         assert!(in_hour(&p, "metrics", "2026-11-22", 7));
         assert!(!in_hour(&p, "metrics", "2026-11-22", 17));

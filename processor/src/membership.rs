@@ -16,7 +16,9 @@ use std::time::Duration;
 use opslake_lake::{LogEntry, Snapshot};
 use tracing::info;
 
-use crate::runner::{ProcessError, Processor, Stream};
+use crate::error::ProcessError;
+use crate::runner::Processor;
+use crate::stream::Stream;
 
 /// Prefix of the heartbeat keys in the lake's state.
 pub const MEMBER_PREFIX: &str = "processor.member.";

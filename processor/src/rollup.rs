@@ -9,10 +9,9 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BinaryBuilder, DictionaryArray, Float64Builder, Int64Builder,
-    MapArray, MapBuilder, StringBuilder, TimestampMillisecondBuilder,
+    MapBuilder, StringBuilder, TimestampMillisecondBuilder,
 };
 use datafusion::arrow::buffer::NullBuffer;
-use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
     DataType, Float64Type, Int32Type, Int64Type, TimestampMillisecondType,
 };
@@ -22,6 +21,8 @@ use opslake_schemas::series::parse_series_key;
 use opslake_schemas::tables;
 
 use opslake_sketch::DDSketch;
+
+use crate::columns::{column, dictionary, map_entries, strings, timestamps};
 
 /// A series with its version: the grouping key of metric rollups.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -173,50 +174,6 @@ impl SeriesInterner {
     }
 }
 
-pub(crate) fn column(batch: &RecordBatch, name: &str) -> Result<ArrayRef, ArrowError> {
-    batch
-        .column_by_name(name)
-        .cloned()
-        .ok_or_else(|| ArrowError::SchemaError(format!("column {name} is missing")))
-}
-
-/// A string column as `Utf8`, whatever string type the file holds.
-pub(crate) fn strings(batch: &RecordBatch, name: &str) -> Result<ArrayRef, ArrowError> {
-    let c = column(batch, name)?;
-    if c.data_type() == &DataType::Utf8 {
-        Ok(c)
-    } else {
-        cast(&c, &DataType::Utf8)
-    }
-}
-
-pub(crate) fn timestamps(batch: &RecordBatch, name: &str) -> Result<ArrayRef, ArrowError> {
-    let c = column(batch, name)?;
-    match c.data_type() {
-        DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Millisecond, _) => Ok(c),
-        _ => cast(&c, &tables::ts()),
-    }
-}
-
-pub(crate) fn map_entries<'a>(map: &'a MapArray, row: usize, out: &mut Vec<(&'a str, &'a str)>) {
-    out.clear();
-    if map.is_null(row) {
-        return;
-    }
-    let offsets = map.value_offsets();
-    let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
-    let keys = map.keys().as_string::<i32>();
-    let values = map.values().as_string::<i32>();
-    for i in start..end {
-        let v = if values.is_null(i) {
-            ""
-        } else {
-            values.value(i)
-        };
-        out.push((keys.value(i), v));
-    }
-}
-
 /// Adds every window of `from` to `into` (sketches of the same window and series merge).
 pub fn merge_windows(into: &mut MetricWindows, from: MetricWindows) {
     if into.is_empty() {
@@ -262,20 +219,6 @@ impl<'a> Digit<'a> {
         };
         code * self.radix + digit
     }
-}
-
-/// A string column as keys into its distinct values, whatever string type the file holds.
-///
-/// # Errors
-/// When the column is not a string column.
-pub(crate) fn dictionary(c: &ArrayRef) -> Result<DictionaryArray<Int32Type>, ArrowError> {
-    let want = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
-    let c = if c.data_type() == &want {
-        Arc::clone(c)
-    } else {
-        cast(c, &want)?
-    };
-    Ok(c.as_dictionary::<Int32Type>().clone())
 }
 
 fn str_at(d: &DictionaryArray<Int32Type>, row: usize) -> Option<&str> {

@@ -2,7 +2,7 @@
 //! the rollup tables, and records how far it got, in one commit of the lake.
 //!
 //! **Exactly once.** The processor's progress is the lake version up to which every ingest
-//! commit has been folded (state key [`PROGRESS_KEY`]). A cycle reads the ingest commits after
+//! commit has been folded (state key [`crate::stream::PROGRESS_KEY`]). A cycle reads the ingest commits after
 //! that version, folds their files into the stored rollups of the hours they touch, and commits
 //! the replaced rollup files together with the new progress, on the condition that the
 //! progress is still what the cycle started from. A crash before the commit leaves only
@@ -19,430 +19,34 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use bytes::Bytes;
-use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
-use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
-    ParquetRecordBatchReaderBuilder,
-};
-use datafusion::parquet::errors::ParquetError;
 use object_store::ObjectStoreExt;
-use opslake_lake::{AddFile, CommitError, LogEntry, Snapshot};
 use opslake_lake::layout::{data_file_path, hour_of, in_hour};
 use opslake_lake::write::{encode_parquet, upload};
-use opslake_lake::{Lake, LakeError};
-use serde::{Deserialize, Serialize};
+use opslake_lake::Lake;
+use opslake_lake::{AddFile, CommitError, LogEntry, Snapshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::cost::CostConfig;
+use crate::config::ProcessorConfig;
 use crate::detect::run::{
     anomaly_batch, detect, detect_error_rates, error_rate_history_start, history_start,
     regression_batch, DetectConfig, Mark,
 };
+use crate::error::ProcessError;
 use crate::metrics::METRICS;
+use crate::read::{fold_metric_files, read_batches, HOURS_FOLDED_TOGETHER};
 use crate::rollup::{
     coarsen, fold_logs, load_log_rollups, load_metric_rollups, log_rollup_batch, merge_windows,
-    metric_rollup_batch, LogWindows, MetricFold, MetricWindows, SeriesInterner, SeriesKey,
+    metric_rollup_batch, LogWindows, MetricWindows, SeriesInterner, SeriesKey,
+};
+use crate::stream::{
+    progress, CycleReport, Progress, Stream, LOG_ROLLUPS_1M, METRIC_ROLLUPS_1H, METRIC_ROLLUPS_1M,
 };
 
-/// State key of the processor's progress in the lake.
-pub const PROGRESS_KEY: &str = "processor.rollups";
-
-pub const METRIC_ROLLUPS_1M: &str = "metric_rollups_1m";
-pub const METRIC_ROLLUPS_1H: &str = "metric_rollups_1h";
-pub const LOG_ROLLUPS_1M: &str = "log_rollups_1m";
 const HOUR_MS: i64 = 3_600_000;
-
-/// Settings of the processor.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ProcessorConfig {
-    /// Window of `metric_rollups_1m` and `log_rollups_1m`; must divide an hour.
-    #[serde(with = "humantime_serde")]
-    pub window: Duration,
-    /// Time between cycles.
-    #[serde(with = "humantime_serde")]
-    pub interval: Duration,
-    /// Cost analytics: forecasts and savings opportunities.
-    pub costs: CostConfig,
-}
-
-impl Default for ProcessorConfig {
-    fn default() -> Self {
-        Self {
-            window: Duration::from_secs(60),
-            interval: Duration::from_secs(10),
-            costs: CostConfig::default(),
-        }
-    }
-}
-
-impl ProcessorConfig {
-    /// Checks the settings; the error names the key.
-    ///
-    /// # Errors
-    /// When the window does not divide an hour or the interval is zero.
-    pub fn validate(&self) -> Result<(), String> {
-        let w = self.window.as_millis();
-        if w < 1000 || !(HOUR_MS as u128).is_multiple_of(w) {
-            return Err(format!(
-                "processor.window`: {} does not divide an hour into whole windows of at least 1s (try 1m, 5m, 15m)",
-                humantime::format_duration(self.window)
-            ));
-        }
-        if self.interval.is_zero() {
-            return Err("processor.interval`: must be more than 0s".into());
-        }
-        self.costs.validate()
-    }
-
-    fn window_ms(&self) -> i64 {
-        self.window.as_millis() as i64
-    }
-}
-
-/// The processor's record in the lake.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct Progress {
-    /// Every ingest commit up to this lake version is folded into the rollups.
-    version: u64,
-    /// Window the rollups were built with; a change rebuilds them.
-    window_ms: i64,
-}
-
-fn progress(snap: &Snapshot, stream: Stream) -> Progress {
-    snap.state
-        .get(stream.progress_key())
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .unwrap_or_default()
-}
-
-/// The processor's independent work: each stream has its own progress in the lake and its own
-/// commits, so instances can split the streams between them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Stream {
-    /// Metric rollups (1m, 1h), and anomalies and regressions of metric series.
-    Metrics,
-    /// Log rollups, and error-rate anomalies.
-    Logs,
-    /// Daily costs, forecasts and savings opportunities.
-    Costs,
-}
-
-impl Stream {
-    pub const ALL: [Stream; 3] = [Stream::Metrics, Stream::Logs, Stream::Costs];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Stream::Metrics => "metrics",
-            Stream::Logs => "logs",
-            Stream::Costs => "costs",
-        }
-    }
-
-    /// State key of the stream's progress.
-    pub fn progress_key(self) -> &'static str {
-        match self {
-            Stream::Metrics => PROGRESS_KEY,
-            Stream::Logs => "processor.logs",
-            Stream::Costs => "processor.costs.progress",
-        }
-    }
-
-    /// The raw table the stream folds.
-    pub fn raw_table(self) -> &'static str {
-        match self {
-            Stream::Metrics => "metrics",
-            Stream::Logs => "logs",
-            Stream::Costs => "billing",
-        }
-    }
-
-    /// Tables rebuilt when the rollup window changes.
-    fn rollup_tables(self) -> &'static [&'static str] {
-        match self {
-            Stream::Metrics => &[METRIC_ROLLUPS_1M, METRIC_ROLLUPS_1H],
-            Stream::Logs => &[LOG_ROLLUPS_1M],
-            Stream::Costs => &[],
-        }
-    }
-}
-
-/// Errors of a cycle.
-#[derive(Debug, thiserror::Error)]
-pub enum ProcessError {
-    #[error(transparent)]
-    Lake(#[from] LakeError),
-    #[error("cannot read {path}: {source}")]
-    Read { path: String, source: ParquetError },
-    #[error("bad rows in {path}: {source}")]
-    Rows { path: String, source: ArrowError },
-    #[error("cannot encode rollups: {0}")]
-    Encode(#[from] ParquetError),
-    #[error("cannot build rollups: {0}")]
-    Build(#[from] ArrowError),
-    #[error("processing task failed: {0}")]
-    Join(#[from] tokio::task::JoinError),
-}
-
-/// What one cycle did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CycleReport {
-    /// Lake version the cycle committed, if it committed.
-    pub committed: Option<u64>,
-    /// Hours whose rollups were rewritten.
-    pub hours: usize,
-    /// Raw files read.
-    pub files_read: usize,
-    /// Rollup rows written (all tables).
-    pub rows_written: u64,
-    /// Another processor committed first; this cycle's work was dropped.
-    pub lost_race: bool,
-    /// Anomalies and change points recorded.
-    pub anomalies: u64,
-    pub regressions: u64,
-    /// Days of `cost_daily` rewritten, and savings opportunities found.
-    pub cost_days: usize,
-    pub opportunities: u64,
-}
-
-impl CycleReport {
-    /// Adds another stream's cycle to this one.
-    pub fn absorb(&mut self, o: CycleReport) {
-        self.committed = self.committed.max(o.committed);
-        self.hours += o.hours;
-        self.files_read += o.files_read;
-        self.rows_written += o.rows_written;
-        self.lost_race |= o.lost_race;
-        self.anomalies += o.anomalies;
-        self.regressions += o.regressions;
-        self.cost_days += o.cost_days;
-        self.opportunities += o.opportunities;
-    }
-}
-
-/// Columns of `metrics` that rollups read; the rest of a raw file is never decoded.
-const METRIC_FOLD_COLUMNS: [&str; 6] =
-    ["timestamp", "service", "name", "version", "value", "labels"];
-
-/// Columns of `metrics` the fold reads as dictionaries (with the keys and values of `labels`).
-const METRIC_DICTIONARY_COLUMNS: [&str; 4] = ["service", "name", "version", "labels"];
-
-/// Columns the fold reads from files whose every row has its `series` (all that ingest writes
-/// since the column exists): one dictionary column instead of three strings and a map.
-const METRIC_FOLD_SERIES_COLUMNS: [&str; 3] = ["timestamp", "value", "series"];
-
-/// Which columns of a file to read, and which of them as dictionaries.
-type Projection = (Option<&'static [&'static str]>, &'static [&'static str]);
-
-/// The fold's columns of a raw metric file: the `series` column when the file's statistics show
-/// it in every row, else the columns a series is made of.
-fn metric_fold_projection(meta: &ArrowReaderMetadata) -> Projection {
-    let parquet = meta.metadata();
-    let column = parquet
-        .file_metadata()
-        .schema_descr()
-        .columns()
-        .iter()
-        .position(|c| c.path().string() == "series");
-    let complete = column.is_some_and(|c| {
-        parquet
-            .row_groups()
-            .iter()
-            .all(|rg| rg.column(c).statistics().and_then(|s| s.null_count_opt()) == Some(0))
-    });
-    if complete {
-        (Some(&METRIC_FOLD_SERIES_COLUMNS), &["series"])
-    } else {
-        (Some(&METRIC_FOLD_COLUMNS), &METRIC_DICTIONARY_COLUMNS)
-    }
-}
-
-/// Hours whose raw files are folded together, so that every core has a file to fold; bounded
-/// so that a long backfill does not hold the windows of every hour in memory at once.
-const HOURS_FOLDED_TOGETHER: usize = 4;
-
-/// Folds raw metric files into windows by the group each file belongs to (its hour): one
-/// worker per core takes the next file, and keeps one fold per group across all the files it
-/// takes, so that a window's sketch is built once per core rather than once per file (fewer
-/// sketches to allocate and merge). Sketches merge exactly, so the split does not change a
-/// single rollup.
-async fn fold_metric_files(
-    lake: &Arc<Lake>,
-    groups: &[Vec<String>],
-    window_ms: i64,
-) -> Result<Vec<MetricWindows>, ProcessError> {
-    let files: Vec<(usize, String)> = groups
-        .iter()
-        .enumerate()
-        .flat_map(|(g, raw)| raw.iter().map(move |p| (g, p.clone())))
-        .collect();
-    let parallel = std::thread::available_parallelism()
-        .map_or(2, usize::from)
-        .min(files.len().max(1));
-    let queue = Arc::new(std::sync::Mutex::new(files.into_iter()));
-    let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..parallel {
-        let (lake, queue) = (Arc::clone(lake), Arc::clone(&queue));
-        workers.spawn(async move {
-            let mut folds: HashMap<usize, MetricFold> = HashMap::new();
-            loop {
-                let next = queue.lock().expect("not poisoned").next();
-                let Some((group, path)) = next else { break };
-                let bytes = fetch(&lake, &path).await?;
-                let fold = folds.remove(&group).unwrap_or_default();
-                let fold = tokio::task::spawn_blocking(move || {
-                    let mut fold = fold;
-                    let reader = reader(bytes, &path, metric_fold_projection)?;
-                    for b in reader {
-                        let b = b.map_err(|e| ProcessError::Read {
-                            path: path.clone(),
-                            source: e.into(),
-                        })?;
-                        fold.add(&b, window_ms)
-                            .map_err(|source| ProcessError::Rows {
-                                path: path.clone(),
-                                source,
-                            })?;
-                    }
-                    Ok::<_, ProcessError>(fold)
-                })
-                .await??;
-                folds.insert(group, fold);
-            }
-            Ok::<_, ProcessError>(folds)
-        });
-    }
-    let mut out: Vec<MetricWindows> = groups.iter().map(|_| MetricWindows::default()).collect();
-    while let Some(part) = workers.join_next().await {
-        for (group, fold) in part?? {
-            merge_windows(&mut out[group], fold.finish());
-        }
-    }
-    Ok(out)
-}
-
-async fn fetch(lake: &Lake, rel: &str) -> Result<Bytes, ProcessError> {
-    Ok(lake
-        .store()
-        .get(&lake.path(rel))
-        .await
-        .map_err(|source| LakeError::Store {
-            path: rel.to_string(),
-            source,
-        })?
-        .bytes()
-        .await
-        .map_err(|source| LakeError::Store {
-            path: rel.to_string(),
-            source,
-        })?)
-}
-
-/// Decodes a whole Parquet file.
-fn decode(bytes: Bytes, rel: &str) -> Result<Vec<RecordBatch>, ProcessError> {
-    reader(bytes, rel, |_| (None, &[]))?
-        .map(|b| {
-            b.map_err(|e| ProcessError::Read {
-                path: rel.to_string(),
-                source: e.into(),
-            })
-        })
-        .collect()
-}
-
-/// A reader of a Parquet file's batches. `projection` picks, from the file's metadata, the
-/// columns to read (top-level names; all when `None`) and the strings to read as dictionary
-/// arrays (top-level names; a map's keys and values), which the dictionary-encoded pages of the
-/// lake's files turn into without decoding a string.
-fn reader(
-    bytes: Bytes,
-    rel: &str,
-    projection: impl FnOnce(&ArrowReaderMetadata) -> Projection,
-) -> Result<ParquetRecordBatchReader, ProcessError> {
-    let err = |source| ProcessError::Read {
-        path: rel.to_string(),
-        source,
-    };
-    let mut meta = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new()).map_err(err)?;
-    let (columns, dictionaries) = projection(&meta);
-    if !dictionaries.is_empty() {
-        let schema = with_dictionaries(meta.schema(), dictionaries);
-        if &schema != meta.schema() {
-            let options = ArrowReaderOptions::new().with_schema(schema);
-            meta =
-                ArrowReaderMetadata::try_new(Arc::clone(meta.metadata()), options).map_err(err)?;
-        }
-    }
-    let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, meta);
-    if let Some(cols) = columns {
-        let indices: Vec<usize> = builder
-            .schema()
-            .fields()
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| cols.contains(&f.name().as_str()))
-            .map(|(i, _)| i)
-            .collect();
-        let mask =
-            datafusion::parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), indices);
-        builder = builder.with_projection(mask);
-    }
-    // Batches of 8,192 rows (~400 KB decoded) stay in a core's 1 MiB L2 next to the sketches
-    // being filled; 65,536-row batches evicted them, and the fold took 10% longer.
-    builder.with_batch_size(8 * 1024).build().map_err(err)
-}
-
-/// `schema` with the string fields named in `names` (and the keys and values of maps so named)
-/// read as `Dictionary(Int32, Utf8)`.
-fn with_dictionaries(schema: &SchemaRef, names: &[&str]) -> SchemaRef {
-    fn dict(f: &Field) -> Field {
-        match f.data_type() {
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => f.clone().with_data_type(
-                DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
-            ),
-            DataType::Map(entries, sorted) => match entries.data_type() {
-                DataType::Struct(kv) => {
-                    let kv: Fields = kv.iter().map(|f| dict(f)).collect();
-                    f.clone().with_data_type(DataType::Map(
-                        Arc::new(
-                            entries
-                                .as_ref()
-                                .clone()
-                                .with_data_type(DataType::Struct(kv)),
-                        ),
-                        *sorted,
-                    ))
-                }
-                _ => f.clone(),
-            },
-            _ => f.clone(),
-        }
-    }
-    let fields: Fields = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            if names.contains(&f.name().as_str()) {
-                Arc::new(dict(f))
-            } else {
-                Arc::clone(f)
-            }
-        })
-        .collect();
-    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
-}
-
-pub(crate) async fn read_batches(lake: &Lake, rel: &str) -> Result<Vec<RecordBatch>, ProcessError> {
-    let bytes = fetch(lake, rel).await?;
-    let rel = rel.to_string();
-    tokio::task::spawn_blocking(move || decode(bytes, &rel)).await?
-}
 
 /// The raw metric files to fold for an hour: the new ones, or every live one when the hour is
 /// recomputed; `None` when the hour has no metric work.
@@ -1162,11 +766,15 @@ pub fn rollup_files(snap: &Snapshot) -> HashMap<String, usize> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use opslake_sketch::{DDSketch, DEFAULT_ALPHA};
+    use crate::read::*;
+    use crate::rollup::MetricFold;
+    use datafusion::arrow::datatypes::DataType;
     use opslake_lake::batch::{Batch, Provenance};
     use opslake_schemas::decode::{decode_value, EventKind};
+    use opslake_sketch::{DDSketch, DEFAULT_ALPHA};
     use rand::{Rng, SeedableRng};
     use rand_distr::{Distribution, LogNormal};
+    use std::time::Duration;
 
     /// Commits `events` the way ingest does: one file per table and hour, with the Kafka
     /// offsets they cover (partition 0, from `offset`).
@@ -1279,7 +887,7 @@ pub(crate) mod tests {
                 version_col.is_valid(row).then(|| version_col.value(row))
             );
             let mut pairs = Vec::new();
-            crate::rollup::map_entries(
+            crate::columns::map_entries(
                 file.column_by_name("labels").unwrap().as_map(),
                 row,
                 &mut pairs,

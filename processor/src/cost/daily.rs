@@ -13,7 +13,8 @@ use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 use opslake_schemas::tables::{self, USED_UTILIZATION};
 
-use crate::rollup::{column, strings, timestamps, ts_builder};
+use crate::columns::{column, strings, timestamps};
+use crate::rollup::ts_builder;
 
 pub const DAY_MS: i64 = 86_400_000;
 

@@ -431,7 +431,7 @@ pub struct ForecastRow {
 /// # Errors
 /// When the batch is not a `cost_forecasts` batch.
 pub fn load_forecasts(batch: &RecordBatch, into: &mut Vec<ForecastRow>) -> Result<(), ArrowError> {
-    use crate::rollup::{column, strings};
+    use crate::columns::{column, strings};
     use datafusion::arrow::array::AsArray;
     use datafusion::arrow::datatypes::{Date32Type, Float64Type};
     let s: Vec<ArrayRef> = ["scope", "key", "method", "currency"]
@@ -489,7 +489,7 @@ pub struct AccuracyRow {
 /// # Errors
 /// When the batch is not a `forecast_accuracy` batch.
 pub fn load_accuracy(batch: &RecordBatch, into: &mut Vec<AccuracyRow>) -> Result<(), ArrowError> {
-    use crate::rollup::{column, strings};
+    use crate::columns::{column, strings};
     use datafusion::arrow::array::{Array, AsArray};
     use datafusion::arrow::datatypes::{Float64Type, Int64Type};
     let s: Vec<ArrayRef> = ["scope", "key", "method", "note"]
@@ -537,7 +537,7 @@ pub fn load_opportunities(
     batch: &RecordBatch,
     into: &mut Vec<Opportunity>,
 ) -> Result<(), ArrowError> {
-    use crate::rollup::{column, strings};
+    use crate::columns::{column, strings};
     use datafusion::arrow::array::{Array, AsArray};
     use datafusion::arrow::datatypes::Float64Type;
     let s: Vec<ArrayRef> = [

@@ -18,10 +18,13 @@ use super::{
     accuracy_batch, cost_series, currency, find_opportunities, forecast_all, forecast_batch,
     last_complete_day, opportunity_batch, GaugeUsage, Usage,
 };
-use crate::rollup::{column, map_entries, sketch_from, strings, timestamps};
+use crate::columns::{column, map_entries, strings, timestamps};
+use crate::rollup::sketch_from;
 use opslake_lake::layout::{day_prefix, hour_of};
 
-use crate::runner::{read_batches, ProcessError, Processor};
+use crate::error::ProcessError;
+use crate::read::read_batches;
+use crate::runner::Processor;
 
 pub const COST_DAILY: &str = "cost_daily";
 pub const COST_FORECASTS: &str = "cost_forecasts";
@@ -209,7 +212,7 @@ impl Processor {
         if let Some(end) = full.values().map(|a| a.last_period_end).max() {
             let from = end - cfg.lookback_days * DAY_MS;
             let mut gauges: HashMap<String, GaugeUsage> = HashMap::new();
-            for f in snap.table_files(crate::runner::METRIC_ROLLUPS_1H) {
+            for f in snap.table_files(crate::stream::METRIC_ROLLUPS_1H) {
                 let Some((date, hour)) = hour_of(&f.path) else {
                     continue;
                 };
@@ -255,11 +258,11 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
+    use crate::config::ProcessorConfig;
     use crate::cost::{
         load_accuracy, load_forecasts, load_opportunities, AccuracyRow, ForecastRow,
     };
     use crate::runner::tests::ingest_commit;
-    use crate::runner::ProcessorConfig;
     use opslake_lake::Lake;
     use opslake_schemas::EventKind;
 

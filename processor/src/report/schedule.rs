@@ -17,9 +17,9 @@ use chrono::{DateTime, Utc};
 use datafusion::arrow::array::{ArrayRef, Float64Builder, StringBuilder};
 use datafusion::arrow::record_batch::RecordBatch;
 use object_store::ObjectStoreExt;
-use opslake_lake::{CommitError, LogEntry};
 use opslake_lake::write::{encode_parquet, upload};
 use opslake_lake::Lake;
+use opslake_lake::{CommitError, LogEntry};
 use opslake_schemas::{KafkaProperties, Secret};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -29,9 +29,10 @@ use super::{build, html, ForecastReport, ReportInputs};
 use crate::cost::daily::load_daily;
 use crate::cost::run::{COST_DAILY, COST_FORECASTS, COST_OPPORTUNITIES, FORECAST_ACCURACY};
 use crate::cost::{load_accuracy, load_forecasts, load_opportunities};
+use crate::error::ProcessError;
 use crate::metrics::METRICS;
+use crate::read::read_batches;
 use crate::rollup::ts_builder;
-use crate::runner::{read_batches, ProcessError};
 
 /// The `reports` table.
 pub const REPORTS: &str = "reports";

@@ -1,0 +1,57 @@
+//! The processor's settings.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cost::CostConfig;
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// Settings of the processor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProcessorConfig {
+    /// Window of `metric_rollups_1m` and `log_rollups_1m`; must divide an hour.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Time between cycles.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Cost analytics: forecasts and savings opportunities.
+    pub costs: CostConfig,
+}
+
+impl Default for ProcessorConfig {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(60),
+            interval: Duration::from_secs(10),
+            costs: CostConfig::default(),
+        }
+    }
+}
+
+impl ProcessorConfig {
+    /// Checks the settings; the error names the key.
+    ///
+    /// # Errors
+    /// When the window does not divide an hour or the interval is zero.
+    pub fn validate(&self) -> Result<(), String> {
+        let w = self.window.as_millis();
+        if w < 1000 || !(HOUR_MS as u128).is_multiple_of(w) {
+            return Err(format!(
+                "processor.window`: {} does not divide an hour into whole windows of at least 1s (try 1m, 5m, 15m)",
+                humantime::format_duration(self.window)
+            ));
+        }
+        if self.interval.is_zero() {
+            return Err("processor.interval`: must be more than 0s".into());
+        }
+        self.costs.validate()
+    }
+
+    pub(crate) fn window_ms(&self) -> i64 {
+        self.window.as_millis() as i64
+    }
+}
