@@ -25,9 +25,11 @@ mod log;
 pub mod retention;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;
+mod trim;
 pub mod write;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use object_store::local::LocalFileSystem;
@@ -71,7 +73,15 @@ pub struct Lake {
     root: Path,
     url: Url,
     snapshot: tokio::sync::Mutex<Snapshot>,
+    /// How old a log entry or checkpoint behind the previous checkpoint must be before it is
+    /// removed, milliseconds ([`DEFAULT_LOG_RETENTION`]).
+    log_retention_ms: AtomicU64,
 }
+
+/// How long log entries and checkpoints stay after a newer checkpoint covers them: longer than
+/// any writer's snapshot may lag behind the log, so that no writer can create a removed version
+/// again (a writer that finds the next entry missing also reads `_last_checkpoint`).
+pub const DEFAULT_LOG_RETENTION: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl Lake {
     /// Opens the lake at `location`: a local directory (created when missing), a `file://` URL,
@@ -136,6 +146,7 @@ impl Lake {
             root,
             url: lake_url,
             snapshot: tokio::sync::Mutex::new(Snapshot::default()),
+            log_retention_ms: AtomicU64::new(DEFAULT_LOG_RETENTION.as_millis() as u64),
         }))
     }
 
@@ -162,7 +173,21 @@ impl Lake {
             root,
             url,
             snapshot: tokio::sync::Mutex::new(Snapshot::default()),
+            log_retention_ms: AtomicU64::new(DEFAULT_LOG_RETENTION.as_millis() as u64),
         }))
+    }
+
+    /// Sets how long log entries and checkpoints behind the previous checkpoint are kept
+    /// ([`DEFAULT_LOG_RETENTION`]).
+    pub fn set_log_retention(&self, keep: std::time::Duration) {
+        self.log_retention_ms.store(
+            u64::try_from(keep.as_millis()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    fn log_retention(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.log_retention_ms.load(Ordering::Relaxed))
     }
 
     /// The object store holding the lake.

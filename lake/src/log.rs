@@ -13,7 +13,7 @@ use super::{Lake, LakeError};
 /// opening the lake reads at most this many entries after the newest checkpoint.
 pub const CHECKPOINT_EVERY: u64 = 100;
 
-const LOG_DIR: &str = "_opslake_log";
+pub(crate) const LOG_DIR: &str = "_opslake_log";
 
 /// The format of log entries and checkpoints this version writes and reads. Each entry and
 /// checkpoint carries it (`format`; absent means 1); a lake written in a newer format is
@@ -166,7 +166,13 @@ impl Snapshot {
             let next = self.version + 1;
             match read_entry(lake, next).await? {
                 Some(entry) => self.apply(&entry),
-                None => return Ok(()),
+                // The end of the log, or an entry removed behind a newer checkpoint: then this
+                // snapshot lags behind the log, and goes on from that checkpoint (so a writer
+                // never creates a removed version again).
+                None => match newer_checkpoint(lake, self.version).await? {
+                    Some(cp) => *self = cp,
+                    None => return Ok(()),
+                },
             }
         }
     }
@@ -258,6 +264,20 @@ async fn newest_checkpoint(lake: &Lake) -> Result<Option<Snapshot>, LakeError> {
     listed_checkpoint(lake).await
 }
 
+/// The newest checkpoint when `_last_checkpoint` names one newer than `version`.
+async fn newer_checkpoint(lake: &Lake, version: u64) -> Result<Option<Snapshot>, LakeError> {
+    let pointer = last_checkpoint_path();
+    match read_json::<LastCheckpoint>(lake, &pointer).await? {
+        Some(last) if last.version > version => {
+            supported(&pointer, last.format)?;
+            Ok(newest_checkpoint(lake)
+                .await?
+                .filter(|cp| cp.version > version))
+        }
+        _ => Ok(None),
+    }
+}
+
 async fn listed_checkpoint(lake: &Lake) -> Result<Option<Snapshot>, LakeError> {
     use futures::TryStreamExt;
     let dir = checkpoint_dir();
@@ -311,8 +331,9 @@ where
         {
             Ok(_) => {
                 snap.apply(entry);
-                if version.is_multiple_of(CHECKPOINT_EVERY) {
-                    write_checkpoint(lake, snap).await;
+                if version.is_multiple_of(CHECKPOINT_EVERY) && write_checkpoint(lake, snap).await {
+                    crate::trim::trim_log(lake, version - CHECKPOINT_EVERY, lake.log_retention())
+                        .await;
                 }
                 return Ok(version);
             }
@@ -324,8 +345,8 @@ where
 }
 
 /// Writes a checkpoint, then points `_last_checkpoint` at it; a failure only costs readers
-/// time, so it is logged, not returned.
-async fn write_checkpoint(lake: &Lake, snap: &Snapshot) {
+/// time, so it is logged, and `false` returned (nothing is trimmed then).
+async fn write_checkpoint(lake: &Lake, snap: &Snapshot) -> bool {
     let rel = checkpoint_path(snap.version);
     let mut checkpoint = snap.clone();
     checkpoint.format = LOG_FORMAT;
@@ -342,9 +363,10 @@ async fn write_checkpoint(lake: &Lake, snap: &Snapshot) {
             .await
         {
             tracing::warn!(error = %e, path, "failed to write lake checkpoint");
-            return;
+            return false;
         }
     }
+    true
 }
 
 #[cfg(test)]
