@@ -19,4 +19,8 @@ pub enum ProcessError {
     Build(#[from] ArrowError),
     #[error("processing task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    /// The process is stopping: the cycle was abandoned between two units of work, with
+    /// nothing recorded, and the next start does that work again.
+    #[error("abandoned: the processor is stopping")]
+    Stopping,
 }

@@ -131,9 +131,16 @@ impl Processor {
                 Err(e) => warn!(error = %e, "cannot renew the processor heartbeat; retrying"),
             }
             for &stream in &assigned {
-                match self.cycle_stream(stream).await {
+                match self.cycle_stream_until(stream, &shutdown).await {
                     Ok(r) if r.committed.is_some() => debug!(?r, "processing cycle committed"),
                     Ok(_) => {}
+                    Err(ProcessError::Stopping) => {
+                        info!(
+                            stream = stream.name(),
+                            "processing cycle abandoned at shutdown; the next start does it again"
+                        );
+                        break;
+                    }
                     Err(e) => {
                         METRICS.cycles.with_label_values(&["error"]).inc();
                         warn!(stream = stream.name(), error = %e, "processing cycle failed; retrying next interval");
@@ -168,6 +175,28 @@ impl Processor {
     /// # Errors
     /// When the lake cannot be read or written; nothing is recorded then.
     pub async fn cycle_stream(&self, stream: Stream) -> Result<CycleReport, ProcessError> {
+        self.cycle_stream_until(stream, &CancellationToken::new())
+            .await
+    }
+
+    /// [`Self::cycle_stream`], abandoned between two units of work (a few hours of rollups,
+    /// detection, costs) once `stop` is cancelled: nothing is recorded then, and the files
+    /// written so far are removed.
+    ///
+    /// # Errors
+    /// [`ProcessError::Stopping`] when abandoned; otherwise as [`Self::cycle_stream`].
+    pub async fn cycle_stream_until(
+        &self,
+        stream: Stream,
+        stop: &CancellationToken,
+    ) -> Result<CycleReport, ProcessError> {
+        let stopping = || {
+            if stop.is_cancelled() {
+                Err(ProcessError::Stopping)
+            } else {
+                Ok(())
+            }
+        };
         let started = Instant::now();
         let snap = self.lake.snapshot().await?;
         let prev = progress(&snap, stream);
@@ -279,6 +308,7 @@ impl Processor {
         let outcome = async {
             let plans: Vec<_> = plans.iter().collect();
             for chunk in plans.chunks(HOURS_FOLDED_TOGETHER) {
+                stopping()?;
                 // The new raw metric files of these hours, folded together on every core.
                 let raw: Vec<Option<Vec<String>>> = chunk
                     .iter()
@@ -327,7 +357,11 @@ impl Processor {
             "rollups built"
         );
         let mut state = BTreeMap::new();
-        let detections = match self.detect(&snap, updated, window_ms).await {
+        let detected = match stopping() {
+            Ok(()) => self.detect(&snap, updated, window_ms).await,
+            Err(e) => Err(e),
+        };
+        let detections = match detected {
             Ok((files, marks, counts)) => {
                 add.extend(files);
                 for (k, m) in marks {
@@ -346,7 +380,11 @@ impl Processor {
             "detection done"
         );
         if stream == Stream::Costs && (!billing_dates.is_empty() || refresh_opportunities) {
-            let costs = match self.costs(&snap, &billing_dates).await {
+            let costs = match stopping() {
+                Ok(()) => self.costs(&snap, &billing_dates).await,
+                Err(e) => Err(e),
+            };
+            let costs = match costs {
                 Ok(w) => w,
                 Err(e) => {
                     self.discard(&add).await;

@@ -15,3 +15,4 @@ mod restarts;
 mod rollups;
 mod scale;
 mod secrets;
+mod stops;
