@@ -14,8 +14,8 @@ use opslake_query_api::{router, ApiConfig, AppState, QueryEngine, QueryLimits};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::commands::writer_name;
 use crate::config::Config;
-use crate::writer_name;
 
 /// Cancels `token` on Ctrl-C or SIGTERM.
 pub(crate) fn spawn_signal_handler(token: CancellationToken) {

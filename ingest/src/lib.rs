@@ -8,7 +8,6 @@ mod encode;
 pub mod kafka;
 pub mod membership;
 pub mod metrics;
-pub mod produce;
 pub mod watchdog;
 
 pub use config::{IngestConfig, Topics};
