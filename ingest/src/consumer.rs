@@ -31,6 +31,7 @@ use crate::dead_letters;
 use crate::encode::{encode, Encoded, Encoding};
 use crate::membership::{close, follow_partitions, Assignment, Change, Ctx};
 use crate::metrics::{reason_class, METRICS};
+use crate::partition::{Decision, PartitionState};
 use crate::watchdog::{IngestHealth, Watchdog};
 use opslake_kafka::client_config;
 use opslake_lake::batch::{Batch, DeadLetter, Provenance};
@@ -78,27 +79,6 @@ struct Session<'a> {
     parts: HashMap<(String, i32), PartitionState>,
     /// The next offset of each partition as of this process's last commit.
     committed_ends: HashMap<(String, i32), i64>,
-}
-
-/// What the loop knows of one assigned partition.
-#[derive(Debug, Clone, Copy)]
-struct PartitionState {
-    /// The lake's next offset as of the last commit or assignment; `None`: the lake holds none.
-    lake_next: Option<i64>,
-    /// Next offset expected from Kafka; anything below is a redelivery and is skipped.
-    position: Option<i64>,
-    /// Set while the partition is read again after a message arrived beyond `position`.
-    reread: Option<Reread>,
-}
-
-/// A re-read of a partition from at or before its expected offset.
-#[derive(Debug, Clone, Copy)]
-struct Reread {
-    /// How far before the expected offset it started.
-    back: i64,
-    /// Whether it delivered messages from before the expected offset: then the broker served
-    /// the log from there, and a jump past the expected offset is a real gap in the log.
-    saw_below: bool,
 }
 
 /// One ingest worker: a consumer of the topics, writing to one lake.
@@ -349,14 +329,7 @@ impl Ingest {
                                 (Some(n), Some(c)) => Some(n.max(*c)),
                                 (n, c) => n.or(c.copied()),
                             };
-                            s.parts.insert(
-                                key,
-                                PartitionState {
-                                    lake_next: next,
-                                    position: next,
-                                    reread: None,
-                                },
-                            );
+                            s.parts.insert(key, PartitionState::at(next));
                         }
                     }
                 }
@@ -472,43 +445,14 @@ impl Ingest {
             );
             return Ok(());
         };
-        if let Some(expected) = state.position {
-            if offset < expected {
-                if let Some(r) = &mut state.reread {
-                    r.saw_below = true;
-                }
-                return Ok(()); // redelivered: the lake (or this batch) already holds it
-            }
-            let real_gap = state
-                .reread
-                .is_some_and(|r| r.saw_below || r.back >= expected);
-            if offset > expected && !real_gap {
-                // A message past the next expected offset. Either the log has a gap here
-                // (compaction, transaction markers), or the skipped messages were not
-                // delivered: a fetch from before a reassignment or a pause overtook them, or
-                // the broker answered a fetch that starts inside a record batch with the next
-                // batch (Tansu 0.6 does). Accepting it would record the skipped offsets as
-                // ingested. So read again from the expected offset, then from ever further
-                // before it, until the broker delivers the log from before it: a fetch that
-                // starts at or before the batch holding the expected offset returns that
-                // batch, and the messages before the expected offset are skipped above.
-                let back = match state.reread {
-                    None => 0,
-                    Some(Reread { back: 0, .. }) => 16,
-                    Some(Reread { back, .. }) => back * 8,
-                };
-                state.reread = Some(Reread {
-                    back,
-                    saw_below: false,
-                });
-                let from = (expected - back).max(0);
+        match state.decide(offset) {
+            Decision::Accept => {}
+            // Redelivered: the lake (or this batch) already holds it.
+            Decision::Skip => return Ok(()),
+            Decision::ReadAgainFrom(from) => {
                 debug!(
                     topic,
-                    partition,
-                    offset,
-                    expected,
-                    from,
-                    "message beyond the expected offset; reading again"
+                    partition, offset, from, "message beyond the expected offset; reading again"
                 );
                 METRICS.refetches.inc();
                 return consumer
@@ -525,8 +469,6 @@ impl Ingest {
                     });
             }
         }
-        state.reread = None;
-        state.position = Some(offset + 1);
         let payload = m.payload().unwrap_or_default();
         batch.cover(
             topic,
@@ -697,7 +639,7 @@ impl Ingest {
                         if let Some(Ok(m)) = s.consumer.poll(Duration::from_millis(100)) {
                             let key = (m.topic().to_string(), m.partition());
                             if let Some(state) = s.parts.get_mut(&key) {
-                                state.position = state.position.map(|p| p.min(m.offset()));
+                                state.unread(m.offset());
                             }
                         }
                     }

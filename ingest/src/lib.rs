@@ -8,6 +8,7 @@ mod encode;
 pub mod kafka;
 pub mod membership;
 pub mod metrics;
+mod partition;
 pub mod watchdog;
 
 pub use config::{IngestConfig, Topics};
