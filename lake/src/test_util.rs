@@ -4,12 +4,28 @@
 
 use std::collections::BTreeMap;
 
-use opslake_schemas::Event;
+use opslake_schemas::{Event, MetricEvent, MetricKind};
 
 use crate::batch::{Batch, Provenance};
 use crate::layout::data_file_path;
 use crate::write::{encode_parquet, upload};
 use crate::{Lake, LogEntry, PartitionOffsets};
+
+/// A metric sample of `service` and `name` with no labels, version, unit or host.
+#[must_use]
+pub fn metric(timestamp_ms: i64, service: &str, name: &str, value: f64) -> Event {
+    Event::Metric(MetricEvent {
+        timestamp_ms,
+        service: service.to_string(),
+        name: name.to_string(),
+        value,
+        unit: None,
+        kind: MetricKind::Sample,
+        host: None,
+        version: None,
+        labels: Vec::new(),
+    })
+}
 
 /// Whatever stops a test commit.
 pub type TestCommitError = Box<dyn std::error::Error + Send + Sync>;

@@ -313,8 +313,8 @@ impl QueryEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opslake_lake::test_util::commit_events;
-    use opslake_schemas::{Event, MetricEvent, MetricKind};
+    use opslake_lake::test_util::{commit_events, metric};
+    use opslake_schemas::Event;
 
     const HOUR: i64 = 3_600_000;
     const T0: i64 = 1_795_341_600_000; // 2026-11-22T10:00:00Z
@@ -324,19 +324,7 @@ mod tests {
         let lake = Lake::open(dir.to_str().unwrap()).unwrap();
         let events: Vec<Event> = (0..hours)
             .flat_map(|h| (0..n).map(move |i| (h, i)))
-            .map(|(h, i)| {
-                Event::Metric(MetricEvent {
-                    timestamp_ms: T0 + h * HOUR + i * 1000,
-                    service: "s".into(),
-                    name: "m".into(),
-                    value: 1.0,
-                    unit: None,
-                    kind: MetricKind::Sample,
-                    host: None,
-                    version: None,
-                    labels: Vec::new(),
-                })
-            })
+            .map(|(h, i)| metric(T0 + h * HOUR + i * 1000, "s", "m", 1.0))
             .collect();
         commit_events(&lake, "t", 0, &events).await.unwrap();
         lake

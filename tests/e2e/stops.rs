@@ -4,7 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use opslake_schemas::{Event, MetricEvent, MetricKind};
+use opslake_lake::test_util::{commit_events, metric};
+use opslake_schemas::Event;
 use rand::{Rng, SeedableRng};
 
 use crate::support::{assert_same_answers, wait_for, Broker, Setup};
@@ -24,23 +25,16 @@ fn backfill(lake: &std::path::Path, topic: &str) -> i64 {
         let events: Vec<Event> = (day * 24..(day + 1) * 24)
             .flat_map(|h| (0..PER_HOUR).map(move |i| (h, i)))
             .map(|(h, i)| {
-                Event::Metric(MetricEvent {
-                    timestamp_ms: T0 + h * HOUR + i * HOUR / PER_HOUR,
-                    service: format!("svc-{}", i % 4),
-                    name: "latency".into(),
-                    value: rng.random_range(1.0..500.0),
-                    unit: None,
-                    kind: MetricKind::Sample,
-                    host: None,
-                    version: None,
-                    labels: Vec::new(),
-                })
+                metric(
+                    T0 + h * HOUR + i * HOUR / PER_HOUR,
+                    &format!("svc-{}", i % 4),
+                    "latency",
+                    rng.random_range(1.0..500.0),
+                )
             })
             .collect();
         runtime
-            .block_on(opslake_lake::test_util::commit_events(
-                &lake, topic, offset, &events,
-            ))
+            .block_on(commit_events(&lake, topic, offset, &events))
             .unwrap();
         offset += events.len() as i64;
     }
