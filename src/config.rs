@@ -9,7 +9,7 @@ use figment::Figment;
 use opslake_ingest::IngestConfig;
 use opslake_processor::report::schedule::ReportConfig;
 use opslake_processor::ProcessorConfig;
-use opslake_schemas::Secret;
+use opslake_schemas::{ConfigError, Secret};
 use serde::{Deserialize, Serialize};
 
 /// Settings of the query engine and API.
@@ -115,11 +115,11 @@ pub struct FlagOverrides {
 ///
 /// # Errors
 /// Names the key and the problem when a layer holds an unknown key or a wrong value.
-pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Config, String> {
+pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Config, ConfigError> {
     let mut fig = Figment::from(Serialized::defaults(Config::default()));
     if let Some(f) = file {
         if !f.exists() {
-            return Err(format!("config file {} does not exist", f.display()));
+            return Err(ConfigError::MissingFile(f.to_path_buf()));
         }
         fig = fig.merge(Toml::file(f));
     }
@@ -127,39 +127,33 @@ pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Config, String
         .merge(Env::prefixed("OPSLAKE_").split("__").ignore(&["config"]))
         .merge(Serialized::defaults(flags));
     let cfg: Config = fig.extract().map_err(|e| {
-        let mut msg = String::new();
-        for err in e {
-            let key = err.path.join(".");
-            let source = err
-                .metadata
-                .as_ref()
-                .map(|m| m.name.to_string())
-                .unwrap_or_default();
-            msg.push_str(&format!(
-                "invalid configuration key `{key}` ({source}): {}\n",
-                err.kind
-            ));
-        }
-        msg.trim_end().to_string()
+        ConfigError::Several(
+            e.into_iter()
+                .map(|err| {
+                    let source = err
+                        .metadata
+                        .as_ref()
+                        .map(|m| m.name.to_string())
+                        .unwrap_or_default();
+                    ConfigError::key(err.path.join("."), format!("({source}) {}", err.kind))
+                })
+                .collect(),
+        )
     })?;
     if !matches!(cfg.log_format.as_str(), "text" | "json") {
-        return Err(format!(
-            "invalid configuration key `log_format`: expected `text` or `json`, found `{}`",
-            cfg.log_format
+        return Err(ConfigError::key(
+            "log_format",
+            format!("expected `text` or `json`, found `{}`", cfg.log_format),
         ));
     }
     cfg.listen
         .parse::<std::net::SocketAddr>()
-        .map_err(|e| format!("invalid configuration key `listen`: {e}: `{}`", cfg.listen))?;
+        .map_err(|e| ConfigError::key("listen", format!("{e}: `{}`", cfg.listen)))?;
     if cfg.ingest.partitions < 1 {
-        return Err("invalid configuration key `ingest.partitions`: must be at least 1".into());
+        return Err(ConfigError::key("ingest.partitions", "must be at least 1"));
     }
-    cfg.processor
-        .validate()
-        .map_err(|e| format!("invalid configuration key `{e}"))?;
-    cfg.reports
-        .validate()
-        .map_err(|e| format!("invalid configuration key `{e}"))?;
+    cfg.processor.validate()?;
+    cfg.reports.validate()?;
     Ok(cfg)
 }
 
@@ -174,10 +168,14 @@ mod tests {
         let f = dir.join("c.toml");
         std::fs::write(&f, "[ingest]\nflush_rowz = 5\n").unwrap();
         let e = load(Some(&f), &FlagOverrides::default()).unwrap_err();
-        assert!(e.contains("flush_rowz"), "{e}");
+        assert!(e.to_string().contains("flush_rowz"), "{e}");
         std::fs::write(&f, "[ingest]\nflush_interval = \"soon\"\n").unwrap();
         let e = load(Some(&f), &FlagOverrides::default()).unwrap_err();
-        assert!(e.contains("ingest.flush_interval"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("invalid configuration key `ingest.flush_interval`"),
+            "{e}"
+        );
         std::fs::write(
             &f,
             "lake = \"/tmp/x\"\n[ingest]\nflush_interval = \"500ms\"\n",

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use opslake_schemas::ConfigError;
 use serde::{Deserialize, Serialize};
 
 use crate::cost::CostConfig;
@@ -37,16 +38,22 @@ impl ProcessorConfig {
     ///
     /// # Errors
     /// When the window does not divide an hour or the interval is zero.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let w = self.window.as_millis();
         if w < 1000 || !(HOUR_MS as u128).is_multiple_of(w) {
-            return Err(format!(
-                "processor.window`: {} does not divide an hour into whole windows of at least 1s (try 1m, 5m, 15m)",
-                humantime::format_duration(self.window)
+            return Err(ConfigError::key(
+                "processor.window",
+                format!(
+                    "{} does not divide an hour into whole windows of at least 1s (try 1m, 5m, 15m)",
+                    humantime::format_duration(self.window)
+                ),
             ));
         }
         if self.interval.is_zero() {
-            return Err("processor.interval`: must be more than 0s".into());
+            return Err(ConfigError::key(
+                "processor.interval",
+                "must be more than 0s",
+            ));
         }
         self.costs.validate()
     }

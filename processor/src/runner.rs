@@ -1419,7 +1419,9 @@ pub(crate) mod tests {
             window: Duration::from_secs(7 * 60),
             ..Default::default()
         };
-        assert!(bad.validate().unwrap_err().starts_with("processor.window"));
+        assert!(
+            matches!(bad.validate().unwrap_err(), opslake_schemas::ConfigError::Key { key, .. } if key == "processor.window")
+        );
         assert!(ProcessorConfig::default().validate().is_ok());
     }
 }

@@ -2,6 +2,7 @@
 //! refuse them, their JSON Schemas, the Arrow schemas of every table, and the secret setting
 //! types every crate's configuration uses. No I/O, no tokio.
 
+pub mod config_error;
 pub mod decode;
 pub mod events;
 pub mod fast;
@@ -11,6 +12,7 @@ pub mod series;
 pub mod tables;
 pub mod time;
 
+pub use config_error::ConfigError;
 pub use decode::{decode_message, Decoded, EventKind, Refusal};
 pub use events::{BillingEvent, Event, LogEvent, MetricEvent, MetricKind};
 pub use secret::{KafkaProperties, Secret};

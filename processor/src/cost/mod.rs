@@ -73,31 +73,42 @@ impl CostConfig {
     ///
     /// # Errors
     /// When a value is out of range.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), opslake_schemas::ConfigError> {
+        use opslake_schemas::ConfigError;
         if !(1..=366).contains(&self.forecast_days) {
-            return Err("processor.costs.forecast_days`: must be 1 to 366".into());
+            return Err(ConfigError::key(
+                "processor.costs.forecast_days",
+                "must be 1 to 366",
+            ));
         }
         if self.min_history_days < 21 {
-            return Err(
-                "processor.costs.min_history_days`: at least 21 (three weeks: two to fit a weekly cycle, one to backtest)"
-                    .into(),
-            );
+            return Err(ConfigError::key(
+                "processor.costs.min_history_days",
+                "at least 21 (three weeks: two to fit a weekly cycle, one to backtest)",
+            ));
         }
         for (k, v) in [
             ("underutilized_below", self.underutilized_below),
             ("oversized_peak_below", self.oversized_peak_below),
         ] {
             if !(0.0..=1.0).contains(&v) {
-                return Err(format!(
-                    "processor.costs.{k}`: a utilization between 0 and 1, found {v}"
+                return Err(ConfigError::key(
+                    format!("processor.costs.{k}"),
+                    format!("a utilization between 0 and 1, found {v}"),
                 ));
             }
         }
         if self.lookback_days < 1 {
-            return Err("processor.costs.lookback_days`: at least 1".into());
+            return Err(ConfigError::key(
+                "processor.costs.lookback_days",
+                "at least 1",
+            ));
         }
         if self.disparity_ratio <= 1.0 {
-            return Err("processor.costs.disparity_ratio`: must be more than 1".into());
+            return Err(ConfigError::key(
+                "processor.costs.disparity_ratio",
+                "must be more than 1",
+            ));
         }
         Ok(())
     }

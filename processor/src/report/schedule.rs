@@ -80,11 +80,14 @@ impl ReportConfig {
     ///
     /// # Errors
     /// Names the key and what is wrong with the pattern.
-    pub fn cron(&self) -> Result<croner::Cron, String> {
+    pub fn cron(&self) -> Result<croner::Cron, opslake_schemas::ConfigError> {
         croner::Cron::from_str(&self.schedule).map_err(|e| {
-            format!(
-                "reports.schedule`: {e} in {:?} (expected cron fields `minute hour day month weekday`, optionally with seconds first, e.g. \"0 6 * * *\")",
-                self.schedule
+            opslake_schemas::ConfigError::key(
+                "reports.schedule",
+                format!(
+                    "{e} in {:?} (expected cron fields `minute hour day month weekday`, optionally with seconds first, e.g. \"0 6 * * *\")",
+                    self.schedule
+                ),
             )
         })
     }
@@ -93,7 +96,8 @@ impl ReportConfig {
     ///
     /// # Errors
     /// When the schedule or the webhook URL does not parse, or attempts is 0.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), opslake_schemas::ConfigError> {
+        use opslake_schemas::ConfigError;
         self.cron()?;
         if let Some(u) = &self.webhook_url {
             let ok = reqwest::Url::parse(u.expose())
@@ -101,11 +105,14 @@ impl ReportConfig {
                 .unwrap_or(false);
             if !ok {
                 // The value is not repeated: it is a secret.
-                return Err("reports.webhook_url`: not an http(s) URL".into());
+                return Err(ConfigError::key(
+                    "reports.webhook_url",
+                    "not an http(s) URL",
+                ));
             }
         }
         if self.attempts == 0 {
-            return Err("reports.attempts`: at least 1".into());
+            return Err(ConfigError::key("reports.attempts", "at least 1"));
         }
         Ok(())
     }
@@ -492,7 +499,7 @@ pub async fn run_scheduler(
     let cron = match cfg.cron() {
         Ok(c) => c,
         Err(e) => {
-            warn!(error = e, "report scheduler not started");
+            warn!(error = %e, "report scheduler not started");
             return;
         }
     };
@@ -575,11 +582,15 @@ mod tests {
         c.schedule = "*/5 * * * * *".into();
         assert!(c.validate().is_ok());
         c.schedule = "every day".into();
-        assert!(c.validate().unwrap_err().starts_with("reports.schedule"));
+        assert!(
+            matches!(c.validate().unwrap_err(), opslake_schemas::ConfigError::Key { key, .. } if key == "reports.schedule")
+        );
         c = ReportConfig {
             webhook_url: Some(Secret::new("ftp://x")),
             ..Default::default()
         };
-        assert!(c.validate().unwrap_err().starts_with("reports.webhook_url"));
+        assert!(
+            matches!(c.validate().unwrap_err(), opslake_schemas::ConfigError::Key { key, .. } if key == "reports.webhook_url")
+        );
     }
 }
