@@ -1,3 +1,5 @@
+#![warn(missing_docs, unreachable_pub)]
+
 //! Kafka client settings, topic creation and the broker probe behind `/readyz`, shared by
 //! ingest, the processor (its membership, report delivery) and the binary.
 
@@ -14,13 +16,22 @@ use opslake_schemas::KafkaProperties;
 /// Errors of Kafka set-up.
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaSetupError {
+    /// No client could be made, or the brokers did not answer.
     #[error("failed to create kafka client for {brokers}")]
     Client {
+        /// The bootstrap servers.
         brokers: String,
+        /// librdkafka's error.
         source: rdkafka::error::KafkaError,
     },
+    /// The broker refused to create a topic.
     #[error("failed to create topic {topic}: {reason}")]
-    CreateTopic { topic: String, reason: String },
+    CreateTopic {
+        /// The topic.
+        topic: String,
+        /// The broker's error code, as text.
+        reason: String,
+    },
 }
 
 /// A client config with the brokers and the user's extra properties.

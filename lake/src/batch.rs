@@ -17,9 +17,13 @@ use opslake_schemas::{tables, BillingEvent, Event, LogEvent, MetricEvent};
 /// The raw tables ingest writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RawTable {
+    /// `metrics`.
     Metrics,
+    /// `logs`.
     Logs,
+    /// `billing`.
     Billing,
+    /// `dead_letters`: refused items, by the time they were received.
     DeadLetters,
 }
 
@@ -38,23 +42,36 @@ impl RawTable {
 /// Where a row came from in Kafka.
 #[derive(Debug, Clone, Copy)]
 pub struct Provenance<'a> {
+    /// Topic of the message.
     pub topic: &'a str,
+    /// Partition of the message.
     pub partition: i32,
+    /// Offset of the message.
     pub offset: i64,
+    /// Position of the event in the message's array (0 for a single object).
     pub index: i32,
+    /// When ingest read it, epoch milliseconds.
     pub ingested_at_ms: i64,
 }
 
 /// A refused item, for the dead-letter table and topic.
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
+    /// Topic of the message.
     pub topic: String,
+    /// Partition of the message.
     pub partition: i32,
+    /// Offset of the message.
     pub offset: i64,
+    /// Position of the refused item in the message's array; -1 for the whole message.
     pub index: i32,
+    /// The message's key.
     pub key: Option<Vec<u8>>,
+    /// The refused item as it was sent.
     pub payload: Vec<u8>,
+    /// Why it was refused.
     pub error: String,
+    /// When ingest read it, epoch milliseconds.
     pub received_at_ms: i64,
 }
 
@@ -447,6 +464,7 @@ impl Default for Batch {
 }
 
 impl Batch {
+    /// An empty batch.
     pub fn new() -> Self {
         Self {
             parts: HashMap::new(),
@@ -563,7 +581,9 @@ impl Batch {
 
 /// A batch ready to write: record batches per table and hour, refusals, offsets covered.
 pub struct FinishedBatch {
+    /// One record batch per table and hour, in key order.
     pub parts: Vec<(PartKey, RecordBatch)>,
+    /// The items refused while the batch was built.
     pub dead_letters: Vec<DeadLetter>,
     /// (topic, partition) -> (first offset covered, next offset).
     pub offsets: BTreeMap<(String, i32), (i64, i64)>,

@@ -47,16 +47,23 @@ impl Default for CompactionPolicy {
 /// Errors of one compaction.
 #[derive(Debug, thiserror::Error)]
 pub enum CompactError {
+    /// The lake could not be read or committed to.
     #[error(transparent)]
     Lake(#[from] LakeError),
+    /// A file to merge could not be read.
     #[error("failed to read parquet file {path}")]
     Read {
+        /// Lake-relative path of the file.
         path: String,
+        /// The Parquet reader's error.
         source: datafusion::parquet::errors::ParquetError,
     },
+    /// The merged file could not be encoded.
     #[error("failed to write the merged file of {dir}")]
     Write {
+        /// The folder (table, day, hour) being compacted.
         dir: String,
+        /// The Parquet writer's error.
         source: datafusion::parquet::errors::ParquetError,
     },
 }

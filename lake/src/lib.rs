@@ -1,3 +1,5 @@
+#![warn(missing_docs, unreachable_pub)]
+
 //! The Parquet lake: where its files live, and the commit log that says which of them are part
 //! of the lake and which Kafka offsets they cover. Every crate that reads or writes the lake
 //! goes through this one: ingest (events into [`batch`]es, [`write`]n as Parquet), the processor
@@ -44,24 +46,46 @@ pub use log::{
 /// Errors of opening or using the lake.
 #[derive(Debug, thiserror::Error)]
 pub enum LakeError {
+    /// The lake's location does not name a place opslake can use.
     #[error("lake location {location:?} is not usable: {reason}")]
-    Location { location: String, reason: String },
+    Location {
+        /// The location as given.
+        location: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// The local lake directory could not be created.
     #[error("failed to create lake directory {path}")]
     CreateDir {
+        /// The directory.
         path: PathBuf,
+        /// The file system's error.
         source: std::io::Error,
     },
+    /// An object store read, write, list or delete failed.
     #[error("object store operation on {path} failed")]
     Store {
+        /// Lake-relative path of the object.
         path: String,
+        /// The object store's error.
         source: object_store::Error,
     },
+    /// A log entry or checkpoint does not parse, or an entry is missing.
     #[error("lake log entry {path} is not valid: {reason}")]
-    Corrupt { path: String, reason: String },
+    Corrupt {
+        /// Lake-relative path of the file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A log file is in a format newer than this opslake reads.
     #[error("lake log file {path} is in format {found}, newer than this opslake reads ({supported}): upgrade opslake")]
     NewerFormat {
+        /// Lake-relative path of the file.
         path: String,
+        /// The format the file is in.
         found: u32,
+        /// The newest format this opslake reads.
         supported: u32,
     },
 }

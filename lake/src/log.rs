@@ -37,7 +37,9 @@ struct LastCheckpoint {
 /// covers, `end` the next offset to read (last + 1), as Kafka expects it in a commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionOffsets {
+    /// First offset the commit covers.
     pub start: i64,
+    /// Next offset to read (last covered + 1).
     pub end: i64,
 }
 
@@ -48,7 +50,9 @@ pub struct AddFile {
     pub path: String,
     /// Table the file belongs to.
     pub table: String,
+    /// Rows in the file.
     pub rows: u64,
+    /// Size of the file, bytes.
     pub bytes: u64,
     /// When the file was written, epoch milliseconds.
     #[serde(default)]
@@ -59,6 +63,7 @@ pub struct AddFile {
 /// processor's progress), all applied together or not at all.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LogEntry {
+    /// The version this entry is (its file name; set on commit).
     #[serde(default)]
     pub version: u64,
     /// The log format it was written in ([`LOG_FORMAT`]; set on commit).
@@ -70,6 +75,7 @@ pub struct LogEntry {
     /// Who wrote it (role and instance), for operators.
     #[serde(default)]
     pub writer: String,
+    /// Data files this commit adds.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub add: Vec<AddFile>,
     /// Lake-relative paths of files this commit removes (compaction, rewrites).
@@ -87,13 +93,16 @@ pub struct LogEntry {
 /// and the role state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
+    /// The newest log version applied.
     pub version: u64,
     /// The log format of a checkpoint ([`LOG_FORMAT`]; set when one is written).
     #[serde(default = "format_one")]
     pub format: u32,
+    /// Live data files by lake-relative path.
     pub files: Arc<BTreeMap<String, AddFile>>,
     /// topic -> partition -> next offset to read.
     pub offsets: Arc<BTreeMap<String, BTreeMap<i32, i64>>>,
+    /// Role state (processor progress, marks, heartbeats) by key.
     pub state: Arc<BTreeMap<String, serde_json::Value>>,
 }
 
@@ -103,6 +112,7 @@ pub enum CommitError {
     /// Another writer changed what this commit depends on; nothing was written.
     #[error("commit conflicts with the lake: {0}")]
     Conflict(String),
+    /// The lake could not be read or written.
     #[error(transparent)]
     Lake(#[from] LakeError),
 }

@@ -1,3 +1,5 @@
+#![warn(missing_docs, unreachable_pub)]
+
 //! DDSketch: a quantile sketch with a relative-error guarantee, mergeable by adding counts.
 //!
 //! Hand-written rather than taken from `sketches-ddsketch` for three reasons: rollups need the
@@ -219,18 +221,22 @@ impl DDSketch {
         self.max = self.max.max(other.max);
     }
 
+    /// The relative accuracy the sketch was built with.
     pub fn alpha(&self) -> f64 {
         self.alpha
     }
 
+    /// How many values were added (exact).
     pub fn count(&self) -> u64 {
         self.count
     }
 
+    /// The sum of the values added (exact up to floating-point rounding).
     pub fn sum(&self) -> f64 {
         self.sum
     }
 
+    /// Whether no value was added.
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
