@@ -22,8 +22,11 @@ pub const MAX_MAP_ENTRIES: usize = 64;
 /// Which topic, and so which event type, a message came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventKind {
+    /// The metrics topic: [`crate::MetricEvent`].
     Metric,
+    /// The logs topic: [`crate::LogEvent`].
     Log,
+    /// The billing topic: [`crate::BillingEvent`].
     Billing,
 }
 

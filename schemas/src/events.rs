@@ -27,12 +27,19 @@ impl MetricKind {
 pub struct MetricEvent {
     /// Event time, epoch milliseconds UTC.
     pub timestamp_ms: i64,
+    /// The service that measured it.
     pub service: String,
+    /// Metric name, e.g. `http.server.duration`.
     pub name: String,
+    /// The value (finite).
     pub value: f64,
+    /// Unit, e.g. `ms`.
     pub unit: Option<String>,
+    /// What the value means.
     pub kind: MetricKind,
+    /// The host it came from.
     pub host: Option<String>,
+    /// The service's version (a deploy), for regressions.
     pub version: Option<String>,
     /// Sorted by key, keys unique.
     pub labels: Vec<(String, String)>,
@@ -41,15 +48,23 @@ pub struct MetricEvent {
 /// A log event (topic `telemetry.logs`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogEvent {
+    /// Event time, epoch milliseconds UTC.
     pub timestamp_ms: i64,
+    /// The service that logged it.
     pub service: String,
     /// One of trace, debug, info, warn, error, fatal (normalised to lower case).
     pub level: &'static str,
+    /// The log line.
     pub message: String,
+    /// The host it came from.
     pub host: Option<String>,
+    /// The service's version.
     pub version: Option<String>,
+    /// Trace it belongs to.
     pub trace_id: Option<String>,
+    /// Duration of the operation it reports, milliseconds.
     pub duration_ms: Option<f64>,
+    /// Status code of the operation (HTTP or gRPC).
     pub status_code: Option<i32>,
     /// Sorted by key, keys unique; non-string values are kept as their JSON text.
     pub attributes: Vec<(String, String)>,
@@ -58,21 +73,37 @@ pub struct LogEvent {
 /// A billing (cost and usage) event (topic `telemetry.billing`), FOCUS-compatible.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BillingEvent {
+    /// Start of the charge period, epoch milliseconds UTC (FOCUS `ChargePeriodStart`).
     pub charge_period_start_ms: i64,
+    /// End of the charge period, epoch milliseconds UTC (FOCUS `ChargePeriodEnd`).
     pub charge_period_end_ms: i64,
+    /// Cloud provider (FOCUS `ProviderName`).
     pub provider: String,
+    /// Billed service (FOCUS `ServiceName`).
     pub service: Option<String>,
+    /// FOCUS `ServiceCategory`.
     pub service_category: Option<String>,
+    /// Billed resource (FOCUS `ResourceId`).
     pub resource_id: Option<String>,
+    /// FOCUS `ResourceType`.
     pub resource_type: Option<String>,
+    /// FOCUS `RegionId`.
     pub region: Option<String>,
+    /// Consumed quantity (FOCUS `ConsumedQuantity`).
     pub usage_quantity: Option<f64>,
+    /// Unit of the quantity (FOCUS `ConsumedUnit`).
     pub usage_unit: Option<String>,
+    /// Billed cost (FOCUS `BilledCost`).
     pub cost: f64,
+    /// Cost after discounts and commitments (FOCUS `EffectiveCost`).
     pub effective_cost: f64,
+    /// Currency of the costs (FOCUS `BillingCurrency`).
     pub currency: String,
+    /// FOCUS `ChargeCategory` (Usage, Purchase, Tax, …).
     pub charge_category: Option<String>,
+    /// Utilization of the resource over the period, 0 to 1.
     pub utilization: Option<f64>,
+    /// Tags of the resource, sorted by key.
     pub tags: Vec<(String, String)>,
     /// Other fields (FOCUS columns such as BillingAccountId, SkuId), as text.
     pub extra: Vec<(String, String)>,
@@ -81,8 +112,11 @@ pub struct BillingEvent {
 /// Any accepted event.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
+    /// A metric sample.
     Metric(MetricEvent),
+    /// A log line.
     Log(LogEvent),
+    /// A billing line.
     Billing(BillingEvent),
 }
 

@@ -1,3 +1,5 @@
+#![warn(missing_docs, unreachable_pub)]
+
 //! opslake's data contract: the event types of CONTRACT section 2, the rules that accept or
 //! refuse them, their JSON Schemas, the Arrow schemas of every table, and the secret setting
 //! types every crate's configuration uses. No I/O, no tokio.
