@@ -70,13 +70,21 @@ pub enum LakeError {
         /// The object store's error.
         source: object_store::Error,
     },
-    /// A log entry or checkpoint does not parse, or an entry is missing.
+    /// A log entry or checkpoint does not parse.
     #[error("lake log entry {path} is not valid: {reason}")]
     Corrupt {
         /// Lake-relative path of the file.
         path: String,
         /// What is wrong with it.
         reason: String,
+    },
+    /// A log entry was removed behind a newer checkpoint ([`DEFAULT_LOG_RETENTION`]): a reader
+    /// that needs the entries themselves (not only the snapshot) must start over from the
+    /// snapshot.
+    #[error("lake log entry {version} was trimmed behind a newer checkpoint")]
+    EntryGone {
+        /// The version that is gone.
+        version: u64,
     },
     /// A log file is in a format newer than this opslake reads.
     #[error("lake log file {path} is in format {found}, newer than this opslake reads ({supported}): upgrade opslake")]
@@ -246,18 +254,14 @@ impl Lake {
     /// The log entries after version `after` up to and including `upto`, in order.
     ///
     /// # Errors
-    /// When an entry cannot be read, or one in the range is missing.
+    /// When an entry cannot be read; [`LakeError::EntryGone`] when one in the range was
+    /// trimmed.
     pub async fn entries(&self, after: u64, upto: u64) -> Result<Vec<LogEntry>, LakeError> {
         let mut out = Vec::with_capacity(upto.saturating_sub(after) as usize);
         for v in after + 1..=upto {
             match log::read_entry(self, v).await? {
                 Some(e) => out.push(e),
-                None => {
-                    return Err(LakeError::Corrupt {
-                        path: format!("_opslake_log/{v:020}.json"),
-                        reason: "entry is missing".into(),
-                    })
-                }
+                None => return Err(LakeError::EntryGone { version: v }),
             }
         }
         Ok(out)

@@ -25,8 +25,8 @@ use datafusion::arrow::record_batch::RecordBatch;
 use object_store::ObjectStoreExt;
 use opslake_lake::layout::{data_file_path, hour_of, in_hour};
 use opslake_lake::write::{encode_parquet, upload};
-use opslake_lake::Lake;
 use opslake_lake::{AddFile, CommitError, LogEntry, Snapshot};
+use opslake_lake::{Lake, LakeError};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -205,7 +205,7 @@ impl Processor {
         } else {
             self.config.window_ms()
         };
-        let rebuild = prev.version > 0 && prev.window_ms != window_ms;
+        let mut rebuild = prev.version > 0 && prev.window_ms != window_ms;
         if prev.version == snap.version && !rebuild {
             if stream == Stream::Metrics {
                 METRICS.lag_versions.set(0);
@@ -224,11 +224,29 @@ impl Processor {
         let table = stream.raw_table();
         let mut plans: BTreeMap<(String, u32), HourPlan> = BTreeMap::new();
         let mut newest_commit_ms = 0i64;
-        let from_scratch = prev.version == 0 || rebuild;
-        let new_files: Vec<AddFile> = if from_scratch {
-            snap.table_files(table).cloned().collect()
+        let entries = if prev.version == 0 || rebuild {
+            None
         } else {
-            let entries = self.lake.entries(prev.version, snap.version).await?;
+            match self.lake.entries(prev.version, snap.version).await {
+                Ok(entries) => Some(entries),
+                // This stream fell more than the log's retention behind: which files are new
+                // is no longer known, so its rollups are built again from every raw file.
+                Err(LakeError::EntryGone { version }) => {
+                    warn!(
+                        stream = stream.name(),
+                        progress = prev.version,
+                        gone = version,
+                        "the log entries since this stream's progress were trimmed; rebuilding \
+                         its rollups from every raw file"
+                    );
+                    rebuild = true;
+                    None
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let from_scratch = prev.version == 0 || rebuild;
+        let new_files: Vec<AddFile> = if let Some(entries) = entries {
             let mut files = Vec::new();
             for e in entries {
                 // Ingest commits record offsets; compaction only rewrites rows already folded.
@@ -239,6 +257,8 @@ impl Processor {
                 files.extend(e.add.into_iter().filter(|f| f.table == table));
             }
             files
+        } else {
+            snap.table_files(table).cloned().collect()
         };
         let mut billing_dates: BTreeSet<String> = BTreeSet::new();
         for f in &new_files {
@@ -298,7 +318,8 @@ impl Processor {
                 stream = stream.name(),
                 from_ms = prev.window_ms,
                 to_ms = window_ms,
-                "rollup window changed; rebuilding this stream's rollups"
+                "rebuilding this stream's rollups (the window changed, or the log was trimmed \
+                 past its progress)"
             );
             for t in stream.rollup_tables() {
                 remove.extend(snap.table_files(t).map(|f| f.path.clone()));
@@ -1057,6 +1078,38 @@ pub(crate) mod tests {
         assert_eq!(hourly.values().map(DDSketch::count).sum::<u64>(), 4000);
         // Nothing new: the next cycle is idle and changes nothing.
         assert_eq!(p.cycle().await.unwrap().committed, None);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_stream_behind_a_trimmed_log_rebuilds_and_counts_every_event_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        lake.set_log_retention(Duration::ZERO);
+        let events = generated(1500, 9);
+        ingest_commit(&lake, EventKind::Metric, &events[..1000], 0).await;
+        let p = Processor::new(Arc::clone(&lake), ProcessorConfig::default());
+        p.cycle().await.unwrap();
+        // 250 more ingest commits while the processor is away: checkpoint 200 trims the log
+        // up to version 100, past the processor's progress.
+        for (i, e) in events[1000..1250].iter().enumerate() {
+            ingest_commit(
+                &lake,
+                EventKind::Metric,
+                std::slice::from_ref(e),
+                1000 + i as i64,
+            )
+            .await;
+        }
+        assert!(matches!(
+            lake.entries(2, 4).await,
+            Err(LakeError::EntryGone { .. })
+        ));
+        assert!(p.cycle().await.unwrap().committed.is_some());
+        check_against_exact(&stored(&lake, METRIC_ROLLUPS_1M).await, &events[..1250]);
+        // And it goes on incrementally from there.
+        ingest_commit(&lake, EventKind::Metric, &events[1250..], 1250).await;
+        p.cycle().await.unwrap();
+        check_against_exact(&stored(&lake, METRIC_ROLLUPS_1M).await, &events);
     }
 
     #[tokio::test]
