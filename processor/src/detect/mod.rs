@@ -3,5 +3,6 @@
 
 pub mod anomaly;
 pub mod changepoint;
+mod cycle;
 pub mod nab;
 pub mod run;
