@@ -108,6 +108,8 @@ pub struct Lake {
     /// How old a log entry or checkpoint behind the previous checkpoint must be before it is
     /// removed, milliseconds ([`DEFAULT_LOG_RETENTION`]).
     log_retention_ms: AtomicU64,
+    /// When a refresh of the shared snapshot last began that ended at the end of the log.
+    head_seen_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// How long log entries and checkpoints stay after a newer checkpoint covers them: longer than
@@ -179,6 +181,7 @@ impl Lake {
             url: lake_url,
             snapshot: tokio::sync::Mutex::new(Snapshot::default()),
             log_retention_ms: AtomicU64::new(DEFAULT_LOG_RETENTION.as_millis() as u64),
+            head_seen_at: std::sync::Mutex::new(None),
         }))
     }
 
@@ -206,6 +209,7 @@ impl Lake {
             url,
             snapshot: tokio::sync::Mutex::new(Snapshot::default()),
             log_retention_ms: AtomicU64::new(DEFAULT_LOG_RETENTION.as_millis() as u64),
+            head_seen_at: std::sync::Mutex::new(None),
         }))
     }
 
@@ -220,6 +224,24 @@ impl Lake {
 
     fn log_retention(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.log_retention_ms.load(Ordering::Relaxed))
+    }
+
+    /// Whether the shared snapshot was at the end of the log at a moment less than half the
+    /// log retention ago. Every entry after it was created since, so none can have been
+    /// trimmed yet: a missing next entry is the end of the log, and `_last_checkpoint` need
+    /// not be read (one small read less per commit and per query).
+    fn head_seen_recently(&self) -> bool {
+        self.head_seen_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some_and(|at| at.elapsed() < self.log_retention() / 2)
+    }
+
+    fn saw_head(&self, at: std::time::Instant) {
+        *self
+            .head_seen_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(at);
     }
 
     /// The object store holding the lake.

@@ -167,6 +167,7 @@ impl Snapshot {
     /// Reads log entries newer than this snapshot. On first use it starts from the newest
     /// checkpoint.
     pub(super) async fn refresh(&mut self, lake: &Lake) -> Result<(), LakeError> {
+        let began = std::time::Instant::now();
         if self.version == 0 {
             if let Some(cp) = newest_checkpoint(lake).await? {
                 *self = cp;
@@ -179,12 +180,15 @@ impl Snapshot {
                 // The end of the log, or an entry removed behind a newer checkpoint: then this
                 // snapshot lags behind the log, and goes on from that checkpoint (so a writer
                 // never creates a removed version again).
+                None if lake.head_seen_recently() => break,
                 None => match newer_checkpoint(lake, self.version).await? {
                     Some(cp) => *self = cp,
-                    None => return Ok(()),
+                    None => break,
                 },
             }
         }
+        lake.saw_head(began);
+        Ok(())
     }
 }
 

@@ -166,6 +166,9 @@ mod tests {
         // A reader and a writer that stop reading at version 50, far behind what is trimmed.
         let lagging_reader = Lake::open(dir.path().to_str().unwrap()).unwrap();
         let lagging_writer = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        // Every process of a lake keeps the same retention (the default in production).
+        lagging_reader.set_log_retention(Duration::ZERO);
+        lagging_writer.set_log_retention(Duration::ZERO);
         for i in 1..=(3 * CHECKPOINT_EVERY + 10) {
             writer.commit(entry(i), |_| Ok(())).await.unwrap();
             if i == 50 {
