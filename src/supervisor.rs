@@ -14,7 +14,6 @@ use opslake_query_api::{router, ApiConfig, AppState, QueryEngine, QueryLimits};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::commands::writer_name;
 use crate::config::Config;
 
 /// Cancels `token` on Ctrl-C or SIGTERM.
@@ -267,4 +266,9 @@ pub(crate) async fn bind(
         .with_context(|| format!("failed to listen on {listen}"))?;
     let addr = listener.local_addr()?;
     Ok((listener, addr))
+}
+
+/// A writer name for lake commits: the role and a short random id.
+pub(crate) fn writer_name(role: &str) -> String {
+    format!("{role}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
 }

@@ -11,75 +11,31 @@
 //! the lake synchronously before partitions are assigned, and decoding and encoding are CPU
 //! work that would otherwise stall the async runtime.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use opslake_schemas::{decode_message, EventKind, KafkaProperties};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, Producer};
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::topic_partition_list::Offset;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
+use crate::commit::{Committer, Session};
 use crate::config::IngestConfig;
-use crate::dead_letters;
-use crate::encode::{encode, Encoded, Encoding};
+use crate::encode::{encode, Encoding};
+use crate::error::IngestError;
 use crate::membership::{close, follow_partitions, Assignment, Change, Ctx};
 use crate::metrics::{reason_class, METRICS};
 use crate::partition::{Decision, PartitionState};
 use crate::watchdog::{IngestHealth, Watchdog};
 use opslake_kafka::client_config;
 use opslake_lake::batch::{Batch, DeadLetter, Provenance};
-use opslake_lake::write::upload;
-use opslake_lake::{CommitError, Lake, LakeError, LogEntry, PartitionOffsets};
-
-/// Errors that end or restart the consume loop.
-#[derive(Debug, thiserror::Error)]
-pub enum IngestError {
-    #[error("failed to create kafka consumer")]
-    CreateConsumer { source: KafkaError },
-    #[error("failed to subscribe to {topics:?}")]
-    Subscribe {
-        topics: Vec<String>,
-        source: KafkaError,
-    },
-    #[error("failed to encode parquet for {table}")]
-    Encode {
-        table: String,
-        source: datafusion::parquet::errors::ParquetError,
-    },
-    #[error("failed to build record batch")]
-    Build {
-        source: datafusion::arrow::error::ArrowError,
-    },
-    #[error("shut down before the lake accepted the last flush; its events stay in kafka")]
-    FlushAbandoned { source: LakeError },
-    /// Another instance committed offsets this batch covers: the batch was dropped and the
-    /// consumer must restart from the lake's record.
-    #[error("lake conflict, restarting from the lake's offsets: {0}")]
-    Restart(String),
-    /// Partitions of the group's topics stalled while assigned elsewhere: the consumer leaves
-    /// and joins the group again as a new member, which makes the group form again without
-    /// members that stopped consuming.
-    #[error("partitions stalled elsewhere ({stalled}); rejoining the consumer group")]
-    Rejoin { stalled: String },
-}
-
-/// The consumer loop's clients and what it knows of its partitions: what a commit needs.
-struct Session<'a> {
-    consumer: &'a BaseConsumer<Ctx>,
-    producer: &'a BaseProducer,
-    handle: &'a Handle,
-    shutdown: &'a CancellationToken,
-    parts: HashMap<(String, i32), PartitionState>,
-    /// The next offset of each partition as of this process's last commit.
-    committed_ends: HashMap<(String, i32), i64>,
-}
+use opslake_lake::Lake;
 
 /// One ingest worker: a consumer of the topics, writing to one lake.
 pub struct Ingest {
@@ -116,6 +72,16 @@ impl Ingest {
     #[must_use]
     pub fn health(&self) -> IngestHealth {
         self.health.clone()
+    }
+
+    /// What commits this worker's batches.
+    fn committer(&self) -> Committer<'_> {
+        Committer {
+            lake: &self.lake,
+            writer: &self.writer,
+            health: &self.health,
+            dead_letter_topic: &self.cfg.topics.dead_letter,
+        }
     }
 
     fn topics(&self) -> Vec<String> {
@@ -535,7 +501,7 @@ impl Ingest {
     /// paused, until it succeeds or shutdown gives up.
     fn flush(&self, batch: Batch, s: &mut Session<'_>) -> Result<(), IngestError> {
         let encoded = encode(batch, &self.writer)?;
-        self.commit(encoded, s)
+        self.committer().commit(encoded, s)
     }
 
     /// Waits for the batch being encoded, if any, and commits it.
@@ -551,162 +517,8 @@ impl Ingest {
             .handle
             .block_on(task)
             .map_err(|e| IngestError::Restart(format!("the encoding task failed: {e}")))??;
-        self.commit(encoded, s)
+        self.committer().commit(encoded, s)
     }
-
-    /// Uploads and commits one encoded batch; retries while the lake fails, with partitions
-    /// paused, until it succeeds or shutdown gives up.
-    fn commit(&self, encoded: Encoded, s: &mut Session<'_>) -> Result<(), IngestError> {
-        let Encoded {
-            files,
-            dead_letters,
-            offsets,
-            started,
-        } = encoded;
-        let mut entry_offsets: BTreeMap<String, BTreeMap<i32, PartitionOffsets>> = BTreeMap::new();
-        for ((topic, p), (start, end)) in &offsets {
-            entry_offsets.entry(topic.clone()).or_default().insert(
-                *p,
-                PartitionOffsets {
-                    start: *start,
-                    end: *end,
-                },
-            );
-        }
-        let entry_offsets_check = entry_offsets.clone();
-        let check = move |snap: &opslake_lake::Snapshot| -> Result<(), String> {
-            for (topic, ps) in &entry_offsets_check {
-                for (p, o) in ps {
-                    if let Some(next) = snap.next_offset(topic, *p) {
-                        if next != o.start {
-                            return Err(format!(
-                                "{topic}/{p}: the lake is at offset {next}, this batch starts at {}",
-                                o.start
-                            ));
-                        }
-                    }
-                }
-            }
-            Ok(())
-        };
-
-        let mut backoff = Duration::from_millis(200);
-        let mut paused: Option<TopicPartitionList> = None;
-        let mut failing_since: Option<Instant> = None;
-        let outcome = loop {
-            let attempt = s.handle.block_on(async {
-                let mut adds = Vec::with_capacity(files.len());
-                for (rel, table, rows, bytes) in &files {
-                    adds.push(
-                        upload(&self.lake, rel, table, *rows, bytes.clone())
-                            .await
-                            .map_err(FlushFailure::Lake)?,
-                    );
-                }
-                let entry = LogEntry {
-                    writer: self.writer.clone(),
-                    add: adds,
-                    offsets: entry_offsets.clone(),
-                    ..Default::default()
-                };
-                self.lake.commit(entry, &check).await.map_err(|e| match e {
-                    CommitError::Lake(l) => FlushFailure::Lake(l),
-                    CommitError::Conflict(c) => FlushFailure::Conflict(c),
-                })
-            });
-            match attempt {
-                Ok(version) => break Ok(version),
-                Err(FlushFailure::Conflict(c)) => break Err(IngestError::Restart(c)),
-                Err(FlushFailure::Lake(e)) => {
-                    self.health.set_lake_writable(false);
-                    METRICS.flush_failures.with_label_values(&["lake"]).inc();
-                    let since = *failing_since.get_or_insert_with(Instant::now);
-                    error!(error = %e, cause = ?std::error::Error::source(&e), failing_for = ?since.elapsed(), "lake write failed; nothing committed, retrying");
-                    if paused.is_none() {
-                        if let Ok(a) = s.consumer.assignment() {
-                            if s.consumer.pause(&a).is_ok() {
-                                paused = Some(a);
-                            }
-                        }
-                    }
-                    if s.shutdown.is_cancelled() && since.elapsed() > Duration::from_secs(5) {
-                        break Err(IngestError::FlushAbandoned { source: e });
-                    }
-                    let until = Instant::now() + backoff;
-                    while Instant::now() < until {
-                        // Keep serving the group (heartbeats, rebalances); paused partitions
-                        // deliver nothing, and anything delivered anyway is re-read later.
-                        if let Some(Ok(m)) = s.consumer.poll(Duration::from_millis(100)) {
-                            let key = (m.topic().to_string(), m.partition());
-                            if let Some(state) = s.parts.get_mut(&key) {
-                                state.unread(m.offset());
-                            }
-                        }
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
-                }
-            }
-        };
-        if let Some(a) = paused {
-            let _ = s.consumer.resume(&a);
-        }
-        let version = match outcome {
-            Ok(v) => v,
-            Err(e) => {
-                METRICS
-                    .flush_seconds
-                    .with_label_values(&["failed"])
-                    .observe(started.elapsed().as_secs_f64());
-                if matches!(e, IngestError::Restart(_)) {
-                    METRICS
-                        .flush_failures
-                        .with_label_values(&["conflict"])
-                        .inc();
-                }
-                return Err(e);
-            }
-        };
-        self.health.set_lake_writable(true);
-        self.health
-            .progressed(offsets.keys().map(|(t, p)| (t.clone(), *p)));
-        for (_, table, rows, bytes) in &files {
-            METRICS
-                .rows_written
-                .with_label_values(&[table])
-                .inc_by(*rows);
-            METRICS.files_written.with_label_values(&[table]).inc();
-            METRICS
-                .bytes_written
-                .with_label_values(&[table])
-                .inc_by(bytes.len() as u64);
-        }
-        // The lake now holds these offsets; tell Kafka too, for lag monitoring only.
-        let mut tpl = TopicPartitionList::new();
-        for ((topic, p), (_, end)) in &offsets {
-            s.committed_ends.insert((topic.clone(), *p), *end);
-            if let Some(state) = s.parts.get_mut(&(topic.clone(), *p)) {
-                state.lake_next = Some(*end);
-                let _ = tpl.add_partition_offset(topic, *p, Offset::Offset(*end));
-            }
-        }
-        if tpl.count() > 0 {
-            if let Err(e) = s.consumer.commit(&tpl, CommitMode::Async) {
-                debug!(error = %e, "kafka offset commit failed (the lake holds the offsets)");
-            }
-        }
-        dead_letters::produce(s.producer, &self.cfg.topics.dead_letter, &dead_letters);
-        METRICS
-            .flush_seconds
-            .with_label_values(&["committed"])
-            .observe(started.elapsed().as_secs_f64());
-        debug!(version, files = files.len(), dead_letters = dead_letters.len(), elapsed = ?started.elapsed(), "flush committed");
-        Ok(())
-    }
-}
-
-enum FlushFailure {
-    Lake(LakeError),
-    Conflict(String),
 }
 
 /// How often direct assignment looks for partitions added to the topics.

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::consumer::IngestError;
+use crate::error::IngestError;
 use opslake_lake::batch::{Batch, DeadLetter};
 use opslake_lake::layout::data_file_path;
 use opslake_lake::write::encode_parquet;

@@ -1,10 +1,12 @@
 //! opslake ingest: consumes metric, log and billing events from Kafka and writes them, exactly
 //! once, into the Parquet lake; refused items go to the dead-letter topic and table.
 
+mod commit;
 pub mod config;
 pub mod consumer;
 mod dead_letters;
 mod encode;
+pub mod error;
 pub mod kafka;
 pub mod membership;
 pub mod metrics;
@@ -12,6 +14,7 @@ mod partition;
 pub mod watchdog;
 
 pub use config::{IngestConfig, Topics};
-pub use consumer::{Ingest, IngestError};
+pub use consumer::Ingest;
+pub use error::IngestError;
 pub use membership::Assignment;
 pub use watchdog::{IngestHealth, StalledPartition};

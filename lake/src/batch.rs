@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::layout::HOUR_MS;
 use datafusion::arrow::array::{
     ArrayRef, Float64Builder, Int32Builder, Int64Builder, MapBuilder, StringBuilder,
     TimestampMillisecondBuilder,
@@ -438,8 +439,6 @@ impl Part {
         RecordBatch::try_new(schema, columns)
     }
 }
-
-const HOUR_MS: i64 = 3_600_000;
 
 /// Key of one output file: table, date and hour.
 pub type PartKey = (RawTable, String, u32);

@@ -8,6 +8,9 @@
 
 use chrono::NaiveDate;
 
+/// Milliseconds in an hour: the lake's partitions are hours of event time.
+pub const HOUR_MS: i64 = 3_600_000;
+
 /// The lake-relative path of a new data file of `table` in `date`/`hour`, named after its
 /// writer.
 #[must_use]
@@ -45,6 +48,16 @@ pub fn hour_of(path: &str) -> Option<(String, u32)> {
     let date = parts.next()?.strip_prefix("date=")?.to_string();
     let hour = parts.next()?.strip_prefix("hour=")?.parse().ok()?;
     Some((date, hour))
+}
+
+/// The first millisecond (UTC) of partition `date`/`hour`; `None` when `date` is not
+/// `YYYY-MM-DD` or `hour` is not below 24.
+#[must_use]
+pub fn hour_start_ms(date: &str, hour: u32) -> Option<i64> {
+    NaiveDate::parse_from_str(date, "%Y-%m-%d")
+        .ok()?
+        .and_hms_opt(hour, 0, 0)
+        .map(|t| t.and_utc().timestamp_millis())
 }
 
 /// The day a lake file holds, when its path says: a `date=` folder, or a file name that starts

@@ -27,7 +27,6 @@ mod log;
 pub mod retention;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;
-mod trim;
 pub mod write;
 
 use std::path::PathBuf;

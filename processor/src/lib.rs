@@ -1,5 +1,6 @@
 //! opslake processor: windowed percentiles with mergeable sketches, log rollups, anomalies and
-//! regressions, written as derived tables of the lake.
+//! regressions, costs, forecasts and savings opportunities, written as derived tables of the
+//! lake by independent jobs.
 
 mod columns;
 pub mod config;
@@ -7,16 +8,17 @@ pub mod cost;
 pub mod detect;
 pub mod error;
 pub mod forecast;
+pub mod job;
+pub mod jobs;
 pub mod membership;
 pub mod metrics;
 mod read;
 pub mod report;
 pub mod rollup;
 pub mod runner;
-pub mod stream;
 
 pub use config::ProcessorConfig;
 pub use error::ProcessError;
+pub use job::{CycleReport, Job};
 pub use opslake_sketch::DDSketch;
 pub use runner::Processor;
-pub use stream::{CycleReport, Stream};

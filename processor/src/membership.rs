@@ -1,24 +1,24 @@
-//! Splitting the processor's work between instances. Each instance keeps a heartbeat in the
+//! Splitting the processor's jobs between instances. Each instance keeps a heartbeat in the
 //! lake's state (`processor.member.<id>` = when it expires), renewed by a commit before half
-//! its time is up; the live members, sorted by id, take the streams in turn (stream `i` goes to
-//! member `i mod n`). One instance does all three streams; two split them 2 + 1; three or more
-//! take one each (the rest stand by). When a member stops or dies its heartbeat lapses (or is
-//! removed on a clean stop) and the others take its streams at their next cycle.
+//! its time is up; the live members, sorted by id, take the jobs in turn (job `i` goes to
+//! member `i mod n`). One instance does all the jobs; with three jobs, two instances split
+//! them 2 + 1 and three or more take one each (the rest stand by). When a member stops or dies
+//! its heartbeat lapses (or is removed on a clean stop) and the others take its jobs at their
+//! next cycle.
 //!
 //! Assignment is advisory: two instances whose views of the membership differ for a moment
-//! may both run a stream, and then the stream's commit precondition (its progress must not
-//! have moved) lets exactly one of them record its work. So nothing is counted twice, and the
+//! may both run a job, and then the job's commit precondition (its progress must not have
+//! moved) lets exactly one of them record its work. So nothing is counted twice, and the
 //! heartbeats only spread the load.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use opslake_lake::{LogEntry, Snapshot};
+use opslake_lake::{CommitError, Lake, LakeError, LogEntry, Snapshot};
 use tracing::info;
 
 use crate::error::ProcessError;
-use crate::runner::Processor;
-use crate::stream::Stream;
 
 /// Prefix of the heartbeat keys in the lake's state.
 pub const MEMBER_PREFIX: &str = "processor.member.";
@@ -39,32 +39,50 @@ pub fn live_members(snap: &Snapshot, now_ms: i64) -> Vec<String> {
         .collect()
 }
 
-/// The streams of member `me` among `members` (sorted; `me` is counted even when missing).
-pub fn assignment(members: &[String], me: &str) -> Vec<Stream> {
+/// The jobs of member `me` among `members` (sorted; `me` is counted even when missing), out
+/// of `jobs`, which every member lists in the same order.
+pub fn assignment(members: &[String], me: &str, jobs: &[&'static str]) -> Vec<&'static str> {
     let mut all: Vec<&str> = members.iter().map(String::as_str).collect();
     if !all.contains(&me) {
         all.push(me);
         all.sort_unstable();
     }
     let rank = all.iter().position(|m| *m == me).unwrap_or(0);
-    Stream::ALL
-        .iter()
+    jobs.iter()
         .enumerate()
         .filter(|(i, _)| i % all.len() == rank)
         .map(|(_, s)| *s)
         .collect()
 }
 
-impl Processor {
+/// One instance's membership: its heartbeat in the lake.
+#[derive(Debug)]
+pub struct Membership {
+    lake: Arc<Lake>,
+    /// The instance's id (its writer name).
+    id: String,
+    ttl: Duration,
+}
+
+impl Membership {
+    /// The membership of instance `id`, whose heartbeat lasts [`heartbeat_ttl`] of `interval`.
+    pub fn new(lake: Arc<Lake>, id: String, interval: Duration) -> Self {
+        Self {
+            lake,
+            id,
+            ttl: heartbeat_ttl(interval),
+        }
+    }
+
     /// Renews this instance's heartbeat when half its time is up (dropping members whose
-    /// heartbeat lapsed long ago) and returns the streams assigned to it.
+    /// heartbeat lapsed long ago) and returns its share of `jobs`.
     ///
     /// # Errors
     /// When the lake cannot be read or written.
-    pub async fn my_streams(&self) -> Result<Vec<Stream>, ProcessError> {
-        let ttl = heartbeat_ttl(self.config.interval).as_millis() as i64;
+    pub async fn my_jobs(&self, jobs: &[&'static str]) -> Result<Vec<&'static str>, ProcessError> {
+        let ttl = self.ttl.as_millis() as i64;
         let now = chrono::Utc::now().timestamp_millis();
-        let key = format!("{MEMBER_PREFIX}{}", self.writer);
+        let key = format!("{MEMBER_PREFIX}{}", self.id);
         let snap = self.lake.snapshot().await?;
         let expires = snap.state.get(&key).and_then(serde_json::Value::as_i64);
         let snap = if expires.is_none_or(|e| e - now < ttl / 2) {
@@ -77,18 +95,16 @@ impl Processor {
             }
             let joined = expires.is_none();
             self.commit_state(state).await.map_err(|e| match e {
-                opslake_lake::CommitError::Lake(e) => ProcessError::Lake(e),
-                opslake_lake::CommitError::Conflict(r) => {
-                    ProcessError::Lake(opslake_lake::LakeError::Corrupt {
-                        path: "_opslake_log".into(),
-                        reason: r,
-                    })
-                }
+                CommitError::Lake(e) => ProcessError::Lake(e),
+                CommitError::Conflict(r) => ProcessError::Lake(LakeError::Corrupt {
+                    path: "_opslake_log".into(),
+                    reason: r,
+                }),
             })?;
             let snap = self.lake.snapshot().await?;
             if joined {
                 info!(
-                    member = self.writer,
+                    member = self.id,
                     members = live_members(&snap, now).len(),
                     "processor joined"
                 );
@@ -97,14 +113,14 @@ impl Processor {
         } else {
             snap
         };
-        Ok(assignment(&live_members(&snap, now), &self.writer))
+        Ok(assignment(&live_members(&snap, now), &self.id, jobs))
     }
 
-    /// Removes this instance's heartbeat so the others take its streams at once.
+    /// Removes this instance's heartbeat so the others take its jobs at once.
     pub async fn leave(&self) {
         let mut state = BTreeMap::new();
         state.insert(
-            format!("{MEMBER_PREFIX}{}", self.writer),
+            format!("{MEMBER_PREFIX}{}", self.id),
             serde_json::Value::Null,
         );
         let _ = self.commit_state(state).await;
@@ -114,11 +130,11 @@ impl Processor {
     async fn commit_state(
         &self,
         state: BTreeMap<String, serde_json::Value>,
-    ) -> Result<u64, opslake_lake::CommitError> {
+    ) -> Result<u64, CommitError> {
         self.lake
             .commit(
                 LogEntry {
-                    writer: self.writer.clone(),
+                    writer: self.id.clone(),
                     state,
                     ..Default::default()
                 },
@@ -136,24 +152,28 @@ mod tests {
         v.iter().map(|s| (*s).to_string()).collect()
     }
 
+    const JOBS: [&str; 3] = ["metrics", "logs", "costs"];
+
     #[test]
-    fn streams_are_split_between_live_members() {
-        assert_eq!(assignment(&[], "a"), Stream::ALL.to_vec());
+    fn jobs_are_split_between_live_members() {
+        assert_eq!(assignment(&[], "a", &JOBS), JOBS.to_vec());
         let two = ids(&["a", "b"]);
-        assert_eq!(assignment(&two, "a"), vec![Stream::Metrics, Stream::Costs]);
-        assert_eq!(assignment(&two, "b"), vec![Stream::Logs]);
+        assert_eq!(assignment(&two, "a", &JOBS), vec!["metrics", "costs"]);
+        assert_eq!(assignment(&two, "b", &JOBS), vec!["logs"]);
         let four = ids(&["a", "b", "c", "d"]);
-        assert_eq!(assignment(&four, "d"), Vec::<Stream>::new());
+        assert_eq!(assignment(&four, "d", &JOBS), Vec::<&str>::new());
         // A member not yet in the view counts itself.
         assert_eq!(
-            assignment(&ids(&["b"]), "a"),
-            vec![Stream::Metrics, Stream::Costs]
+            assignment(&ids(&["b"]), "a", &JOBS),
+            vec!["metrics", "costs"]
         );
-        let mut every: Vec<Stream> = ["a", "b", "c"]
+        let mut every: Vec<&str> = ["a", "b", "c"]
             .iter()
-            .flat_map(|m| assignment(&ids(&["a", "b", "c"]), m))
+            .flat_map(|m| assignment(&ids(&["a", "b", "c"]), m, &JOBS))
             .collect();
-        every.sort();
-        assert_eq!(every, Stream::ALL.to_vec(), "each stream exactly once");
+        every.sort_unstable();
+        let mut all = JOBS.to_vec();
+        all.sort_unstable();
+        assert_eq!(every, all, "each job exactly once");
     }
 }

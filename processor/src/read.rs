@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
@@ -233,4 +234,19 @@ pub(crate) async fn read_batches(lake: &Lake, rel: &str) -> Result<Vec<RecordBat
     let bytes = fetch(lake, rel).await?;
     let rel = rel.to_string();
     tokio::task::spawn_blocking(move || decode(bytes, &rel)).await?
+}
+
+/// Reads every batch of the lake file `rel` into `load`; rows it refuses name the file.
+pub(crate) async fn load_file(
+    lake: &Lake,
+    rel: &str,
+    mut load: impl FnMut(&RecordBatch) -> Result<(), ArrowError>,
+) -> Result<(), ProcessError> {
+    for b in read_batches(lake, rel).await? {
+        load(&b).map_err(|source| ProcessError::Rows {
+            path: rel.to_string(),
+            source,
+        })?;
+    }
+    Ok(())
 }

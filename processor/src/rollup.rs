@@ -1,6 +1,6 @@
 //! Window rollups: raw metric and log rows folded into per-window aggregates with sketches.
 //!
-//! Everything here is pure over record batches, so the runner can fold new files into the
+//! Everything here is pure over record batches, so a job can fold new files into the
 //! rollups already stored (incremental) or recompute an hour from all its raw files (after
 //! compaction replaced files it had not read yet); both give the same rows.
 
@@ -23,6 +23,13 @@ use opslake_schemas::tables;
 use opslake_sketch::DDSketch;
 
 use crate::columns::{column, dictionary, map_entries, strings, timestamps};
+
+/// Per-window metric rollups (one row per series, version and window).
+pub const METRIC_ROLLUPS_1M: &str = "metric_rollups_1m";
+/// The same, per hour.
+pub const METRIC_ROLLUPS_1H: &str = "metric_rollups_1h";
+/// Per-window log rollups (one row per service and window).
+pub const LOG_ROLLUPS_1M: &str = "log_rollups_1m";
 
 /// A series with its version: the grouping key of metric rollups.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

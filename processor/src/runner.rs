@@ -1,93 +1,52 @@
-//! The processing cycle: folds the raw files that ingest committed since the last cycle into
-//! the rollup tables, and records how far it got, in one commit of the lake.
+//! The processor: runs its jobs (see [`crate::job`]) in cycles, and records each job's work in
+//! one commit of the lake.
 //!
-//! **Exactly once.** The processor's progress is the lake version up to which every ingest
-//! commit has been folded (state key [`crate::stream::PROGRESS_KEY`]). A cycle reads the ingest commits after
-//! that version, folds their files into the stored rollups of the hours they touch, and commits
-//! the replaced rollup files together with the new progress, on the condition that the
-//! progress is still what the cycle started from. A crash before the commit leaves only
-//! unreferenced files; a second processor that raced it loses the condition and drops its work.
-//! So a raw row is counted exactly once, after restarts, replays and races.
-//!
-//! **Late data** lands in the raw partition of its event hour; the commit that adds it makes
-//! that hour dirty, and the next cycle updates exactly the windows the late rows fall in.
-//!
-//! **Cost follows new data**: a cycle reads the new raw files and the rollup files of the hours
-//! they touch (a few hundred rows per series and hour), never the rest of the lake. When
-//! compaction has already replaced a new file (the processor was down for long), that hour is
-//! recomputed from all of its raw files instead, which gives the same rows.
+//! **Exactly once.** A job's progress is the lake version up to which every ingest commit of
+//! its raw table has been folded (under the job's state key). A cycle reads the ingest commits
+//! after that version, folds their files into the stored tables they touch, and commits the
+//! replaced files together with the new progress, on the condition that the progress is still
+//! what the cycle started from. A crash before the commit leaves only unreferenced files; a
+//! second processor that raced it loses the condition and drops its work. So a raw row is
+//! counted exactly once, after restarts, replays and races.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use datafusion::arrow::record_batch::RecordBatch;
-use object_store::ObjectStoreExt;
-use opslake_lake::layout::{data_file_path, hour_of, in_hour};
-use opslake_lake::write::{encode_parquet, upload};
-use opslake_lake::{AddFile, CommitError, LogEntry, Snapshot};
-use opslake_lake::{Lake, LakeError};
+use opslake_lake::{CommitError, Lake, LogEntry, Snapshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::ProcessorConfig;
 use crate::detect::run::DetectConfig;
 use crate::error::ProcessError;
+use crate::job::{Cycle, CycleReport, Job};
+use crate::jobs::{Costs, LogRollups, MetricRollups};
+use crate::membership::Membership;
 use crate::metrics::METRICS;
-use crate::read::{fold_metric_files, read_batches, HOURS_FOLDED_TOGETHER};
-use crate::rollup::{
-    coarsen, fold_logs, load_log_rollups, load_metric_rollups, log_rollup_batch, merge_windows,
-    metric_rollup_batch, LogWindows, MetricWindows, SeriesInterner,
-};
-use crate::stream::{
-    progress, CycleReport, Progress, Stream, LOG_ROLLUPS_1M, METRIC_ROLLUPS_1H, METRIC_ROLLUPS_1M,
-};
+use crate::rollup::{LOG_ROLLUPS_1M, METRIC_ROLLUPS_1H, METRIC_ROLLUPS_1M};
 
-const HOUR_MS: i64 = 3_600_000;
-
-/// The raw metric files to fold for an hour: the new ones, or every live one when the hour is
-/// recomputed; `None` when the hour has no metric work.
-fn metric_files(snap: &Snapshot, date: &str, hour: u32, plan: &HourPlan) -> Option<Vec<String>> {
-    if plan.recompute_metrics {
-        Some(
-            snap.table_files("metrics")
-                .filter(|f| in_hour(&f.path, "metrics", date, hour))
-                .map(|f| f.path.clone())
-                .collect(),
-        )
-    } else {
-        (!plan.new_metrics.is_empty()).then(|| plan.new_metrics.clone())
-    }
-}
-
-/// The work of one hour: which files to read.
-#[derive(Debug, Default)]
-struct HourPlan {
-    new_metrics: Vec<String>,
-    new_logs: Vec<String>,
-    /// Recompute metrics (or logs) from every live raw file of the hour.
-    recompute_metrics: bool,
-    recompute_logs: bool,
-}
-
-/// The rollups of one hour after a cycle, for the detectors.
-#[derive(Debug, Default)]
-pub struct HourRollups {
-    pub date: String,
-    pub hour: u32,
-    pub metrics: MetricWindows,
-    pub logs: LogWindows,
+/// The processor's jobs, in the order instances split them. A new job is one more line here.
+fn jobs() -> Vec<Box<dyn AnyJob>> {
+    vec![
+        Box::new(MetricRollups),
+        Box::new(LogRollups),
+        Box::new(Costs),
+    ]
 }
 
 /// One processor instance.
 pub struct Processor {
-    pub(crate) lake: Arc<Lake>,
-    pub(crate) config: ProcessorConfig,
-    pub(crate) detect_config: DetectConfig,
-    pub(crate) writer: String,
+    lake: Arc<Lake>,
+    config: ProcessorConfig,
+    detect_config: DetectConfig,
+    writer: String,
+    jobs: Vec<Box<dyn AnyJob>>,
 }
 
 impl Processor {
+    /// An instance over `lake`, with a writer name of its own.
     pub fn new(lake: Arc<Lake>, config: ProcessorConfig) -> Self {
         let writer = format!(
             "processor-{}",
@@ -98,6 +57,7 @@ impl Processor {
             config,
             detect_config: DetectConfig::default(),
             writer,
+            jobs: jobs(),
         }
     }
 
@@ -108,39 +68,47 @@ impl Processor {
         self
     }
 
-    /// Runs cycles of this instance's streams every `interval` until `shutdown`; a failed
-    /// cycle is logged and retried. Streams are split with the other instances of the lake
-    /// (see [`crate::membership`]).
+    /// The names of the jobs, in the order instances split them.
+    pub fn job_names(&self) -> Vec<&'static str> {
+        self.jobs.iter().map(|j| j.name()).collect()
+    }
+
+    /// Runs cycles of this instance's jobs every `interval` until `shutdown`; a failed cycle is
+    /// logged and retried. Jobs are split with the other instances of the lake (see
+    /// [`crate::membership`]).
     pub async fn run(&self, shutdown: CancellationToken) {
         info!(writer = self.writer, window = ?self.config.window, "processor started");
-        let mut assigned: Vec<Stream> = Vec::new();
+        let membership = Membership::new(
+            Arc::clone(&self.lake),
+            self.writer.clone(),
+            self.config.interval,
+        );
+        let names = self.job_names();
+        let mut assigned: Vec<&'static str> = Vec::new();
         loop {
-            match self.my_streams().await {
-                Ok(streams) => {
-                    if streams != assigned {
-                        info!(
-                            streams = ?streams.iter().map(|s| s.name()).collect::<Vec<_>>(),
-                            "processor streams assigned"
-                        );
-                        assigned = streams;
+            match membership.my_jobs(&names).await {
+                Ok(mine) => {
+                    if mine != assigned {
+                        info!(jobs = ?mine, "processor jobs assigned");
+                        assigned = mine;
                     }
                 }
                 Err(e) => warn!(error = %e, "cannot renew the processor heartbeat; retrying"),
             }
-            for &stream in &assigned {
-                match self.cycle_stream_until(stream, &shutdown).await {
+            for job in self.jobs.iter().filter(|j| assigned.contains(&j.name())) {
+                match job.cycle(self, &shutdown).await {
                     Ok(r) if r.committed.is_some() => debug!(?r, "processing cycle committed"),
                     Ok(_) => {}
                     Err(ProcessError::Stopping) => {
                         info!(
-                            stream = stream.name(),
+                            job = job.name(),
                             "processing cycle abandoned at shutdown; the next start does it again"
                         );
                         break;
                     }
                     Err(e) => {
                         METRICS.cycles.with_label_values(&["error"]).inc();
-                        warn!(stream = stream.name(), error = %e, "processing cycle failed; retrying next interval");
+                        warn!(job = job.name(), error = %e, "processing cycle failed; retrying next interval");
                     }
                 }
             }
@@ -149,304 +117,74 @@ impl Processor {
                 () = tokio::time::sleep(self.config.interval) => {}
             }
         }
-        self.leave().await;
+        membership.leave().await;
         info!("processor stopped");
     }
 
-    /// One cycle of every stream: fold everything ingest committed since the last cycle.
+    /// One cycle of every job: fold everything ingest committed since the last cycle.
     ///
     /// # Errors
     /// When the lake cannot be read or written; nothing is recorded then.
     pub async fn cycle(&self) -> Result<CycleReport, ProcessError> {
+        let never = CancellationToken::new();
         let mut total = CycleReport::default();
-        for stream in Stream::ALL {
-            total.absorb(self.cycle_stream(stream).await?);
+        for job in &self.jobs {
+            total.absorb(job.cycle(self, &never).await?);
         }
         Ok(total)
     }
 
-    /// One cycle of one stream: fold the files of its raw table that ingest committed since
-    /// the stream's progress, and record the results and the new progress in one commit, on
-    /// the condition that the stream's progress has not moved meanwhile.
-    ///
-    /// # Errors
-    /// When the lake cannot be read or written; nothing is recorded then.
-    pub async fn cycle_stream(&self, stream: Stream) -> Result<CycleReport, ProcessError> {
-        self.cycle_stream_until(stream, &CancellationToken::new())
-            .await
-    }
-
-    /// [`Self::cycle_stream`], abandoned between two units of work (a few hours of rollups,
-    /// detection, costs) once `stop` is cancelled: nothing is recorded then, and the files
-    /// written so far are removed.
-    ///
-    /// # Errors
-    /// [`ProcessError::Stopping`] when abandoned; otherwise as [`Self::cycle_stream`].
-    pub async fn cycle_stream_until(
+    /// One cycle of `job`, abandoned between two of its units of work once `stop` is
+    /// cancelled: the job plans from a snapshot and runs, and its work is committed on the
+    /// condition that its progress has not moved meanwhile. When nothing is recorded (an error,
+    /// a stop, another instance first) the files it wrote are removed.
+    async fn cycle_job<J: Job>(
         &self,
-        stream: Stream,
+        job: &J,
         stop: &CancellationToken,
     ) -> Result<CycleReport, ProcessError> {
-        let stopping = || {
-            if stop.is_cancelled() {
-                Err(ProcessError::Stopping)
-            } else {
-                Ok(())
-            }
-        };
         let started = Instant::now();
         let snap = self.lake.snapshot().await?;
-        let prev = progress(&snap, stream);
-        let window_ms = if stream == Stream::Costs {
-            0
-        } else {
-            self.config.window_ms()
-        };
-        let mut rebuild = prev.version > 0 && prev.window_ms != window_ms;
-        if prev.version == snap.version && !rebuild {
-            if stream == Stream::Metrics {
-                METRICS.lag_versions.set(0);
-                METRICS.lag_seconds.set(0);
-            }
-            METRICS.cycles.with_label_values(&["idle"]).inc();
-            return Ok(CycleReport::default());
-        }
-        if stream == Stream::Metrics {
-            METRICS
-                .lag_versions
-                .set((snap.version - prev.version.min(snap.version)) as i64);
-        }
-
-        // Raw files of the stream's table not folded yet, by hour (or billing date).
-        let table = stream.raw_table();
-        let mut plans: BTreeMap<(String, u32), HourPlan> = BTreeMap::new();
-        let mut newest_commit_ms = 0i64;
-        let entries = if prev.version == 0 || rebuild {
-            None
-        } else {
-            match self.lake.entries(prev.version, snap.version).await {
-                Ok(entries) => Some(entries),
-                // This stream fell more than the log's retention behind: which files are new
-                // is no longer known, so its rollups are built again from every raw file.
-                Err(LakeError::EntryGone { version }) => {
-                    warn!(
-                        stream = stream.name(),
-                        progress = prev.version,
-                        gone = version,
-                        "the log entries since this stream's progress were trimmed; rebuilding \
-                         its rollups from every raw file"
-                    );
-                    rebuild = true;
-                    None
-                }
-                Err(e) => return Err(e.into()),
-            }
-        };
-        let from_scratch = prev.version == 0 || rebuild;
-        let new_files: Vec<AddFile> = if let Some(entries) = entries {
-            let mut files = Vec::new();
-            for e in entries {
-                // Ingest commits record offsets; compaction only rewrites rows already folded.
-                if e.offsets.is_empty() {
-                    continue;
-                }
-                newest_commit_ms = newest_commit_ms.max(e.timestamp_ms);
-                files.extend(e.add.into_iter().filter(|f| f.table == table));
-            }
-            files
-        } else {
-            snap.table_files(table).cloned().collect()
-        };
-        let mut billing_dates: BTreeSet<String> = BTreeSet::new();
-        for f in &new_files {
-            let Some(h) = hour_of(&f.path) else { continue };
-            let live = snap.files.contains_key(&f.path);
-            match stream {
-                Stream::Costs => {
-                    billing_dates.insert(h.0);
-                }
-                Stream::Metrics => {
-                    let plan = plans.entry(h).or_default();
-                    if live {
-                        plan.new_metrics.push(f.path.clone());
-                    } else {
-                        plan.recompute_metrics = true;
-                    }
-                }
-                Stream::Logs => {
-                    let plan = plans.entry(h).or_default();
-                    if live {
-                        plan.new_logs.push(f.path.clone());
-                    } else {
-                        plan.recompute_logs = true;
-                    }
-                }
-            }
-        }
-        let refresh_opportunities = stream == Stream::Costs
-            && snap.table_files(METRIC_ROLLUPS_1H).next().is_some()
-            && crate::cost::run::CostState::of(&snap)
-                .opportunities_at
-                .is_some_and(|t| {
-                    chrono::Utc::now().timestamp_millis() - t
-                        >= crate::cost::run::OPPORTUNITY_REFRESH_MS
-                });
-
-        // Nothing new for this stream: record nothing, unless the unread tail of the log grows
-        // long enough to be worth skipping next time.
-        if plans.is_empty()
-            && billing_dates.is_empty()
-            && !refresh_opportunities
-            && !rebuild
-            && snap.version - prev.version < 100
-        {
-            if stream == Stream::Metrics {
-                METRICS.lag_versions.set(0);
-            }
-            METRICS.cycles.with_label_values(&["idle"]).inc();
-            return Ok(CycleReport::default());
-        }
-
-        let mut report = CycleReport::default();
-        let mut add: Vec<AddFile> = Vec::new();
-        let mut remove: Vec<String> = Vec::new();
-        if rebuild {
-            info!(
-                stream = stream.name(),
-                from_ms = prev.window_ms,
-                to_ms = window_ms,
-                "rebuilding this stream's rollups (the window changed, or the log was trimmed \
-                 past its progress)"
-            );
-            for t in stream.rollup_tables() {
-                remove.extend(snap.table_files(t).map(|f| f.path.clone()));
-            }
-        }
-        let mut updated: Vec<HourRollups> = Vec::new();
-        let outcome = async {
-            let plans: Vec<_> = plans.iter().collect();
-            for chunk in plans.chunks(HOURS_FOLDED_TOGETHER) {
-                stopping()?;
-                // The new raw metric files of these hours, folded together on every core.
-                let raw: Vec<Option<Vec<String>>> = chunk
-                    .iter()
-                    .map(|((date, hour), plan)| metric_files(&snap, date, *hour, plan))
-                    .collect();
-                let groups: Vec<Vec<String>> = raw.iter().flatten().cloned().collect();
-                let mut folded = fold_metric_files(&self.lake, &groups, window_ms)
-                    .await?
-                    .into_iter()
-                    .zip(groups.iter().map(Vec::len));
-                debug!(
-                    stream = stream.name(),
-                    files = groups.iter().map(Vec::len).sum::<usize>(),
-                    ms = started.elapsed().as_millis() as u64,
-                    "raw metric files folded"
-                );
-                // The hours of the chunk at once: their CPU work runs on blocking threads.
-                let hours = chunk.iter().zip(&raw).map(|(((date, hour), plan), raw)| {
-                    let folded = raw.as_ref().and_then(|_| folded.next());
-                    self.process_hour(&snap, date, *hour, plan, window_ms, from_scratch, folded)
-                });
-                for ((files, rows, hr, removed), (_, plan)) in futures::future::try_join_all(hours)
-                    .await?
-                    .into_iter()
-                    .zip(chunk)
-                {
-                    report.files_read += plan.new_metrics.len() + plan.new_logs.len();
-                    report.hours += 1;
-                    report.rows_written += rows;
-                    add.extend(files);
-                    remove.extend(removed);
-                    updated.push(hr);
-                }
-            }
-            Ok::<_, ProcessError>(())
-        }
-        .await;
-        if let Err(e) = outcome {
-            self.discard(&add).await;
-            return Err(e);
-        }
-
-        debug!(
-            stream = stream.name(),
-            ms = started.elapsed().as_millis() as u64,
-            "rollups built"
+        let cx = Cycle::new(
+            &self.lake,
+            &snap,
+            &self.config,
+            &self.detect_config,
+            &self.writer,
+            stop,
         );
-        let mut state = BTreeMap::new();
-        let detected = match stopping() {
-            Ok(()) => self.detect(&snap, updated, window_ms).await,
-            Err(e) => Err(e),
+        let Some(plan) = job.plan(&cx).await? else {
+            METRICS.cycles.with_label_values(&["idle"]).inc();
+            return Ok(CycleReport::default());
         };
-        let detections = match detected {
-            Ok((files, marks, counts)) => {
-                add.extend(files);
-                for (k, m) in marks {
-                    state.insert(k, serde_json::to_value(m).expect("marks serialize"));
-                }
-                counts
-            }
+        let work = match job.run(&cx, &plan).await {
+            Ok(work) => work,
             Err(e) => {
-                self.discard(&add).await;
+                cx.discard().await;
                 return Err(e);
             }
         };
-        debug!(
-            stream = stream.name(),
-            ms = started.elapsed().as_millis() as u64,
-            "detection done"
-        );
-        if stream == Stream::Costs && (!billing_dates.is_empty() || refresh_opportunities) {
-            let costs = match stopping() {
-                Ok(()) => self.costs(&snap, &billing_dates).await,
-                Err(e) => Err(e),
-            };
-            let costs = match costs {
-                Ok(w) => w,
-                Err(e) => {
-                    self.discard(&add).await;
-                    return Err(e);
-                }
-            };
-            report.cost_days = costs.days;
-            report.opportunities = costs.opportunities as u64;
-            add.extend(costs.add);
-            remove.extend(costs.remove);
-            if let Some(cs) = costs.state {
-                state.insert(
-                    crate::cost::run::COST_STATE_KEY.to_string(),
-                    serde_json::to_value(cs).expect("cost state serializes"),
-                );
-            }
-        }
-        let next = Progress {
-            version: snap.version,
-            window_ms,
-        };
-        state.insert(
-            stream.progress_key().to_string(),
-            serde_json::to_value(next).expect("progress serializes"),
-        );
+        let key = job.progress_key();
+        let before = snap.state.get(key).cloned();
+        let mut report = work.report;
+        let added = work.add.clone();
         let entry = LogEntry {
             writer: self.writer.clone(),
-            add: add.clone(),
-            remove: remove.clone(),
-            state,
+            add: work.add,
+            remove: work.remove,
+            state: work.state,
             ..Default::default()
         };
         let committed = self
             .lake
-            .commit(entry, move |s| {
-                let now = progress(s, stream);
-                if now == prev {
+            .commit(entry, move |s: &Snapshot| {
+                if s.state.get(key) == before.as_ref() {
                     Ok(())
                 } else {
                     Err(format!(
-                        "another processor recorded {} version {} since this cycle began at {}",
-                        stream.name(),
-                        now.version,
-                        prev.version
+                        "another processor recorded progress under {key} since this cycle \
+                         began at version {}",
+                        snap.version
                     ))
                 }
             })
@@ -454,36 +192,11 @@ impl Processor {
         match committed {
             Ok(v) => {
                 report.committed = Some(v);
-                report.anomalies = detections.0;
-                report.regressions = detections.1;
-                METRICS
-                    .detections
-                    .with_label_values(&["anomaly"])
-                    .inc_by(detections.0);
-                METRICS
-                    .detections
-                    .with_label_values(&["regression"])
-                    .inc_by(detections.1);
-                for f in &add {
-                    METRICS
-                        .windows_written
-                        .with_label_values(&[&f.table])
-                        .inc_by(f.rows);
-                }
-                if newest_commit_ms > 0 && stream == Stream::Metrics {
-                    let lag = chrono::Utc::now().timestamp_millis() - newest_commit_ms;
-                    METRICS.lag_seconds.set(lag.max(0) / 1000);
-                }
-                if stream == Stream::Metrics {
-                    METRICS.lag_versions.set(0);
-                }
-                METRICS.cycles.with_label_values(&["ok"]).inc();
-                METRICS
-                    .cycle_seconds
-                    .observe(started.elapsed().as_secs_f64());
+                record_metrics(&report, &added, started);
+                job.committed(&plan);
                 if report.hours > 0 || report.cost_days > 0 {
                     info!(
-                        stream = stream.name(),
+                        job = job.name(),
                         version = v,
                         hours = report.hours,
                         files = report.files_read,
@@ -500,215 +213,95 @@ impl Processor {
                     reason,
                     "another processor got there first; dropping this cycle"
                 );
-                self.discard(&add).await;
+                cx.discard().await;
                 METRICS.cycles.with_label_values(&["conflict"]).inc();
-                report.lost_race = true;
-                report.committed = None;
-                Ok(report)
+                Ok(CycleReport {
+                    lost_race: true,
+                    ..CycleReport::default()
+                })
             }
             Err(CommitError::Lake(e)) => {
-                self.discard(&add).await;
+                cx.discard().await;
                 Err(e.into())
             }
         }
     }
+}
 
-    pub(crate) async fn write_flat(
-        &self,
-        table: &str,
-        batch: RecordBatch,
-    ) -> Result<AddFile, ProcessError> {
-        let rel = format!(
-            "{table}/part-{}-{}.parquet",
-            self.writer,
-            uuid::Uuid::new_v4().simple()
-        );
-        self.write_at(table, rel, batch).await
+/// The processor's `/metrics` after a committed cycle.
+fn record_metrics(report: &CycleReport, added: &[opslake_lake::AddFile], started: Instant) {
+    METRICS
+        .detections
+        .with_label_values(&["anomaly"])
+        .inc_by(report.anomalies);
+    METRICS
+        .detections
+        .with_label_values(&["regression"])
+        .inc_by(report.regressions);
+    for f in added {
+        METRICS
+            .windows_written
+            .with_label_values(&[&f.table])
+            .inc_by(f.rows);
+    }
+    METRICS.cycles.with_label_values(&["ok"]).inc();
+    METRICS
+        .cycle_seconds
+        .observe(started.elapsed().as_secs_f64());
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A [`Job`] of any plan type, as the runner holds it.
+trait AnyJob: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn cycle<'a>(
+        &'a self,
+        processor: &'a Processor,
+        stop: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<CycleReport, ProcessError>>;
+}
+
+impl<J: Job> AnyJob for J {
+    fn name(&self) -> &'static str {
+        Job::name(self)
     }
 
-    pub(crate) async fn discard(&self, files: &[AddFile]) {
-        for f in files {
-            let _ = self.lake.store().delete(&self.lake.path(&f.path)).await;
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn process_hour(
-        &self,
-        snap: &Snapshot,
-        date: &str,
-        hour: u32,
-        plan: &HourPlan,
-        window_ms: i64,
-        from_scratch: bool,
-        folded: Option<(MetricWindows, usize)>,
-    ) -> Result<(Vec<AddFile>, u64, HourRollups, Vec<String>), ProcessError> {
-        let mut remove = Vec::new();
-        let mut add = Vec::new();
-        let mut rows = 0u64;
-        let stored = |table: &'static str| -> Vec<String> {
-            snap.table_files(table)
-                .filter(|f| in_hour(&f.path, table, date, hour))
-                .map(|f| f.path.clone())
-                .collect()
-        };
-        let mut hour_rollups = HourRollups {
-            date: date.to_string(),
-            hour,
-            metrics: MetricWindows::default(),
-            logs: LogWindows::new(),
-        };
-
-        // Metrics: stored rollups plus new raw rows, or every raw row of the hour.
-        if let Some((folded, raw_files)) = folded {
-            let old_1m = stored(METRIC_ROLLUPS_1M);
-            let old_1h = stored(METRIC_ROLLUPS_1H);
-            let base = if plan.recompute_metrics || from_scratch {
-                Vec::new()
-            } else {
-                old_1m.clone()
-            };
-            let mut base_batches = Vec::new();
-            for p in &base {
-                base_batches.push((p.clone(), read_batches(&self.lake, p).await?));
-            }
-            let mode = if plan.recompute_metrics {
-                "recompute"
-            } else {
-                "incremental"
-            };
-            METRICS
-                .files_processed
-                .with_label_values(&["metrics", mode])
-                .inc_by(raw_files as u64);
-            // Merging, the hourly rollups and their rows are CPU work: on a blocking thread, so
-            // that the hours of a cycle build theirs on every core.
-            let (windows, batches) = tokio::task::spawn_blocking(move || {
-                let mut interner = SeriesInterner::default();
-                let mut windows = MetricWindows::default();
-                for (path, batches) in &base_batches {
-                    for b in batches {
-                        load_metric_rollups(b, &mut interner, &mut windows).map_err(|source| {
-                            ProcessError::Rows {
-                                path: path.clone(),
-                                source,
-                            }
-                        })?;
-                    }
-                }
-                merge_windows(&mut windows, folded);
-                let hourly = coarsen(&windows, HOUR_MS);
-                let batches = [
-                    (METRIC_ROLLUPS_1M, metric_rollup_batch(&windows, window_ms)?),
-                    (METRIC_ROLLUPS_1H, metric_rollup_batch(&hourly, HOUR_MS)?),
-                ];
-                Ok::<_, ProcessError>((windows, batches))
-            })
-            .await??;
-            for (table, batch) in batches {
-                rows += batch.num_rows() as u64;
-                add.push(self.write(table, date, hour, batch).await?);
-            }
-            remove.extend(old_1m);
-            remove.extend(old_1h);
-            hour_rollups.metrics = windows;
-        }
-
-        if !plan.new_logs.is_empty() || plan.recompute_logs {
-            let old = stored(LOG_ROLLUPS_1M);
-            let (base, raw): (Vec<String>, Vec<String>) = if plan.recompute_logs {
-                let all = snap
-                    .table_files("logs")
-                    .filter(|f| in_hour(&f.path, "logs", date, hour))
-                    .map(|f| f.path.clone())
-                    .collect();
-                (Vec::new(), all)
-            } else if from_scratch {
-                (Vec::new(), plan.new_logs.clone())
-            } else {
-                (old.clone(), plan.new_logs.clone())
-            };
-            let mut windows = LogWindows::new();
-            for p in &base {
-                for b in read_batches(&self.lake, p).await? {
-                    load_log_rollups(&b, &mut windows).map_err(|source| ProcessError::Rows {
-                        path: p.clone(),
-                        source,
-                    })?;
-                }
-            }
-            for p in &raw {
-                for b in read_batches(&self.lake, p).await? {
-                    fold_logs(&b, window_ms, &mut windows).map_err(|source| {
-                        ProcessError::Rows {
-                            path: p.clone(),
-                            source,
-                        }
-                    })?;
-                }
-            }
-            let mode = if plan.recompute_logs {
-                "recompute"
-            } else {
-                "incremental"
-            };
-            METRICS
-                .files_processed
-                .with_label_values(&["logs", mode])
-                .inc_by(raw.len() as u64);
-            let batch = log_rollup_batch(&windows, window_ms)?;
-            rows += batch.num_rows() as u64;
-            add.push(self.write(LOG_ROLLUPS_1M, date, hour, batch).await?);
-            remove.extend(old);
-            hour_rollups.logs = windows;
-        }
-        Ok((add, rows, hour_rollups, remove))
-    }
-
-    async fn write(
-        &self,
-        table: &str,
-        date: &str,
-        hour: u32,
-        batch: RecordBatch,
-    ) -> Result<AddFile, ProcessError> {
-        let rel = data_file_path(table, date, hour, &self.writer);
-        self.write_at(table, rel, batch).await
-    }
-
-    /// Encodes `batch` as Parquet and uploads it to `rel`; it joins the lake with the commit.
-    pub(crate) async fn write_at(
-        &self,
-        table: &str,
-        rel: String,
-        batch: RecordBatch,
-    ) -> Result<AddFile, ProcessError> {
-        let rows = batch.num_rows() as u64;
-        let bytes = tokio::task::spawn_blocking(move || encode_parquet(&[batch])).await??;
-        Ok(upload(&self.lake, &rel, table, rows, bytes).await?)
+    fn cycle<'a>(
+        &'a self,
+        processor: &'a Processor,
+        stop: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<CycleReport, ProcessError>> {
+        Box::pin(processor.cycle_job(self, stop))
     }
 }
 
-/// Counts of stored rollup rows by table, for tests and operators.
-pub fn rollup_files(snap: &Snapshot) -> HashMap<String, usize> {
-    let mut out = HashMap::new();
-    for t in [METRIC_ROLLUPS_1M, METRIC_ROLLUPS_1H, LOG_ROLLUPS_1M] {
-        out.insert(t.to_string(), snap.table_files(t).count());
-    }
-    out
+/// Counts of stored rollup files by table, for tests and operators.
+pub fn rollup_files(snap: &Snapshot) -> std::collections::HashMap<String, usize> {
+    [METRIC_ROLLUPS_1M, METRIC_ROLLUPS_1H, LOG_ROLLUPS_1M]
+        .into_iter()
+        .map(|t| (t.to_string(), snap.table_files(t).count()))
+        .collect()
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use crate::read::*;
-    use crate::rollup::MetricFold;
+    use crate::rollup::{
+        load_log_rollups, load_metric_rollups, LogWindows, MetricFold, MetricWindows,
+        SeriesInterner,
+    };
     use datafusion::arrow::datatypes::DataType;
+    use datafusion::arrow::record_batch::RecordBatch;
     use opslake_lake::batch::{Batch, Provenance};
+    use opslake_lake::write::encode_parquet;
+    use opslake_lake::{AddFile, LakeError};
     use opslake_schemas::decode::{decode_value, EventKind};
     use opslake_sketch::{DDSketch, DEFAULT_ALPHA};
     use rand::{Rng, SeedableRng};
     use rand_distr::{Distribution, LogNormal};
+    use std::collections::{BTreeMap, HashMap};
     use std::time::Duration;
 
     /// Commits `events` the way ingest does: one file per table and hour, with the Kafka

@@ -17,7 +17,7 @@ use datafusion::physical_plan::{displayable, ExecutionPlan};
 use lru::LruCache;
 use prometheus::{register_int_counter_vec, register_int_gauge, IntCounterVec, IntGauge};
 
-use crate::engine::QueryResult;
+use crate::result::QueryResult;
 
 struct CacheMetrics {
     requests: IntCounterVec,

@@ -5,7 +5,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
-use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -21,6 +20,7 @@ use crate::cache::{self, ResultCache};
 use crate::error::{from_datafusion, ApiError};
 use crate::guard;
 use crate::prune::TimePartitioned;
+pub use crate::result::QueryResult;
 use crate::store::{LiveFiles, SnapshotStore};
 
 /// Limits of one query.
@@ -45,15 +45,6 @@ impl Default for QueryLimits {
             cache_bytes: 256 << 20,
         }
     }
-}
-
-/// A query's answer.
-#[derive(Clone)]
-pub struct QueryResult {
-    pub schema: SchemaRef,
-    pub batches: Vec<RecordBatch>,
-    /// True when rows beyond `max_rows` were left out.
-    pub truncated: bool,
 }
 
 /// DataFusion over the lake; cheap to share.

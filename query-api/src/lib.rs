@@ -9,7 +9,9 @@ pub mod grafana;
 pub mod guard;
 pub mod prune;
 pub mod reports;
+pub mod result;
 pub mod routes;
+pub mod state;
 pub mod store;
 
 pub use engine::{QueryEngine, QueryLimits};

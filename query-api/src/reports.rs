@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 
 use crate::encode;
 use crate::error::ApiError;
-use crate::routes::AppState;
+use crate::state::AppState;
 
 const LIST: &str = "SELECT report_id, kind, \"trigger\", generated_at, period_start, period_end, \
     summary, spend_to_date, month_end_forecast, next_30_days_forecast, currency \

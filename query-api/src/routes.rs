@@ -18,96 +18,10 @@ use prometheus::{
 use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
-use tokio::sync::Semaphore;
 
 use crate::encode;
-use crate::engine::QueryEngine;
 use crate::error::ApiError;
-
-/// Settings of the HTTP layer.
-#[derive(Clone)]
-pub struct ApiConfig {
-    /// When set, every endpoint but `/healthz` and `/readyz` needs `Authorization: Bearer <token>`.
-    pub api_token: Option<Secret>,
-    /// Largest accepted request body, bytes.
-    pub max_body_bytes: usize,
-    /// Queries running at once; more are answered 429.
-    pub max_concurrent_queries: usize,
-    /// What `/readyz` asks of ingest (a broker answers, no partition stalled); `None` when
-    /// this process does not ingest.
-    pub ingest: Option<Arc<dyn IngestReadiness>>,
-    /// Origins allowed to call the API from a browser (CORS), e.g. Grafana's URL; `*` allows
-    /// any. Empty: no CORS headers.
-    pub cors_origins: Vec<String>,
-    /// How long a query beyond `max_concurrent_queries` waits for a turn before it is answered
-    /// 429 (a dashboard sends its panels at once).
-    pub queue_timeout: Duration,
-}
-
-impl std::fmt::Debug for ApiConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiConfig")
-            .field("api_token", &self.api_token)
-            .field("max_body_bytes", &self.max_body_bytes)
-            .field("max_concurrent_queries", &self.max_concurrent_queries)
-            .field("ingest", &self.ingest.is_some())
-            .field("cors_origins", &self.cors_origins)
-            .field("queue_timeout", &self.queue_timeout)
-            .finish()
-    }
-}
-
-impl Default for ApiConfig {
-    fn default() -> Self {
-        Self {
-            api_token: None,
-            max_body_bytes: 1 << 20,
-            max_concurrent_queries: 8,
-            ingest: None,
-            cors_origins: Vec::new(),
-            queue_timeout: Duration::from_secs(5),
-        }
-    }
-}
-
-/// Shared state of the handlers.
-#[derive(Clone)]
-pub struct AppState {
-    pub engine: Arc<QueryEngine>,
-    pub config: Arc<ApiConfig>,
-    pub queries: Arc<Semaphore>,
-}
-
-impl AppState {
-    /// A turn to run a query: at once when fewer than `max_concurrent_queries` run, else after
-    /// waiting up to `queue_timeout` in line.
-    ///
-    /// # Errors
-    /// [`ApiError::Busy`] (429) when no turn came in time.
-    pub async fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
-        if let Ok(p) = self.queries.clone().try_acquire_owned() {
-            return Ok(p);
-        }
-        match tokio::time::timeout(
-            self.config.queue_timeout,
-            self.queries.clone().acquire_owned(),
-        )
-        .await
-        {
-            Ok(Ok(p)) => Ok(p),
-            _ => Err(ApiError::Busy),
-        }
-    }
-
-    pub fn new(engine: Arc<QueryEngine>, config: ApiConfig) -> Self {
-        let queries = Arc::new(Semaphore::new(config.max_concurrent_queries.max(1)));
-        Self {
-            engine,
-            config: Arc::new(config),
-            queries,
-        }
-    }
-}
+pub use crate::state::{ApiConfig, AppState, IngestReadiness, NotReady};
 
 struct ApiMetrics {
     requests: IntCounterVec,
@@ -241,26 +155,6 @@ async fn openapi() -> Response {
 
 async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
-}
-
-/// Why a part of the process is not ready, as `/readyz` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NotReady(pub String);
-
-impl std::fmt::Display for NotReady {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// What `/readyz` asks of a process that ingests. The binary passes ingest's own checks in, so
-/// the query side links no Kafka client.
-#[async_trait::async_trait]
-pub trait IngestReadiness: Send + Sync {
-    /// `Ok` when a broker answers (within a few seconds).
-    async fn broker(&self) -> Result<(), NotReady>;
-    /// `Ok` unless partitions have events to read and nobody consumes them.
-    fn partitions(&self) -> Result<(), NotReady>;
 }
 
 /// Ready when the lake's log is readable and, for a server that ingests, a broker answers.
@@ -463,6 +357,7 @@ async fn tables(State(state): State<AppState>) -> Result<Json<serde_json::Value>
 
 #[cfg(test)]
 mod tests {
+    use crate::engine::QueryEngine;
     use axum::body::Body;
     use axum::http::{Request, StatusCode};
     use tower::ServiceExt;

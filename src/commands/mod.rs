@@ -85,8 +85,3 @@ pub(crate) async fn dispatch(command: Command, cfg: Config) -> anyhow::Result<()
         Command::Sql { query, format } => sql::sql(cfg, &query, &format).await,
     }
 }
-
-/// A writer name for lake commits: the role and a short random id.
-pub(crate) fn writer_name(role: &str) -> String {
-    format!("{role}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
-}

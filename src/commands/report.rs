@@ -8,8 +8,8 @@ use opslake_lake::Lake;
 use opslake_processor::report::schedule::{generate, Delivery, Trigger};
 use tokio_util::sync::CancellationToken;
 
-use crate::commands::writer_name;
 use crate::config::Config;
+use crate::supervisor::writer_name;
 
 pub(crate) async fn report_forecast(
     cfg: Config,

@@ -5,8 +5,8 @@ use std::time::Duration;
 use anyhow::Context;
 use opslake_lake::Lake;
 
-use crate::commands::writer_name;
 use crate::config::Config;
+use crate::supervisor::writer_name;
 
 /// `opslake retention`: trims old days of the chosen tables.
 pub(crate) async fn retention(

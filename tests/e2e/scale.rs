@@ -146,16 +146,16 @@ fn three_ingest_two_processors_on_s3_survive_a_kill_of_each() {
     ] {
         assert_same_answers(&a.rows(q), &b.rows(q), q);
     }
-    // The surviving processor takes over every stream once the killed one's heartbeat lapses
+    // The surviving processor takes over every job once the killed one's heartbeat lapses
     // (5 s with a 1 s interval); the data above may be complete before that.
     wait_for(
-        "the survivor to run every stream",
+        "the survivor to run every job",
         Duration::from_secs(60),
         || {
             let log = process[1].log();
             let last = log
                 .lines()
-                .rfind(|l| l.contains("processor streams assigned"))
+                .rfind(|l| l.contains("processor jobs assigned"))
                 .unwrap_or_default()
                 .to_string();
             last.contains(r#"["metrics", "logs", "costs"]"#)

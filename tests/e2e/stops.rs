@@ -57,12 +57,12 @@ fn sigterm_during_a_backfill_exits_0_in_time_and_the_rollups_end_exact() {
     for stop in 0..4 {
         let mut process = setup.spawn_listening("process", &env);
         wait_for(
-            "the processor to take its streams",
+            "the processor to take its jobs",
             Duration::from_secs(60),
             || {
                 process
                     .log()
-                    .contains("processor streams assigned")
+                    .contains("processor jobs assigned")
                     .then_some(())
             },
         );

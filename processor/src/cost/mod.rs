@@ -1,10 +1,10 @@
 //! Cost analytics over the billing table: `cost_daily`, 30-day forecasts with intervals and the
 //! backtests behind them (`cost_forecasts`, `forecast_accuracy`), and savings opportunities
-//! (`cost_opportunities`). Pure functions here; the runner reads and writes the lake.
+//! (`cost_opportunities`). Pure functions here; the costs job ([`crate::jobs::costs`]) reads and
+//! writes the lake.
 
 pub mod daily;
 pub mod opportunities;
-pub mod run;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -20,7 +20,18 @@ use serde::{Deserialize, Serialize};
 use crate::forecast::{forecast_series, ForecastConfig, Point, SeriesForecast, TooShort};
 use crate::rollup::ts_builder;
 use daily::{day_of, Daily};
-pub use opportunities::{find_opportunities, GaugeUsage, Opportunity, OpportunityConfig, Usage};
+pub use opportunities::{
+    find_opportunities, fold_gauges, GaugeUsage, Opportunity, OpportunityConfig, Usage,
+};
+
+/// Daily cost by provider, service and resource.
+pub const COST_DAILY: &str = "cost_daily";
+/// 30-day forecasts with 80% and 95% intervals.
+pub const COST_FORECASTS: &str = "cost_forecasts";
+/// The backtests behind the forecasts.
+pub const FORECAST_ACCURACY: &str = "forecast_accuracy";
+/// Savings opportunities.
+pub const COST_OPPORTUNITIES: &str = "cost_opportunities";
 
 /// Settings of cost analytics (`[processor.costs]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -8,7 +8,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::TimestampMillisecondType;
+use datafusion::arrow::error::ArrowError;
+use datafusion::arrow::record_batch::RecordBatch;
+
 use super::daily::{Daily, DAY_MS};
+use crate::columns::{column, map_entries, strings, timestamps};
+use crate::rollup::sketch_from;
 use opslake_sketch::DDSketch;
 
 /// Thresholds of the opportunity rules.
@@ -437,6 +444,42 @@ fn provider_disparities(
         }
     }
     out
+}
+
+/// Folds hourly rollups of a utilization gauge (rows named `metric` with a `resource_id` label)
+/// into per-resource usage.
+///
+/// # Errors
+/// When the batch is not a metric rollup.
+pub fn fold_gauges(
+    batch: &RecordBatch,
+    metric: &str,
+    from_ms: i64,
+    into: &mut HashMap<String, GaugeUsage>,
+) -> Result<(), ArrowError> {
+    let name = strings(batch, "name")?;
+    let name = name.as_string::<i32>();
+    let end = timestamps(batch, "window_end")?;
+    let end = end.as_primitive::<TimestampMillisecondType>();
+    let labels = column(batch, "labels")?;
+    let labels = labels.as_map();
+    let sketch = column(batch, "sketch")?;
+    let mut pairs = Vec::new();
+    for row in 0..batch.num_rows() {
+        if name.is_null(row) || name.value(row) != metric || end.value(row) <= from_ms {
+            continue;
+        }
+        map_entries(labels, row, &mut pairs);
+        let Some((_, id)) = pairs.iter().find(|(k, _)| *k == "resource_id") else {
+            continue;
+        };
+        if let Some(s) = sketch_from(&sketch, row)? {
+            into.entry((*id).to_string())
+                .or_default()
+                .add_hour(end.value(row), &s);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

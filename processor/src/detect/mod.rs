@@ -3,6 +3,5 @@
 
 pub mod anomaly;
 pub mod changepoint;
-mod cycle;
 pub mod nab;
 pub mod run;

@@ -27,8 +27,8 @@ use tracing::{info, warn};
 
 use super::{build, html, ForecastReport, ReportInputs};
 use crate::cost::daily::load_daily;
-use crate::cost::run::{COST_DAILY, COST_FORECASTS, COST_OPPORTUNITIES, FORECAST_ACCURACY};
 use crate::cost::{load_accuracy, load_forecasts, load_opportunities};
+use crate::cost::{COST_DAILY, COST_FORECASTS, COST_OPPORTUNITIES, FORECAST_ACCURACY};
 use crate::error::ProcessError;
 use crate::metrics::METRICS;
 use crate::read::read_batches;
@@ -385,7 +385,9 @@ impl Delivery {
                 .build();
             let ok = retry("webhook", self.attempts, self.retry_delay, shutdown, || {
                 let body = body.clone();
-                let client = client.as_ref().map_err(ToString::to_string).cloned();
+                let client = client
+                    .as_ref()
+                    .map_err(|e| DeliveryError::Client(e.to_string()));
                 async move {
                     let r = client?
                         .post(url.expose())
@@ -394,11 +396,11 @@ impl Delivery {
                         .send()
                         .await
                         // reqwest's error names the URL, a secret.
-                        .map_err(|e| e.without_url().to_string())?;
+                        .map_err(|e| DeliveryError::Http(e.without_url()))?;
                     if r.status().is_success() {
                         Ok(())
                     } else {
-                        Err(format!("answered {}", r.status()))
+                        Err(DeliveryError::Status(r.status()))
                     }
                 }
             })
@@ -422,7 +424,23 @@ impl Delivery {
     }
 }
 
-async fn produce(target: &KafkaTarget, key: &str, body: Vec<u8>) -> Result<(), String> {
+/// Why one attempt to deliver a report failed.
+#[derive(Debug, thiserror::Error)]
+enum DeliveryError {
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+    /// The request failed (the error carries no URL: a webhook URL is a secret).
+    #[error("the webhook request failed: {0}")]
+    Http(reqwest::Error),
+    #[error("the webhook answered {0}")]
+    Status(reqwest::StatusCode),
+    #[error("cannot create the report topic: {0}")]
+    Topic(#[from] opslake_kafka::KafkaSetupError),
+    #[error("cannot produce the report: {0}")]
+    Produce(#[from] rdkafka::error::KafkaError),
+}
+
+async fn produce(target: &KafkaTarget, key: &str, body: Vec<u8>) -> Result<(), DeliveryError> {
     use rdkafka::producer::{FutureProducer, FutureRecord};
     let KafkaTarget {
         brokers,
@@ -431,13 +449,10 @@ async fn produce(target: &KafkaTarget, key: &str, body: Vec<u8>) -> Result<(), S
         replication_factor,
     } = target;
     // Brokers that do not create topics on first use still take the report.
-    opslake_kafka::create_topics(brokers, extra, &[topic], 1, *replication_factor)
-        .await
-        .map_err(|e| format!("{e}"))?;
+    opslake_kafka::create_topics(brokers, extra, &[topic], 1, *replication_factor).await?;
     let producer: FutureProducer = opslake_kafka::client_config(brokers, extra)
         .set("message.timeout.ms", "10000")
-        .create()
-        .map_err(|e| e.to_string())?;
+        .create()?;
     producer
         .send(
             FutureRecord::to(topic).key(key).payload(&body),
@@ -445,7 +460,7 @@ async fn produce(target: &KafkaTarget, key: &str, body: Vec<u8>) -> Result<(), S
         )
         .await
         .map(|_| ())
-        .map_err(|(e, _)| e.to_string())
+        .map_err(|(e, _)| e.into())
 }
 
 /// Runs `f` up to `attempts` times with doubling waits; true when it succeeded.
@@ -458,7 +473,7 @@ async fn retry<F, Fut>(
 ) -> bool
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>>,
+    Fut: std::future::Future<Output = Result<(), DeliveryError>>,
 {
     let mut wait = delay;
     for attempt in 1..=attempts {
@@ -469,7 +484,7 @@ where
                     target_kind = what,
                     attempt,
                     attempts,
-                    error = e,
+                    error = %e,
                     "report delivery failed"
                 );
                 if attempt == attempts {

@@ -10,8 +10,8 @@ use datafusion::arrow::datatypes::{DataType, Float64Type, TimeUnit, TimestampMil
 use serde_json::{json, Value};
 
 use crate::encode;
-use crate::engine::QueryResult;
 use crate::error::ApiError;
+use crate::result::QueryResult;
 
 fn is_time(t: &DataType) -> bool {
     matches!(

@@ -23,9 +23,9 @@ use datafusion::arrow::datatypes::DataType;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::engine::QueryResult;
 use crate::error::ApiError;
-use crate::routes::AppState;
+use crate::result::QueryResult;
+use crate::state::AppState;
 use catalog::{AdhocFilter, Ctx, Options, Shape};
 use frames::Frame;
 use macros::{parse_duration_ms, Window};

@@ -1,38 +1,34 @@
-//! The cost step of a processing cycle. Days whose billing changed are recomputed from every
-//! live billing file of the day (so `cost_daily` stays exact as late and revised rows arrive);
-//! forecasts are redone when a complete day changed or a new day completed; opportunities are
-//! redone whenever billing changed. Everything lands in the cycle's one commit.
+//! The costs job. Days whose billing changed are recomputed from every live billing file of
+//! the day (so `cost_daily` stays exact as late and revised rows arrive); forecasts are redone
+//! when a complete day changed or a new day completed; opportunities are redone whenever
+//! billing changed, and every few minutes while utilization gauges keep arriving. Everything
+//! lands in the cycle's one commit.
 
 use std::collections::{BTreeSet, HashMap};
 
-use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::datatypes::TimestampMillisecondType;
-use datafusion::arrow::error::ArrowError;
-use datafusion::arrow::record_batch::RecordBatch;
 use opslake_lake::{AddFile, Snapshot};
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
-use super::daily::{daily_batch, date_string, fold_billing, load_daily, parse_date, Daily, DAY_MS};
-use super::{
-    accuracy_batch, cost_series, currency, find_opportunities, forecast_all, forecast_batch,
-    last_complete_day, opportunity_batch, GaugeUsage, Usage,
+use crate::cost::daily::{
+    daily_batch, date_string, fold_billing, load_daily, parse_date, Daily, DAY_MS,
 };
-use crate::columns::{column, map_entries, strings, timestamps};
-use crate::rollup::sketch_from;
-use opslake_lake::layout::{day_prefix, hour_of};
-
+use crate::cost::{
+    accuracy_batch, cost_series, currency, find_opportunities, fold_gauges, forecast_all,
+    forecast_batch, last_complete_day, opportunity_batch, GaugeUsage, Usage,
+};
+use crate::cost::{COST_DAILY, COST_FORECASTS, COST_OPPORTUNITIES, FORECAST_ACCURACY};
 use crate::error::ProcessError;
-use crate::read::read_batches;
-use crate::runner::Processor;
+use crate::job::{state, Cycle, Job, RawChanges, Work};
+use crate::read::load_file;
+use crate::rollup::METRIC_ROLLUPS_1H;
+use opslake_lake::layout::{day_prefix, hour_of, HOUR_MS};
 
-pub const COST_DAILY: &str = "cost_daily";
-pub const COST_FORECASTS: &str = "cost_forecasts";
-pub const FORECAST_ACCURACY: &str = "forecast_accuracy";
-pub const COST_OPPORTUNITIES: &str = "cost_opportunities";
-
-/// State key of the cost step in the lake.
+/// State key of what the cost job computed last ([`CostState`]).
 pub const COST_STATE_KEY: &str = "processor.costs";
+
+/// State key of the costs job's progress through the billing table.
+pub const PROGRESS_KEY: &str = "processor.costs.progress";
 
 /// What the cost step recorded last.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,22 +47,87 @@ pub const OPPORTUNITY_REFRESH_MS: i64 = 5 * 60_000;
 impl CostState {
     /// The state recorded in `snap`.
     pub fn of(snap: &Snapshot) -> Self {
-        snap.state
-            .get(COST_STATE_KEY)
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
-            .unwrap_or_default()
+        state(snap, COST_STATE_KEY)
     }
 }
 
-/// Files and state of the cost step, for the cycle's commit.
+/// Daily costs, forecasts and savings opportunities.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Costs;
+
+/// What a cycle of [`Costs`] does.
+#[derive(Debug)]
+pub struct CostPlan {
+    changes: RawChanges,
+    /// Billing dates (`YYYY-MM-DD`) whose rows changed.
+    dirty: BTreeSet<String>,
+    /// Whether the cost tables are recomputed: billing changed, or the opportunities are due.
+    recompute: bool,
+}
+
+impl Job for Costs {
+    type Plan = CostPlan;
+
+    fn name(&self) -> &'static str {
+        "costs"
+    }
+
+    fn progress_key(&self) -> &'static str {
+        PROGRESS_KEY
+    }
+
+    async fn plan(&self, cx: &Cycle<'_>) -> Result<Option<CostPlan>, ProcessError> {
+        let Some(changes) = RawChanges::since(cx, "billing", PROGRESS_KEY, 0).await? else {
+            return Ok(None);
+        };
+        let dirty: BTreeSet<String> = changes
+            .files
+            .iter()
+            .filter_map(|f| hour_of(&f.path).map(|(date, _)| date))
+            .collect();
+        let refresh_opportunities = cx.snap.table_files(METRIC_ROLLUPS_1H).next().is_some()
+            && CostState::of(cx.snap).opportunities_at.is_some_and(|t| {
+                chrono::Utc::now().timestamp_millis() - t >= OPPORTUNITY_REFRESH_MS
+            });
+        let recompute = !dirty.is_empty() || refresh_opportunities;
+        Ok(changes
+            .worth_a_commit(cx.snap, recompute)
+            .then_some(CostPlan {
+                changes,
+                dirty,
+                recompute,
+            }))
+    }
+
+    async fn run(&self, cx: &Cycle<'_>, plan: &CostPlan) -> Result<Work, ProcessError> {
+        let mut work = Work::default();
+        cx.stopping()?;
+        // Without it the cycle only records its progress, to skip a long unread tail of the
+        // log next time.
+        if plan.recompute {
+            let costs = recompute(cx, &plan.dirty).await?;
+            work.report.cost_days = costs.days;
+            work.report.opportunities = costs.opportunities as u64;
+            work.add = costs.add;
+            work.remove = costs.remove;
+            if let Some(cs) = costs.state {
+                work.set_state(COST_STATE_KEY, &cs);
+            }
+        }
+        work.set_state(PROGRESS_KEY, &plan.changes.next(cx.snap, 0));
+        Ok(work)
+    }
+}
+
+/// Files and state of the cost tables, for the cycle's work.
 #[derive(Debug, Default)]
-pub struct CostWork {
-    pub add: Vec<AddFile>,
-    pub remove: Vec<String>,
-    pub state: Option<CostState>,
-    pub days: usize,
-    pub forecast_series: usize,
-    pub opportunities: usize,
+struct CostWork {
+    add: Vec<AddFile>,
+    remove: Vec<String>,
+    state: Option<CostState>,
+    days: usize,
+    forecast_series: usize,
+    opportunities: usize,
 }
 
 fn daily_prefix(date: &str) -> String {
@@ -79,52 +140,13 @@ fn daily_file_date(path: &str) -> Option<&str> {
     rest.get(..10)
 }
 
-/// Folds hourly rollups of a utilization gauge (rows named `metric` with a `resource_id` label)
-/// into per-resource usage.
-///
-/// # Errors
-/// When the batch is not a metric rollup.
-pub fn fold_gauges(
-    batch: &RecordBatch,
-    metric: &str,
-    from_ms: i64,
-    into: &mut HashMap<String, GaugeUsage>,
-) -> Result<(), ArrowError> {
-    let name = strings(batch, "name")?;
-    let name = name.as_string::<i32>();
-    let end = timestamps(batch, "window_end")?;
-    let end = end.as_primitive::<TimestampMillisecondType>();
-    let labels = column(batch, "labels")?;
-    let labels = labels.as_map();
-    let sketch = column(batch, "sketch")?;
-    let mut pairs = Vec::new();
-    for row in 0..batch.num_rows() {
-        if name.is_null(row) || name.value(row) != metric || end.value(row) <= from_ms {
-            continue;
-        }
-        map_entries(labels, row, &mut pairs);
-        let Some((_, id)) = pairs.iter().find(|(k, _)| *k == "resource_id") else {
-            continue;
-        };
-        if let Some(s) = sketch_from(&sketch, row)? {
-            into.entry((*id).to_string())
-                .or_default()
-                .add_hour(end.value(row), &s);
-        }
-    }
-    Ok(())
-}
-
-impl Processor {
-    /// Recomputes the cost tables for the billing dates in `dirty` (`YYYY-MM-DD`); with no
-    /// dirty date, only the opportunities (for new utilization data).
-    pub(crate) async fn costs(
-        &self,
-        snap: &Snapshot,
-        dirty: &BTreeSet<String>,
-    ) -> Result<CostWork, ProcessError> {
+/// Recomputes the cost tables for the billing dates in `dirty` (`YYYY-MM-DD`); with no dirty
+/// date, only the opportunities (for new utilization data).
+async fn recompute(cx: &Cycle<'_>, dirty: &BTreeSet<String>) -> Result<CostWork, ProcessError> {
+    let snap = cx.snap;
+    {
         let mut work = CostWork::default();
-        let cfg = &self.config.costs;
+        let cfg = &cx.config.costs;
         let mut full = Daily::new();
         let mut dirty_days = Vec::new();
         for date in dirty {
@@ -134,12 +156,7 @@ impl Processor {
                 .table_files("billing")
                 .filter(|f| f.path.starts_with(&prefix))
             {
-                for b in read_batches(&self.lake, &f.path).await? {
-                    fold_billing(&b, &mut day).map_err(|source| ProcessError::Rows {
-                        path: f.path.clone(),
-                        source,
-                    })?;
-                }
+                load_file(cx.lake, &f.path, |b| fold_billing(b, &mut day)).await?;
             }
             work.remove.extend(
                 snap.table_files(COST_DAILY)
@@ -147,14 +164,9 @@ impl Processor {
                     .map(|f| f.path.clone()),
             );
             if !day.is_empty() {
-                let rel = format!(
-                    "{}{}-{}.parquet",
-                    daily_prefix(date),
-                    self.writer,
-                    uuid::Uuid::new_v4().simple()
-                );
+                let rel = format!("{}{}.parquet", daily_prefix(date), cx.file_id());
                 let batch = daily_batch(&day)?;
-                work.add.push(self.write_at(COST_DAILY, rel, batch).await?);
+                work.add.push(cx.write_at(COST_DAILY, rel, batch).await?);
                 work.days += 1;
             }
             dirty_days.extend(parse_date(date));
@@ -164,12 +176,7 @@ impl Processor {
             if daily_file_date(&f.path).is_some_and(|d| dirty.contains(d)) {
                 continue;
             }
-            for b in read_batches(&self.lake, &f.path).await? {
-                load_daily(&b, &mut full).map_err(|source| ProcessError::Rows {
-                    path: f.path.clone(),
-                    source,
-                })?;
-            }
+            load_file(cx.lake, &f.path, |b| load_daily(b, &mut full)).await?;
         }
         let now = chrono::Utc::now().timestamp_millis();
         let prev = CostState::of(snap);
@@ -193,11 +200,11 @@ impl Processor {
                 work.remove.extend(table_files(FORECAST_ACCURACY));
                 let fb = forecast_batch(&outcomes, last, &cur, now)?;
                 if fb.num_rows() > 0 {
-                    work.add.push(self.write_flat(COST_FORECASTS, fb).await?);
+                    work.add.push(cx.write_flat(COST_FORECASTS, fb).await?);
                 }
                 let ab = accuracy_batch(&outcomes, now)?;
                 if ab.num_rows() > 0 {
-                    work.add.push(self.write_flat(FORECAST_ACCURACY, ab).await?);
+                    work.add.push(cx.write_flat(FORECAST_ACCURACY, ab).await?);
                 }
                 next.forecast_as_of = Some(last);
                 info!(
@@ -212,25 +219,21 @@ impl Processor {
         if let Some(end) = full.values().map(|a| a.last_period_end).max() {
             let from = end - cfg.lookback_days * DAY_MS;
             let mut gauges: HashMap<String, GaugeUsage> = HashMap::new();
-            for f in snap.table_files(crate::stream::METRIC_ROLLUPS_1H) {
+            for f in snap.table_files(METRIC_ROLLUPS_1H) {
                 let Some((date, hour)) = hour_of(&f.path) else {
                     continue;
                 };
                 let Some(day) = parse_date(&date) else {
                     continue;
                 };
-                let hour_end = i64::from(day) * DAY_MS + i64::from(hour + 1) * 3_600_000;
-                if hour_end <= from || hour_end > end + 3_600_000 {
+                let hour_end = i64::from(day) * DAY_MS + i64::from(hour + 1) * HOUR_MS;
+                if hour_end <= from || hour_end > end + HOUR_MS {
                     continue;
                 }
-                for b in read_batches(&self.lake, &f.path).await? {
-                    fold_gauges(&b, &cfg.utilization_metric, from, &mut gauges).map_err(
-                        |source| ProcessError::Rows {
-                            path: f.path.clone(),
-                            source,
-                        },
-                    )?;
-                }
+                load_file(cx.lake, &f.path, |b| {
+                    fold_gauges(b, &cfg.utilization_metric, from, &mut gauges)
+                })
+                .await?;
             }
             let usage: HashMap<String, Usage> = gauges
                 .into_iter()
@@ -243,7 +246,7 @@ impl Processor {
             if !found.is_empty() {
                 let batch = opportunity_batch(&found, now)?;
                 work.add
-                    .push(self.write_flat(COST_OPPORTUNITIES, batch).await?);
+                    .push(cx.write_flat(COST_OPPORTUNITIES, batch).await?);
             }
         }
         if next != prev {
@@ -262,7 +265,11 @@ mod tests {
     use crate::cost::{
         load_accuracy, load_forecasts, load_opportunities, AccuracyRow, ForecastRow,
     };
+    use crate::read::read_batches;
     use crate::runner::tests::ingest_commit;
+    use crate::Processor;
+    use datafusion::arrow::error::ArrowError;
+    use datafusion::arrow::record_batch::RecordBatch;
     use opslake_lake::Lake;
     use opslake_schemas::EventKind;
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 
-use crate::log::LOG_DIR;
+use super::LOG_DIR;
 use crate::Lake;
 
 /// A file of the log, by what its name says.

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Lake, LakeError};
 
+mod trim;
+
 /// A checkpoint (the whole snapshot in one file) is written every this many versions, so that
 /// opening the lake reads at most this many entries after the newest checkpoint.
 pub const CHECKPOINT_EVERY: u64 = 100;
@@ -346,8 +348,7 @@ where
             Ok(_) => {
                 snap.apply(entry);
                 if version.is_multiple_of(CHECKPOINT_EVERY) && write_checkpoint(lake, snap).await {
-                    crate::trim::trim_log(lake, version - CHECKPOINT_EVERY, lake.log_retention())
-                        .await;
+                    trim::trim_log(lake, version - CHECKPOINT_EVERY, lake.log_retention()).await;
                 }
                 return Ok(version);
             }

@@ -1,0 +1,73 @@
+//! The hours a rollup job rewrites in a cycle, and which raw and stored files each one needs.
+
+use std::collections::BTreeMap;
+
+use opslake_lake::layout::{hour_of, in_hour};
+use opslake_lake::Snapshot;
+
+use crate::job::RawChanges;
+use crate::rollup::{LogWindows, MetricWindows};
+
+/// The work of one hour of a raw table.
+#[derive(Debug, Default)]
+pub(crate) struct HourPlan {
+    /// New raw files, still live, to fold into the hour's stored rollups.
+    pub(crate) new: Vec<String>,
+    /// A new file was already compacted away: the hour is recomputed from every live raw file
+    /// (which holds the same rows).
+    pub(crate) recompute: bool,
+}
+
+/// The hours of a cycle, by `(date, hour)`.
+pub(crate) type Hours = BTreeMap<(String, u32), HourPlan>;
+
+/// The hours the new raw files of `changes` fall in.
+pub(crate) fn plan_hours(snap: &Snapshot, changes: &RawChanges) -> Hours {
+    let mut hours = Hours::new();
+    for f in &changes.files {
+        let Some(h) = hour_of(&f.path) else { continue };
+        let plan = hours.entry(h).or_default();
+        if snap.files.contains_key(&f.path) {
+            plan.new.push(f.path.clone());
+        } else {
+            plan.recompute = true;
+        }
+    }
+    hours
+}
+
+/// The raw files of `table` to fold for an hour: the new ones, or every live one when the hour
+/// is recomputed.
+pub(crate) fn raw_files(
+    snap: &Snapshot,
+    table: &str,
+    (date, hour): (&str, u32),
+    plan: &HourPlan,
+) -> Vec<String> {
+    if plan.recompute {
+        stored(snap, table, date, hour)
+    } else {
+        plan.new.clone()
+    }
+}
+
+/// The live files of `table` in `date`/`hour`.
+pub(crate) fn stored(snap: &Snapshot, table: &str, date: &str, hour: u32) -> Vec<String> {
+    snap.table_files(table)
+        .filter(|f| in_hour(&f.path, table, date, hour))
+        .map(|f| f.path.clone())
+        .collect()
+}
+
+/// The rollups of one hour after a cycle, for the detectors.
+#[derive(Debug, Default)]
+pub struct HourRollups {
+    /// The hour's date, `YYYY-MM-DD`.
+    pub date: String,
+    /// The hour of the day, 0 to 23.
+    pub hour: u32,
+    /// Its metric windows (empty for log rollups).
+    pub metrics: MetricWindows,
+    /// Its log windows (empty for metric rollups).
+    pub logs: LogWindows,
+}

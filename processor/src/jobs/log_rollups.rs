@@ -1,0 +1,133 @@
+//! The log rollups job: folds the raw log files that ingest committed since its progress into
+//! `log_rollups_1m`, hour by hour (late data and compaction as for metric rollups), then looks
+//! for error-rate anomalies in the services it changed.
+
+use opslake_lake::AddFile;
+use tracing::info;
+
+use super::detections::detect;
+use super::hours::{plan_hours, raw_files, stored, HourPlan, HourRollups, Hours};
+use super::metric_rollups::mode;
+use crate::error::ProcessError;
+use crate::job::{Cycle, Job, RawChanges, Work};
+use crate::metrics::METRICS;
+use crate::read::{load_file, HOURS_FOLDED_TOGETHER};
+use crate::rollup::{fold_logs, load_log_rollups, log_rollup_batch, LogWindows, LOG_ROLLUPS_1M};
+
+/// State key of the job's progress.
+pub const PROGRESS_KEY: &str = "processor.logs";
+
+/// The raw table the job folds.
+const RAW: &str = "logs";
+
+/// Log rollups and error-rate anomalies.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogRollups;
+
+/// What a cycle of [`LogRollups`] does.
+#[derive(Debug)]
+pub struct LogPlan {
+    changes: RawChanges,
+    hours: Hours,
+    window_ms: i64,
+}
+
+impl Job for LogRollups {
+    type Plan = LogPlan;
+
+    fn name(&self) -> &'static str {
+        "logs"
+    }
+
+    fn progress_key(&self) -> &'static str {
+        PROGRESS_KEY
+    }
+
+    async fn plan(&self, cx: &Cycle<'_>) -> Result<Option<LogPlan>, ProcessError> {
+        let window_ms = cx.config.window_ms();
+        let Some(changes) = RawChanges::since(cx, RAW, PROGRESS_KEY, window_ms).await? else {
+            return Ok(None);
+        };
+        let hours = plan_hours(cx.snap, &changes);
+        Ok(changes
+            .worth_a_commit(cx.snap, !hours.is_empty())
+            .then_some(LogPlan {
+                changes,
+                hours,
+                window_ms,
+            }))
+    }
+
+    async fn run(&self, cx: &Cycle<'_>, plan: &LogPlan) -> Result<Work, ProcessError> {
+        let mut work = Work::default();
+        if plan.changes.rebuild {
+            info!(
+                from_ms = plan.changes.prev.window_ms,
+                to_ms = plan.window_ms,
+                "rebuilding the log rollups (the window changed, or the log was trimmed past \
+                 their progress)"
+            );
+            work.remove
+                .extend(cx.snap.table_files(LOG_ROLLUPS_1M).map(|f| f.path.clone()));
+        }
+        let mut updated = Vec::new();
+        let hours: Vec<_> = plan.hours.iter().collect();
+        for chunk in hours.chunks(HOURS_FOLDED_TOGETHER) {
+            cx.stopping()?;
+            let rewrites = chunk
+                .iter()
+                .map(|((date, hour), hp)| rewrite_hour(cx, plan, (date, *hour), hp));
+            for (done, (_, hp)) in futures::future::try_join_all(rewrites)
+                .await?
+                .into_iter()
+                .zip(chunk)
+            {
+                let (file, remove, rollups) = done;
+                work.report.files_read += hp.new.len();
+                work.report.hours += 1;
+                work.report.rows_written += file.rows;
+                work.add.push(file);
+                work.remove.extend(remove);
+                updated.push(rollups);
+            }
+        }
+        cx.stopping()?;
+        detect(cx, updated, plan.window_ms).await?.record(&mut work);
+        work.set_state(PROGRESS_KEY, &plan.changes.next(cx.snap, plan.window_ms));
+        Ok(work)
+    }
+}
+
+/// The hour's stored rollups (unless it is rebuilt or recomputed) with its raw rows folded in,
+/// written as a new file that replaces the stored ones.
+async fn rewrite_hour(
+    cx: &Cycle<'_>,
+    plan: &LogPlan,
+    (date, hour): (&str, u32),
+    hp: &HourPlan,
+) -> Result<(AddFile, Vec<String>, HourRollups), ProcessError> {
+    let old = stored(cx.snap, LOG_ROLLUPS_1M, date, hour);
+    let raw = raw_files(cx.snap, RAW, (date, hour), hp);
+    let mut windows = LogWindows::new();
+    if !(hp.recompute || plan.changes.starts_from_scratch()) {
+        for p in &old {
+            load_file(cx.lake, p, |b| load_log_rollups(b, &mut windows)).await?;
+        }
+    }
+    for p in &raw {
+        load_file(cx.lake, p, |b| fold_logs(b, plan.window_ms, &mut windows)).await?;
+    }
+    METRICS
+        .files_processed
+        .with_label_values(&[RAW, mode(hp)])
+        .inc_by(raw.len() as u64);
+    let batch = log_rollup_batch(&windows, plan.window_ms)?;
+    let file = cx.write_hour(LOG_ROLLUPS_1M, date, hour, batch).await?;
+    let rollups = HourRollups {
+        date: date.to_string(),
+        hour,
+        logs: windows,
+        ..HourRollups::default()
+    };
+    Ok((file, old, rollups))
+}

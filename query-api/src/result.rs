@@ -1,0 +1,13 @@
+//! A query's answer, as the engine gives it, the cache keeps it and the encoders write it.
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+
+/// A query's answer.
+#[derive(Clone)]
+pub struct QueryResult {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    /// True when rows beyond `max_rows` were left out.
+    pub truncated: bool,
+}
