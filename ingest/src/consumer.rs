@@ -48,6 +48,7 @@ pub struct Ingest {
 }
 
 impl Ingest {
+    /// A worker consuming from `brokers` with `cfg`, writing to `lake`.
     pub fn new(brokers: &str, cfg: IngestConfig, lake: Arc<Lake>) -> Self {
         let kinds = HashMap::from([
             (cfg.topics.metrics.clone(), EventKind::Metric),

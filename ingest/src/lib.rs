@@ -1,3 +1,5 @@
+#![warn(missing_docs, unreachable_pub)]
+
 //! opslake ingest: consumes metric, log and billing events from Kafka and writes them, exactly
 //! once, into the Parquet lake; refused items go to the dead-letter topic and table.
 

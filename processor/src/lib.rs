@@ -1,3 +1,5 @@
+#![warn(missing_docs, unreachable_pub)]
+
 //! opslake processor: windowed percentiles with mergeable sketches, log rollups, anomalies and
 //! regressions, costs, forecasts and savings opportunities, written as derived tables of the
 //! lake by independent jobs.

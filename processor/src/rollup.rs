@@ -34,8 +34,11 @@ pub const LOG_ROLLUPS_1M: &str = "log_rollups_1m";
 /// A series with its version: the grouping key of metric rollups.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SeriesKey {
+    /// Service.
     pub service: String,
+    /// Metric name.
     pub name: String,
+    /// Deployed version, when the event had one.
     pub version: Option<String>,
     /// Sorted by key.
     pub labels: Vec<(String, String)>,
@@ -62,11 +65,14 @@ pub const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "fatal
 /// Aggregate of one service's logs in one window.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LogAgg {
+    /// Events per level, in [`LEVELS`] order.
     pub levels: [u64; 6],
+    /// Sketch of the events' durations.
     pub duration: DDSketch,
 }
 
 impl LogAgg {
+    /// Events counted, every level.
     pub fn count(&self) -> u64 {
         self.levels.iter().sum()
     }
@@ -76,6 +82,7 @@ impl LogAgg {
         self.levels[4] + self.levels[5]
     }
 
+    /// Adds `other`'s counts and durations.
     pub fn merge(&mut self, other: &LogAgg) {
         for (a, b) in self.levels.iter_mut().zip(other.levels) {
             *a += b;

@@ -120,6 +120,7 @@ fn size(r: &QueryResult) -> usize {
 }
 
 impl ResultCache {
+    /// A cache of at most `capacity` results (0 turns it off).
     pub fn new(capacity: usize) -> Self {
         LazyLock::force(&METRICS);
         Self {
@@ -133,6 +134,7 @@ impl ResultCache {
         }
     }
 
+    /// Whether the cache keeps results.
     pub fn enabled(&self) -> bool {
         self.capacity > 0
     }

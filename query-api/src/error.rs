@@ -10,14 +10,19 @@ pub enum ApiError {
     /// The request or query is wrong: 400 with the reason.
     #[error("{0}")]
     BadRequest(String),
+    /// No valid bearer token (401).
     #[error("missing or wrong bearer token")]
     Unauthorized,
+    /// The query ran longer than its timeout (504).
     #[error("query did not finish within {0:?}")]
     Timeout(std::time::Duration),
+    /// The body was larger than the limit, in bytes (413).
     #[error("request body is larger than {0} bytes")]
     TooLarge(usize),
+    /// Too many queries ran or waited (429).
     #[error("too many queries are running; retry shortly")]
     Busy,
+    /// Nothing at this path (404).
     #[error("not found: {0}")]
     NotFound(String),
     /// Anything else: logged, answered as 500 without details.

@@ -1,3 +1,5 @@
+#![warn(missing_docs, unreachable_pub)]
+
 //! opslake query API: DataFusion SQL over the lake behind axum, with health, readiness and the
 //! pipeline's Prometheus metrics.
 

@@ -32,6 +32,7 @@ pub struct TimePartitioned {
 }
 
 impl TimePartitioned {
+    /// `inner`, whose files are pruned by the hour of `time_col` in their paths.
     pub fn new(inner: Arc<ListingTable>, time_col: &'static str) -> Self {
         Self { inner, time_col }
     }

@@ -6,7 +6,9 @@ use datafusion::arrow::record_batch::RecordBatch;
 /// A query's answer.
 #[derive(Clone)]
 pub struct QueryResult {
+    /// The answer's schema.
     pub schema: SchemaRef,
+    /// Its rows.
     pub batches: Vec<RecordBatch>,
     /// True when rows beyond `max_rows` were left out.
     pub truncated: bool,

@@ -59,8 +59,11 @@ impl Default for ApiConfig {
 /// Shared state of the handlers.
 #[derive(Clone)]
 pub struct AppState {
+    /// The query engine.
     pub engine: Arc<QueryEngine>,
+    /// Settings of the HTTP layer.
     pub config: Arc<ApiConfig>,
+    /// Turns to run a query.
     pub queries: Arc<Semaphore>,
 }
 
@@ -85,6 +88,7 @@ impl AppState {
         }
     }
 
+    /// State over `engine` with `config`.
     pub fn new(engine: Arc<QueryEngine>, config: ApiConfig) -> Self {
         let queries = Arc::new(Semaphore::new(config.max_concurrent_queries.max(1)));
         Self {

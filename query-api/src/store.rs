@@ -30,6 +30,7 @@ pub struct SnapshotStore {
 }
 
 impl SnapshotStore {
+    /// `inner`, showing only the files of `live`.
     pub fn new(inner: Arc<dyn ObjectStore>, live: LiveFiles) -> Self {
         Self { inner, live }
     }

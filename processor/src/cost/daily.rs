@@ -16,6 +16,7 @@ use opslake_schemas::tables::{self, USED_UTILIZATION};
 use crate::columns::{column, strings, timestamps};
 use crate::rollup::ts_builder;
 
+/// Milliseconds in a day.
 pub const DAY_MS: i64 = 86_400_000;
 
 /// Days since 1970-01-01 of an epoch-millisecond time (UTC).
@@ -39,33 +40,51 @@ pub fn parse_date(date: &str) -> Option<i32> {
 /// The grouping of `cost_daily`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DailyKey {
+    /// The day of `charge_period_start` (days since 1970-01-01, UTC).
     pub day: i32,
+    /// Cloud provider.
     pub provider: String,
+    /// Service, as billed.
     pub service: Option<String>,
+    /// Resource id, as billed.
     pub resource_id: Option<String>,
+    /// Resource type, as billed.
     pub resource_type: Option<String>,
+    /// Region, as billed.
     pub region: Option<String>,
+    /// Currency of the costs (ISO 4217 as billed).
     pub currency: String,
 }
 
 /// The sums of one `cost_daily` row.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DailyAgg {
+    /// Billed cost.
     pub cost: f64,
+    /// Effective cost (after discounts and credits).
     pub effective_cost: f64,
+    /// Consumed quantity, when billed.
     pub usage_quantity: Option<f64>,
+    /// Unit of the consumed quantity.
     pub usage_unit: Option<String>,
+    /// Billing rows summed.
     pub rows: i64,
+    /// Hours of charge periods summed.
     pub billed_hours: f64,
     /// Sum of utilization × hours, and the hours with a utilization, for the weighted mean.
     pub utilization_weighted: f64,
+    /// Hours with a utilization value.
     pub utilization_hours: f64,
+    /// Highest utilization.
     pub utilization_max: Option<f64>,
+    /// End of the last charge period with utilization of at least 2% (epoch ms).
     pub last_used_at: Option<i64>,
+    /// End of the last charge period (epoch ms).
     pub last_period_end: i64,
 }
 
 impl DailyAgg {
+    /// Hour-weighted mean utilization, when any hour had one.
     pub fn utilization_mean(&self) -> Option<f64> {
         (self.utilization_hours > 0.0).then(|| self.utilization_weighted / self.utilization_hours)
     }

@@ -124,6 +124,7 @@ impl CostConfig {
         Ok(())
     }
 
+    /// The forecasting settings.
     pub fn forecast(&self) -> ForecastConfig {
         ForecastConfig {
             horizon: self.forecast_days,
@@ -132,6 +133,7 @@ impl CostConfig {
         }
     }
 
+    /// The opportunity rules' settings.
     pub fn opportunities(&self) -> OpportunityConfig {
         OpportunityConfig {
             lookback_days: self.lookback_days,
@@ -147,9 +149,13 @@ impl CostConfig {
 /// A daily cost series of one scope and key, from its first day to the last complete day.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CostSeries {
+    /// `total`, `provider`, `service` or `resource`.
     pub scope: &'static str,
+    /// The provider, service or resource id (`total` for the total).
     pub key: String,
+    /// Its first day (days since 1970-01-01).
     pub first_day: i32,
+    /// Cost per day from the first day.
     pub values: Vec<f64>,
 }
 
@@ -235,7 +241,9 @@ pub fn cost_series(daily: &Daily, last_day: i32, resources: bool) -> Vec<CostSer
 /// A series' forecast, or why it has none.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeriesOutcome {
+    /// The series.
     pub series: CostSeries,
+    /// Its forecast, or why it has none.
     pub result: Result<SeriesForecast, TooShort>,
 }
 
@@ -439,12 +447,19 @@ pub fn opportunity_batch(
 /// A stored `cost_forecasts` row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ForecastRow {
+    /// `total`, `provider`, `service` or `resource`.
     pub scope: String,
+    /// The provider, service or resource id (`total` for the total).
     pub key: String,
+    /// The day forecast (days since 1970-01-01).
     pub day: i32,
+    /// The forecast and its intervals.
     pub point: Point,
+    /// The forecasting method.
     pub method: String,
+    /// Last complete day of actuals the forecast starts after.
     pub as_of: i32,
+    /// Currency of the costs (ISO 4217 as billed).
     pub currency: String,
 }
 
@@ -493,16 +508,27 @@ pub fn load_forecasts(batch: &RecordBatch, into: &mut Vec<ForecastRow>) -> Resul
 /// A stored `forecast_accuracy` row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AccuracyRow {
+    /// `total`, `provider`, `service` or `resource`.
     pub scope: String,
+    /// The provider, service or resource id (`total` for the total).
     pub key: String,
+    /// The method backtested.
     pub method: String,
+    /// Whether this method is the one forecast with.
     pub chosen: bool,
+    /// Days of history the series had.
     pub history_days: i64,
+    /// Backtest origins.
     pub origins: i64,
+    /// Symmetric MAPE of the backtest, percent.
     pub smape: Option<f64>,
+    /// Mean absolute scaled error of the backtest.
     pub mase: Option<f64>,
+    /// Share of actual values inside the 80% intervals in the backtest.
     pub coverage_80: Option<f64>,
+    /// Share of actual values inside the 95% intervals in the backtest.
     pub coverage_95: Option<f64>,
+    /// Why the series has no forecast, when it has none.
     pub note: Option<String>,
 }
 

@@ -108,20 +108,31 @@ impl GaugeUsage {
 /// A savings opportunity.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Opportunity {
+    /// Cloud provider.
     pub provider: String,
+    /// Resource id, as billed.
     pub resource_id: String,
     /// `idle`, `underutilized`, `oversized` or `provider_disparity`.
     pub kind: String,
+    /// Cost over the last 30 days of the lookback, as a month.
     pub monthly_cost: f64,
+    /// What acting on it would save a month.
     pub estimated_monthly_savings: f64,
+    /// What to do, in words.
     pub recommendation: String,
+    /// Service, as billed.
     pub service: Option<String>,
+    /// Resource type, as billed.
     pub resource_type: Option<String>,
+    /// Region, as billed.
     pub region: Option<String>,
+    /// Mean utilization over the lookback.
     pub utilization_mean: Option<f64>,
+    /// Peak utilization over the lookback.
     pub utilization_peak: Option<f64>,
     /// Where the utilization came from: `billing` or `metrics`.
     pub evidence: String,
+    /// Currency of the costs (ISO 4217 as billed).
     pub currency: String,
 }
 

@@ -39,10 +39,15 @@ impl Default for AnomalyConfig {
 /// The evaluation of one point.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Evaluation {
+    /// Expected value.
     pub expected: f64,
+    /// Lower bound of the expected range.
     pub lower: f64,
+    /// Upper bound of the expected range.
     pub upper: f64,
+    /// Distance from the expected value, in robust spreads.
     pub score: f64,
+    /// Whether the score passes the threshold.
     pub anomalous: bool,
 }
 

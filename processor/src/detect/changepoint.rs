@@ -34,10 +34,15 @@ impl Default for ChangePointConfig {
 pub struct ChangePoint {
     /// First point of the new regime.
     pub index: usize,
+    /// Mean before the change.
     pub mean_before: f64,
+    /// Mean after the change.
     pub mean_after: f64,
+    /// Standard deviation before the change.
     pub stddev_before: f64,
+    /// Standard deviation after the change.
     pub stddev_after: f64,
+    /// p-value of the change (pooled Student t-test).
     pub pvalue: f64,
 }
 

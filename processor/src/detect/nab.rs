@@ -8,8 +8,11 @@
 /// Weights of a NAB profile.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Profile {
+    /// Weight of a detected window.
     pub tp_weight: f64,
+    /// Weight of a false positive.
     pub fp_weight: f64,
+    /// Weight of a missed window.
     pub fn_weight: f64,
 }
 
@@ -25,8 +28,11 @@ pub const STANDARD: Profile = Profile {
 pub struct FileScore {
     /// Raw score: TP + FP + FN parts.
     pub raw: f64,
+    /// Labelled anomaly windows of the file.
     pub windows: usize,
+    /// Windows with a detection inside.
     pub detected_windows: usize,
+    /// Detections outside every window.
     pub false_positives: usize,
 }
 
@@ -117,9 +123,13 @@ pub mod corpus {
 
     /// One labelled file.
     pub struct NabFile {
+        /// Its name.
         pub name: String,
+        /// Timestamps (epoch ms).
         pub times: Vec<i64>,
+        /// Values, one per timestamp.
         pub values: Vec<f64>,
+        /// Labelled anomaly windows, (start, end) epoch ms.
         pub windows: Vec<(i64, i64)>,
     }
 

@@ -27,7 +27,9 @@ use opslake_sketch::DDSketch;
 /// Settings of detection.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DetectConfig {
+    /// Anomaly detection settings.
     pub anomaly: AnomalyConfig,
+    /// Change-point detection settings.
     pub changes: ChangePointConfig,
     /// History replayed before the first window to evaluate.
     pub lookback_ms: i64,
@@ -99,36 +101,57 @@ impl Window {
 /// An anomaly found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Anomaly {
+    /// The series, without its version.
     pub series: SeriesKey,
+    /// The statistic judged (`p50`, `p95`, `p99`, `error_rate`).
     pub metric: &'static str,
+    /// Start of the window judged (epoch ms).
     pub window_start: i64,
+    /// The observed value.
     pub observed: f64,
+    /// Expected value.
     pub expected: f64,
+    /// Lower bound of the expected range.
     pub lower: f64,
+    /// Upper bound of the expected range.
     pub upper: f64,
+    /// Distance from the expected value, in robust spreads.
     pub score: f64,
+    /// `warning`, or `critical` at twice the threshold.
     pub severity: &'static str,
 }
 
 /// A change point found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Regression {
+    /// The series, without its version.
     pub series: SeriesKey,
+    /// The statistic judged (`p50`, `p95`, `p99`, `error_rate`).
     pub metric: &'static str,
+    /// Where the change happened (epoch ms).
     pub change_at: i64,
+    /// Mean level before the change.
     pub before: f64,
+    /// Mean level after the change.
     pub after: f64,
+    /// Change, percent of the level before.
     pub change_pct: f64,
+    /// p-value of the change.
     pub p_value: f64,
+    /// Deployed version before the change, when known.
     pub version_before: Option<String>,
+    /// Deployed version after the change, when known.
     pub version_after: Option<String>,
 }
 
 /// What detection found, and the marks to record.
 #[derive(Debug, Default)]
 pub struct Detections {
+    /// Anomalies found.
     pub anomalies: Vec<Anomaly>,
+    /// Change points found.
     pub regressions: Vec<Regression>,
+    /// Detection progress to record, by state key.
     pub marks: BTreeMap<String, Mark>,
 }
 

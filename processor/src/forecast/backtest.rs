@@ -42,9 +42,11 @@ impl Default for ForecastConfig {
 /// Backtest errors of one method on one series.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Accuracy {
+    /// The method.
     pub method: Method,
     /// Backtest origins and days ahead of each.
     pub origins: usize,
+    /// Days ahead of each origin.
     pub horizon: usize,
     /// Symmetric MAPE, percent (0..200).
     pub smape: f64,
@@ -52,6 +54,7 @@ pub struct Accuracy {
     pub mase: Option<f64>,
     /// Share of actual values inside the 80% and 95% intervals (leave one origin out).
     pub coverage_80: f64,
+    /// Share of actual values inside the 95% intervals.
     pub coverage_95: f64,
     /// Interval half-widths in model standard deviations, learnt from all origins.
     z80: f64,
@@ -61,17 +64,24 @@ pub struct Accuracy {
 /// One day of a forecast.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Point {
+    /// The forecast value.
     pub forecast: f64,
+    /// Lower bound of the 80% interval.
     pub lower_80: f64,
+    /// Upper bound of the 80% interval.
     pub upper_80: f64,
+    /// Lower bound of the 95% interval.
     pub lower_95: f64,
+    /// Upper bound of the 95% interval.
     pub upper_95: f64,
 }
 
 /// A series' forecast and the backtest behind it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeriesForecast {
+    /// The chosen method (best backtest).
     pub method: Method,
+    /// One point per day ahead.
     pub points: Vec<Point>,
     /// Every method's backtest, in [`Method::ALL`] order.
     pub accuracy: Vec<Accuracy>,
@@ -90,7 +100,9 @@ impl SeriesForecast {
 /// Why a series got no forecast.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TooShort {
+    /// Days of history the series has.
     pub have: usize,
+    /// Days it needs.
     pub need: usize,
 }
 

@@ -16,7 +16,9 @@
 /// deviation of the error.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Forecast {
+    /// Point forecast per step ahead.
     pub mean: Vec<f64>,
+    /// Standard deviation of the error per step ahead.
     pub sd: Vec<f64>,
 }
 
@@ -108,9 +110,13 @@ pub fn seasonal_naive(y: &[f64], h: usize, m: usize) -> Forecast {
 /// `ŷ = l + φb + s[t-m]`, `e = y - ŷ`, `l ← l + φb + αe`, `b ← φb + βe`, `s[t] ← s[t-m] + γe`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DampedEts {
+    /// Level smoothing.
     pub alpha: f64,
+    /// Trend smoothing.
     pub beta: f64,
+    /// Seasonal smoothing.
     pub gamma: f64,
+    /// Trend damping.
     pub phi: f64,
     m: usize,
     level: f64,

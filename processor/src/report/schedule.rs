@@ -124,18 +124,25 @@ pub enum Trigger {
     /// `opslake report forecast` or the API.
     Manual,
     /// A slot of the schedule (epoch ms).
-    Scheduled { slot_ms: i64 },
+    Scheduled {
+        /// The slot (epoch ms).
+        slot_ms: i64,
+    },
 }
 
 /// Errors of generating a report.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
+    /// The cost tables could not be read.
     #[error("failed to read the cost tables: {0}")]
     Read(#[from] ProcessError),
+    /// The report could not be stored in the lake.
     #[error("failed to store the report: {0}")]
     Store(#[from] opslake_lake::LakeError),
+    /// The report row could not be encoded.
     #[error("failed to encode the report row: {0}")]
     Encode(#[from] datafusion::parquet::errors::ParquetError),
+    /// The report row could not be built.
     #[error("failed to build the report row: {0}")]
     Row(#[from] datafusion::arrow::error::ArrowError),
 }
@@ -228,9 +235,13 @@ fn report_row(
 /// A stored report.
 #[derive(Debug, Clone)]
 pub struct StoredReport {
+    /// The report.
     pub report: ForecastReport,
+    /// Lake path of its JSON.
     pub json_path: String,
+    /// Lake path of its HTML page.
     pub html_path: String,
+    /// Lake version that recorded it.
     pub version: u64,
 }
 
@@ -337,20 +348,27 @@ pub fn last_slot(snap: &opslake_lake::Snapshot) -> Option<i64> {
 /// A Kafka topic reports are produced to.
 #[derive(Clone, Debug)]
 pub struct KafkaTarget {
+    /// Bootstrap brokers.
     pub brokers: String,
+    /// Further librdkafka properties.
     pub extra: KafkaProperties,
+    /// The topic reports go to.
     pub topic: String,
+    /// Replication factor if the topic is created.
     pub replication_factor: i32,
 }
 
 /// Where reports go after they are stored.
 #[derive(Clone, Default)]
 pub struct Delivery {
+    /// Where the report is POSTed (a secret).
     pub webhook_url: Option<Secret>,
     /// Where to produce: brokers, extra librdkafka properties, topic, and the replication
     /// factor of the topic when it has to be created.
     pub kafka: Option<KafkaTarget>,
+    /// Attempts per target.
     pub attempts: u32,
+    /// Wait before the second attempt; doubles after each.
     pub retry_delay: Duration,
 }
 

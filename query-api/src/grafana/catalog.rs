@@ -12,7 +12,10 @@ use crate::error::ApiError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Shape {
     /// Time series; the suffix is appended to every series name (e.g. `p95`).
-    TimeSeries { suffix: String },
+    TimeSeries {
+        /// Appended to each series' name.
+        suffix: String,
+    },
     /// A table (also usable as annotations: columns `time`, `title`, `text`, `tags`).
     Table,
 }
@@ -20,7 +23,9 @@ pub enum Shape {
 /// One query a target runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Planned {
+    /// The SQL.
     pub sql: String,
+    /// How its answer becomes a Grafana frame.
     pub shape: Shape,
 }
 
@@ -28,18 +33,24 @@ pub struct Planned {
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 pub struct AdhocFilter {
     #[serde(default)]
+    /// The column filtered.
     pub key: String,
     #[serde(default)]
+    /// `=`, `!=`, `<`, `>`, `=~` or `!~`.
     pub operator: String,
     #[serde(default)]
+    /// The value compared with.
     pub value: Value,
 }
 
 /// The request's range, interval and filters.
 #[derive(Debug, Clone)]
 pub struct Ctx<'a> {
+    /// The time range.
     pub window: Window,
+    /// Most points a series may have.
     pub max_points: i64,
+    /// Ad hoc filters to apply.
     pub filters: &'a [AdhocFilter],
 }
 
@@ -592,6 +603,7 @@ pub fn metrics() -> Value {
 /// Where a picker's options come from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Options {
+    /// A fixed list of values.
     Static(Vec<String>),
     /// A query whose first column holds the values.
     Sql(String),

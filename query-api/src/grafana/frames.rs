@@ -65,10 +65,14 @@ fn strings(col: &dyn Array) -> Result<Vec<Option<String>>, ApiError> {
 #[derive(Debug, serde::Serialize)]
 #[serde(untagged)]
 pub enum Frame {
+    /// A time series.
     Series {
+        /// The series' name.
         target: String,
+        /// (value, epoch ms) pairs.
         datapoints: Vec<(f64, i64)>,
     },
+    /// A table, as Grafana's JSON datasource answers it.
     Table(Value),
 }
 

@@ -19,8 +19,11 @@ use crate::error::ApiError;
 /// A panel's time range and interval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
+    /// Start of the range (epoch ms).
     pub from_ms: i64,
+    /// End of the range (epoch ms).
     pub to_ms: i64,
+    /// Grafana's interval (ms).
     pub interval_ms: i64,
 }
 
