@@ -9,6 +9,7 @@
 //! serve dashboard variables and ad hoc filters. `POST /search` is kept for older clients.
 
 pub mod catalog;
+pub mod editor;
 pub mod frames;
 pub mod macros;
 
@@ -26,7 +27,8 @@ use serde_json::{json, Value};
 use crate::error::ApiError;
 use crate::result::QueryResult;
 use crate::state::AppState;
-use catalog::{AdhocFilter, Ctx, Options, Shape};
+use catalog::{AdhocFilter, Ctx, Shape};
+use editor::Options;
 use frames::Frame;
 use macros::{parse_duration_ms, Window};
 
@@ -106,12 +108,12 @@ fn two_columns(r: &QueryResult) -> Result<Vec<(String, String)>, ApiError> {
 async fn metrics(State(state): State<AppState>, b: Body) -> Result<Json<Value>, ApiError> {
     // The request names the current metric and payload; the list does not depend on them.
     let _: Value = body(&state, b).await?;
-    Ok(Json(catalog::metrics()))
+    Ok(Json(editor::metrics()))
 }
 
 async fn search(State(state): State<AppState>, b: Body) -> Result<Json<Value>, ApiError> {
     let _: Value = body(&state, b).await?;
-    let names: Vec<Value> = catalog::metrics()
+    let names: Vec<Value> = editor::metrics()
         .as_array()
         .map(|a| a.iter().map(|m| m["value"].clone()).collect())
         .unwrap_or_default();
@@ -128,7 +130,7 @@ struct PayloadOptionsRequest {
 
 async fn payload_options(State(state): State<AppState>, b: Body) -> Result<Json<Value>, ApiError> {
     let req: PayloadOptionsRequest = body(&state, b).await?;
-    let values = match catalog::payload_options(&req.metric, &req.name, &req.payload, now_ms())? {
+    let values = match editor::payload_options(&req.metric, &req.name, &req.payload, now_ms())? {
         Options::Static(v) => v.into_iter().map(|v| (v.clone(), v)).collect(),
         Options::Sql(sql) => two_columns(&run(&state, &sql).await?)?,
     };
@@ -289,7 +291,7 @@ async fn variable(State(state): State<AppState>, b: Body) -> Result<Json<Value>,
         ));
     }
     let w = window(req.range.as_ref(), None, None, 1000)?;
-    let sql = match catalog::variable_sql(&target, &w, now_ms()) {
+    let sql = match editor::variable_sql(&target, &w, now_ms()) {
         Ok(sql) => sql,
         // Not a query of this datasource: no values (the variable editor previews none).
         Err(ApiError::NotFound(message)) => {
@@ -310,7 +312,7 @@ async fn variable(State(state): State<AppState>, b: Body) -> Result<Json<Value>,
 
 async fn tag_keys(State(state): State<AppState>, b: Body) -> Result<Json<Value>, ApiError> {
     let _: Value = body(&state, b).await?;
-    let rows = two_columns(&run(&state, &catalog::tag_keys_sql(now_ms())).await?)?;
+    let rows = two_columns(&run(&state, &editor::tag_keys_sql(now_ms())).await?)?;
     Ok(Json(Value::Array(
         rows.into_iter()
             .map(|(k, _)| json!({"type": "string", "text": k}))
@@ -325,7 +327,7 @@ struct TagValuesRequest {
 
 async fn tag_values(State(state): State<AppState>, b: Body) -> Result<Json<Value>, ApiError> {
     let req: TagValuesRequest = body(&state, b).await?;
-    let sql = catalog::tag_values_sql(&req.key, now_ms())?;
+    let sql = editor::tag_values_sql(&req.key, now_ms())?;
     let rows = two_columns(&run(&state, &sql).await?)?;
     Ok(Json(Value::Array(
         rows.into_iter().map(|(v, _)| json!({"text": v})).collect(),
