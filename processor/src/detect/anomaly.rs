@@ -215,16 +215,6 @@ mod tests {
     use super::*;
     use crate::detect::nab::{corpus, normalized, score_file, STANDARD};
 
-    fn median_interval(times: &[i64]) -> i64 {
-        let mut d: Vec<i64> = times
-            .windows(2)
-            .map(|w| w[1] - w[0])
-            .filter(|d| *d > 0)
-            .collect();
-        d.sort_unstable();
-        d[d.len() / 2]
-    }
-
     /// Runs the detector over the shared NAB corpus and returns the normalized standard score.
     pub(crate) fn nab_score(cfg: AnomalyConfig, verbose: bool) -> f64 {
         let root = std::path::Path::new(concat!(
@@ -235,7 +225,7 @@ mod tests {
         assert_eq!(files.len(), 13);
         let mut scores = Vec::new();
         for f in &files {
-            let mut d = Detector::new(Detector::points_per_day(median_interval(&f.times)), cfg);
+            let mut d = Detector::new(Detector::points_per_day(f.median_interval()), cfg);
             let detected: Vec<bool> = f
                 .values
                 .iter()

@@ -133,6 +133,20 @@ pub mod corpus {
         pub windows: Vec<(i64, i64)>,
     }
 
+    impl NabFile {
+        /// The median time between two points (ms): the series' cadence.
+        pub fn median_interval(&self) -> i64 {
+            let mut d: Vec<i64> = self
+                .times
+                .windows(2)
+                .map(|w| w[1] - w[0])
+                .filter(|d| *d > 0)
+                .collect();
+            d.sort_unstable();
+            d.get(d.len() / 2).copied().unwrap_or(60_000)
+        }
+    }
+
     fn parse_time(s: &str) -> Option<i64> {
         let s = s.trim();
         let s = s.split('.').next()?;
