@@ -910,7 +910,7 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
-    async fn an_error_rate_burst_is_an_anomaly() {
+    async fn an_error_rate_burst_is_an_anomaly_and_a_fall_is_not() {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
         let step = 300_000i64;
@@ -922,6 +922,13 @@ pub(crate) mod tests {
                 let error = if t == burst { i % 2 == 0 } else { i == 0 };
                 events.push(
                     serde_json::json!({"timestamp": t + i * 1000, "service": "api",
+                    "level": if error { "error" } else { "info" }, "message": "m"}),
+                );
+                // Another service whose 10% error rate falls to none for one window: good
+                // news, not an anomaly.
+                let error = t != burst && i % 10 == 0;
+                events.push(
+                    serde_json::json!({"timestamp": t + i * 1000, "service": "quiet",
                     "level": if error { "error" } else { "info" }, "message": "m"}),
                 );
             }

@@ -36,6 +36,18 @@ impl Default for AnomalyConfig {
     }
 }
 
+/// Which way a series' moves are bad: only those are anomalies (and start the cool-down).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Direction {
+    /// A rise is bad (latency, error rates).
+    Up,
+    /// A fall is bad (throughput).
+    Down,
+    /// Either way (gauges, and series whose meaning is not known).
+    #[default]
+    Both,
+}
+
 /// The evaluation of one point.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Evaluation {
@@ -94,6 +106,7 @@ pub struct Detector {
     residuals: VecDeque<f64>,
     scale: f64,
     quiet: usize,
+    direction: Direction,
 }
 
 impl Detector {
@@ -107,7 +120,15 @@ impl Detector {
             residuals: VecDeque::new(),
             scale: 0.0,
             quiet: 0,
+            direction: Direction::Both,
         }
+    }
+
+    /// Only moves in `direction` are anomalies.
+    #[must_use]
+    pub fn with_direction(mut self, direction: Direction) -> Self {
+        self.direction = direction;
+        self
     }
 
     /// Points per day of a series sampled every `interval_ms`.
@@ -181,7 +202,13 @@ impl Detector {
                 self.refresh_scale();
             }
             let score = (x - expected).abs() / self.scale;
-            let anomalous = n >= self.cfg.warmup && score > self.cfg.threshold && self.quiet == 0;
+            let bad_way = match self.direction {
+                Direction::Up => x > expected,
+                Direction::Down => x < expected,
+                Direction::Both => true,
+            };
+            let anomalous =
+                n >= self.cfg.warmup && score > self.cfg.threshold && bad_way && self.quiet == 0;
             if anomalous {
                 self.quiet = (self.cfg.cooldown_days * self.day as f64).ceil() as usize;
             } else {
@@ -270,6 +297,33 @@ mod tests {
             }
         }
         assert_eq!(found, vec![day * 8 + 100]);
+    }
+
+    /// A detector that only minds rises says nothing of a fall, and the fall does not start a
+    /// cool-down that would hide the rise after it.
+    #[test]
+    fn a_fall_is_no_anomaly_where_only_a_rise_is_bad() {
+        let day = 96;
+        let value = |i: usize| 10.0 + (i % 5) as f64 * 0.1;
+        let mut up = Detector::new(day, AnomalyConfig::default()).with_direction(Direction::Up);
+        let mut both = Detector::new(day, AnomalyConfig::default());
+        let (mut found_up, mut found_both) = (Vec::new(), Vec::new());
+        for i in 0..day * 4 {
+            let x = match i {
+                i if i == day * 3 => 0.0,
+                i if i == day * 3 + 10 => 30.0,
+                i => value(i),
+            };
+            if up.push(x).is_some_and(|e| e.anomalous) {
+                found_up.push(i);
+            }
+            if both.push(x).is_some_and(|e| e.anomalous) {
+                found_both.push(i);
+            }
+        }
+        assert_eq!(found_up, vec![day * 3 + 10]);
+        // Either way, the fall is found and its cool-down hides the rise.
+        assert_eq!(found_both, vec![day * 3]);
     }
 
     #[test]

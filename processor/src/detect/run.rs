@@ -17,7 +17,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use opslake_schemas::tables;
 use serde::{Deserialize, Serialize};
 
-use super::anomaly::{AnomalyConfig, Detector, METHOD};
+use super::anomaly::{AnomalyConfig, Detector, Direction, METHOD};
 use super::changepoint::{change_points, ChangePointConfig};
 use crate::rollup::{
     append_labels, labels_builder, ts_builder, LogWindows, MetricWindows, SeriesKey,
@@ -548,7 +548,9 @@ pub fn detect_error_rates(
         let series = error_rate_series(service);
         let key = state_key(&series, "error_rate");
         let mut mark = marks(&key);
-        let mut det = Detector::new(Detector::points_per_day(window_ms), cfg.anomaly);
+        // A falling error rate is good news, never an anomaly.
+        let mut det = Detector::new(Detector::points_per_day(window_ms), cfg.anomaly)
+            .with_direction(Direction::Up);
         let mut last = None;
         for (&w, &x) in rates.range(..=closed_until) {
             let e = det.push(x);
