@@ -5,8 +5,60 @@ use std::collections::BTreeMap;
 use opslake_lake::layout::{hour_of, in_hour};
 use opslake_lake::Snapshot;
 
-use crate::job::RawChanges;
+use tracing::info;
+
+use crate::error::ProcessError;
+use crate::job::{Cycle, RawChanges};
 use crate::rollup::{LogWindows, MetricWindows};
+
+/// What a cycle of a rollup job does: the raw files committed since its progress, the hours
+/// they fall in, and the window they are folded with.
+#[derive(Debug)]
+pub struct RollupPlan {
+    pub(crate) changes: RawChanges,
+    pub(crate) hours: Hours,
+    pub(crate) window_ms: i64,
+}
+
+impl RollupPlan {
+    /// The plan of the job that folds raw table `raw` with its progress under `key`; `None`
+    /// when nothing is worth a commit.
+    pub(crate) async fn since(
+        cx: &Cycle<'_>,
+        raw: &str,
+        key: &str,
+    ) -> Result<Option<Self>, ProcessError> {
+        let window_ms = cx.config.window_ms();
+        let Some(changes) = RawChanges::since(cx, raw, key, window_ms).await? else {
+            return Ok(None);
+        };
+        let hours = plan_hours(cx.snap, &changes);
+        Ok(changes
+            .worth_a_commit(cx.snap, !hours.is_empty())
+            .then_some(Self {
+                changes,
+                hours,
+                window_ms,
+            }))
+    }
+
+    /// The stored files of `tables` a rebuild replaces (none unless the plan rebuilds).
+    pub(crate) fn rebuilt(&self, cx: &Cycle<'_>, tables: &[&str]) -> Vec<String> {
+        if !self.changes.rebuild {
+            return Vec::new();
+        }
+        info!(
+            ?tables,
+            from_ms = self.changes.prev.window_ms,
+            to_ms = self.window_ms,
+            "rebuilding rollups (the window changed, or the log was trimmed past their progress)"
+        );
+        tables
+            .iter()
+            .flat_map(|t| cx.snap.table_files(t).map(|f| f.path.clone()))
+            .collect()
+    }
+}
 
 /// The work of one hour of a raw table.
 #[derive(Debug, Default)]
@@ -22,7 +74,7 @@ pub(crate) struct HourPlan {
 pub(crate) type Hours = BTreeMap<(String, u32), HourPlan>;
 
 /// The hours the new raw files of `changes` fall in.
-pub(crate) fn plan_hours(snap: &Snapshot, changes: &RawChanges) -> Hours {
+fn plan_hours(snap: &Snapshot, changes: &RawChanges) -> Hours {
     let mut hours = Hours::new();
     for f in &changes.files {
         let Some(h) = hour_of(&f.path) else { continue };

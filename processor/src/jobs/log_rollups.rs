@@ -3,13 +3,12 @@
 //! for error-rate anomalies in the services it changed.
 
 use opslake_lake::AddFile;
-use tracing::info;
 
 use super::detections::detect;
-use super::hours::{plan_hours, raw_files, stored, HourPlan, HourRollups, Hours};
+use super::hours::{raw_files, stored, HourPlan, HourRollups, RollupPlan};
 use super::metric_rollups::mode;
 use crate::error::ProcessError;
-use crate::job::{Cycle, Job, RawChanges, Work};
+use crate::job::{Cycle, Job, Work};
 use crate::metrics::METRICS;
 use crate::read::{load_file, HOURS_FOLDED_TOGETHER};
 use crate::rollup::{fold_logs, load_log_rollups, log_rollup_batch, LogWindows, LOG_ROLLUPS_1M};
@@ -24,16 +23,8 @@ const RAW: &str = "logs";
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LogRollups;
 
-/// What a cycle of [`LogRollups`] does.
-#[derive(Debug)]
-pub struct LogPlan {
-    changes: RawChanges,
-    hours: Hours,
-    window_ms: i64,
-}
-
 impl Job for LogRollups {
-    type Plan = LogPlan;
+    type Plan = RollupPlan;
 
     fn name(&self) -> &'static str {
         "logs"
@@ -43,33 +34,15 @@ impl Job for LogRollups {
         PROGRESS_KEY
     }
 
-    async fn plan(&self, cx: &Cycle<'_>) -> Result<Option<LogPlan>, ProcessError> {
-        let window_ms = cx.config.window_ms();
-        let Some(changes) = RawChanges::since(cx, RAW, PROGRESS_KEY, window_ms).await? else {
-            return Ok(None);
-        };
-        let hours = plan_hours(cx.snap, &changes);
-        Ok(changes
-            .worth_a_commit(cx.snap, !hours.is_empty())
-            .then_some(LogPlan {
-                changes,
-                hours,
-                window_ms,
-            }))
+    async fn plan(&self, cx: &Cycle<'_>) -> Result<Option<RollupPlan>, ProcessError> {
+        RollupPlan::since(cx, RAW, PROGRESS_KEY).await
     }
 
-    async fn run(&self, cx: &Cycle<'_>, plan: &LogPlan) -> Result<Work, ProcessError> {
-        let mut work = Work::default();
-        if plan.changes.rebuild {
-            info!(
-                from_ms = plan.changes.prev.window_ms,
-                to_ms = plan.window_ms,
-                "rebuilding the log rollups (the window changed, or the log was trimmed past \
-                 their progress)"
-            );
-            work.remove
-                .extend(cx.snap.table_files(LOG_ROLLUPS_1M).map(|f| f.path.clone()));
-        }
+    async fn run(&self, cx: &Cycle<'_>, plan: &RollupPlan) -> Result<Work, ProcessError> {
+        let mut work = Work {
+            remove: plan.rebuilt(cx, &[LOG_ROLLUPS_1M]),
+            ..Work::default()
+        };
         let mut updated = Vec::new();
         let hours: Vec<_> = plan.hours.iter().collect();
         for chunk in hours.chunks(HOURS_FOLDED_TOGETHER) {
@@ -102,7 +75,7 @@ impl Job for LogRollups {
 /// written as a new file that replaces the stored ones.
 async fn rewrite_hour(
     cx: &Cycle<'_>,
-    plan: &LogPlan,
+    plan: &RollupPlan,
     (date, hour): (&str, u32),
     hp: &HourPlan,
 ) -> Result<(AddFile, Vec<String>, HourRollups), ProcessError> {

@@ -14,12 +14,12 @@ use std::time::Instant;
 
 use opslake_lake::layout::HOUR_MS;
 use opslake_lake::AddFile;
-use tracing::{debug, info};
+use tracing::debug;
 
 use super::detections::detect;
-use super::hours::{plan_hours, raw_files, stored, HourPlan, HourRollups, Hours};
+use super::hours::{raw_files, stored, HourPlan, HourRollups, RollupPlan};
 use crate::error::ProcessError;
-use crate::job::{Cycle, Job, RawChanges, Work};
+use crate::job::{Cycle, Job, Progress, Work};
 use crate::metrics::METRICS;
 use crate::read::{fold_metric_files, read_batches, HOURS_FOLDED_TOGETHER};
 use crate::rollup::{
@@ -37,14 +37,6 @@ const RAW: &str = "metrics";
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MetricRollups;
 
-/// What a cycle of [`MetricRollups`] does.
-#[derive(Debug)]
-pub struct MetricPlan {
-    changes: RawChanges,
-    hours: Hours,
-    window_ms: i64,
-}
-
 /// One hour's rollups, rewritten.
 struct HourDone {
     add: Vec<AddFile>,
@@ -54,7 +46,7 @@ struct HourDone {
 }
 
 impl Job for MetricRollups {
-    type Plan = MetricPlan;
+    type Plan = RollupPlan;
 
     fn name(&self) -> &'static str {
         "metrics"
@@ -64,42 +56,29 @@ impl Job for MetricRollups {
         PROGRESS_KEY
     }
 
-    async fn plan(&self, cx: &Cycle<'_>) -> Result<Option<MetricPlan>, ProcessError> {
-        let window_ms = cx.config.window_ms();
-        let Some(changes) = RawChanges::since(cx, RAW, PROGRESS_KEY, window_ms).await? else {
-            METRICS.lag_versions.set(0);
-            METRICS.lag_seconds.set(0);
-            return Ok(None);
-        };
-        let behind = cx.snap.version - changes.prev.version.min(cx.snap.version);
-        METRICS.lag_versions.set(behind as i64);
-        let hours = plan_hours(cx.snap, &changes);
-        if !changes.worth_a_commit(cx.snap, !hours.is_empty()) {
-            METRICS.lag_versions.set(0);
-            return Ok(None);
-        }
-        Ok(Some(MetricPlan {
-            changes,
-            hours,
-            window_ms,
-        }))
-    }
-
-    async fn run(&self, cx: &Cycle<'_>, plan: &MetricPlan) -> Result<Work, ProcessError> {
-        let started = Instant::now();
-        let mut work = Work::default();
-        if plan.changes.rebuild {
-            info!(
-                from_ms = plan.changes.prev.window_ms,
-                to_ms = plan.window_ms,
-                "rebuilding the metric rollups (the window changed, or the log was trimmed \
-                 past their progress)"
-            );
-            for t in [METRIC_ROLLUPS_1M, METRIC_ROLLUPS_1H] {
-                work.remove
-                    .extend(cx.snap.table_files(t).map(|f| f.path.clone()));
+    async fn plan(&self, cx: &Cycle<'_>) -> Result<Option<RollupPlan>, ProcessError> {
+        let plan = RollupPlan::since(cx, RAW, PROGRESS_KEY).await?;
+        match &plan {
+            Some(p) => {
+                let behind = cx.snap.version - p.changes.prev.version.min(cx.snap.version);
+                METRICS.lag_versions.set(behind as i64);
+            }
+            None => {
+                METRICS.lag_versions.set(0);
+                if cx.state::<Progress>(PROGRESS_KEY).version == cx.snap.version {
+                    METRICS.lag_seconds.set(0);
+                }
             }
         }
+        Ok(plan)
+    }
+
+    async fn run(&self, cx: &Cycle<'_>, plan: &RollupPlan) -> Result<Work, ProcessError> {
+        let started = Instant::now();
+        let mut work = Work {
+            remove: plan.rebuilt(cx, &[METRIC_ROLLUPS_1M, METRIC_ROLLUPS_1H]),
+            ..Work::default()
+        };
         let mut updated = Vec::new();
         let hours: Vec<_> = plan.hours.iter().collect();
         for chunk in hours.chunks(HOURS_FOLDED_TOGETHER) {
@@ -151,7 +130,7 @@ impl Job for MetricRollups {
         Ok(work)
     }
 
-    fn committed(&self, plan: &MetricPlan) {
+    fn committed(&self, plan: &RollupPlan) {
         if plan.changes.newest_commit_ms > 0 {
             let lag = chrono::Utc::now().timestamp_millis() - plan.changes.newest_commit_ms;
             METRICS.lag_seconds.set(lag.max(0) / 1000);
@@ -173,7 +152,7 @@ pub(crate) fn mode(plan: &HourPlan) -> &'static str {
 /// written as new minute and hour rollup files that replace the stored ones.
 async fn rewrite_hour(
     cx: &Cycle<'_>,
-    plan: &MetricPlan,
+    plan: &RollupPlan,
     (date, hour): (&str, u32),
     hp: &HourPlan,
     folded: MetricWindows,
