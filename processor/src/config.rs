@@ -6,6 +6,7 @@ use opslake_schemas::ConfigError;
 use serde::{Deserialize, Serialize};
 
 use crate::cost::CostConfig;
+use crate::detect::direction::Directions;
 
 const HOUR_MS: i64 = 3_600_000;
 
@@ -21,6 +22,17 @@ pub struct ProcessorConfig {
     pub interval: Duration,
     /// Cost analytics: forecasts and savings opportunities.
     pub costs: CostConfig,
+    /// Anomaly and regression detection.
+    pub detect: DetectSettings,
+}
+
+/// Settings of detection (`processor.detect`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectSettings {
+    /// Which way each metric's moves are bad, by metric name or `prefix*`: `up`, `down` or
+    /// `both`; other names are judged by their words (see [`Directions::of`]).
+    pub directions: Directions,
 }
 
 impl Default for ProcessorConfig {
@@ -29,6 +41,7 @@ impl Default for ProcessorConfig {
             window: Duration::from_secs(60),
             interval: Duration::from_secs(10),
             costs: CostConfig::default(),
+            detect: DetectSettings::default(),
         }
     }
 }

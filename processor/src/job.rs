@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::config::ProcessorConfig;
-use crate::detect::run::DetectConfig;
+use crate::detect::config::DetectConfig;
 use crate::error::ProcessError;
 
 /// One unit of processing work; see the module documentation.

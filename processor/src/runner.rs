@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::ProcessorConfig;
-use crate::detect::run::DetectConfig;
+use crate::detect::config::DetectConfig;
 use crate::error::ProcessError;
 use crate::job::{Cycle, CycleReport, Job};
 use crate::jobs::{Costs, LogRollups, MetricRollups};
@@ -52,10 +52,14 @@ impl Processor {
             "processor-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
+        let detect_config = DetectConfig {
+            directions: config.detect.directions.clone(),
+            ..DetectConfig::default()
+        };
         Self {
             lake,
             config,
-            detect_config: DetectConfig::default(),
+            detect_config,
             writer,
             jobs: jobs(),
         }

@@ -196,7 +196,10 @@ pub fn anomalies() -> SchemaRef {
     ]))
 }
 
-/// Columns of `regressions`: one row per change point of a series' metric.
+/// Columns of `regressions`: one row per change point of a series' metric. Beyond the
+/// contract: `kind`, `regression` when the change went the bad way for the metric (latency up,
+/// throughput down), `improvement` when it went the other, `change` for a metric that may be
+/// bad either way (null in rows written before it existed).
 pub fn regressions() -> SchemaRef {
     let f = |n: &str| Field::new(n, DataType::Float64, false);
     Arc::new(Schema::new(vec![
@@ -212,6 +215,7 @@ pub fn regressions() -> SchemaRef {
         f("p_value"),
         s("version_before", true),
         s("version_after", true),
+        s("kind", true),
     ]))
 }
 

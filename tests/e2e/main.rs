@@ -7,6 +7,7 @@ mod api;
 mod costs;
 mod dead_letters;
 mod deploy;
+mod detection;
 mod exactly_once;
 mod faults;
 mod grafana;

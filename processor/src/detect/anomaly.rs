@@ -15,6 +15,8 @@
 
 use std::collections::VecDeque;
 
+use super::direction::Direction;
+
 /// Settings of the detector.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AnomalyConfig {
@@ -34,18 +36,6 @@ impl Default for AnomalyConfig {
             warmup: 144,
         }
     }
-}
-
-/// Which way a series' moves are bad: only those are anomalies (and start the cool-down).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Direction {
-    /// A rise is bad (latency, error rates).
-    Up,
-    /// A fall is bad (throughput).
-    Down,
-    /// Either way (gauges, and series whose meaning is not known).
-    #[default]
-    Both,
 }
 
 /// The evaluation of one point.
@@ -202,11 +192,7 @@ impl Detector {
                 self.refresh_scale();
             }
             let score = (x - expected).abs() / self.scale;
-            let bad_way = match self.direction {
-                Direction::Up => x > expected,
-                Direction::Down => x < expected,
-                Direction::Both => true,
-            };
+            let bad_way = self.direction.is_bad(expected, x);
             let anomalous =
                 n >= self.cfg.warmup && score > self.cfg.threshold && bad_way && self.quiet == 0;
             if anomalous {

@@ -8,10 +8,10 @@ use opslake_lake::layout::{hour_of, hour_start_ms, HOUR_MS};
 use opslake_lake::AddFile;
 
 use super::hours::HourRollups;
-use crate::detect::run::{
-    anomaly_batch, detect as detect_windows, detect_error_rates, error_rate_history_start,
-    history_start, regression_batch, Mark,
-};
+use crate::detect::config::Mark;
+use crate::detect::error_rate::{detect_error_rates, error_rate_history_start};
+use crate::detect::found::{anomaly_batch, regression_batch};
+use crate::detect::run::{detect as detect_windows, history_start};
 use crate::error::ProcessError;
 use crate::job::{Cycle, Work};
 use crate::read::load_file;
@@ -69,7 +69,7 @@ pub(crate) async fn detect(
             .and_then(|v| serde_json::from_value(v.clone()).ok())
             .unwrap_or_default()
     };
-    let cfg = *cx.detect;
+    let cfg = cx.detect.clone();
     let start = touched
         .iter()
         .map(|s| history_start(s, &marks, &cfg))

@@ -1,0 +1,201 @@
+//! Anomalies of a service's log error rate, judged by the counts behind it: a window with `n`
+//! log events of which `k` are errors is anomalous when `k` errors or more are improbable
+//! (binomial upper tail below [`WARNING_TAIL`]) at the error rate of the windows before it.
+//! Only a rise is an anomaly (a falling error rate is good news), and two events a minute can
+//! never be one: at any plausible rate, two errors out of two are not improbable enough.
+//!
+//! The baseline rate is pooled over the last [`BASELINE_WINDOWS`] windows with events that were
+//! not themselves anomalous (so an incident does not raise the bar for the next one), with half
+//! an error and one event added so a quiet history does not make one error a certainty's
+//! breach. A burst across consecutive windows is one anomaly, at its first window; a burst that
+//! lasts longer than the baseline is the new normal and joins it.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use statrs::distribution::{Binomial, ContinuousCDF, DiscreteCDF, Normal};
+
+use super::config::{state_key, DetectConfig, Mark};
+use super::found::{Anomaly, Detections};
+use crate::rollup::{LogWindows, SeriesKey};
+
+/// Name of the method, as recorded in `anomalies.method`.
+pub const METHOD: &str = "binomial-tail";
+
+/// Upper-tail probability under which a window's errors are an anomaly (`warning`): about one
+/// false alarm per two years of 1-minute windows of a service whose errors are independent.
+pub const WARNING_TAIL: f64 = 1e-6;
+/// Upper-tail probability under which the anomaly is `critical`.
+pub const CRITICAL_TAIL: f64 = 1e-12;
+/// Windows with events the baseline rate is pooled over.
+pub const BASELINE_WINDOWS: usize = 60;
+/// Events the baseline needs before any window is judged.
+const MIN_BASELINE_EVENTS: u64 = 100;
+/// An anomalous rate is at least this much (absolute) and twice the baseline: real error rates
+/// vary more than independent draws would, and a rise from 0.1% to 0.3% wakes nobody.
+const MIN_ERROR_RATE_CHANGE: f64 = 0.01;
+
+/// The series of a service's log error rate, as recorded in `anomalies`.
+pub fn error_rate_series(service: &str) -> SeriesKey {
+    SeriesKey {
+        service: service.to_string(),
+        name: "logs".into(),
+        version: None,
+        labels: Vec::new(),
+    }
+}
+
+/// History start of a service's error-rate detection: `lookback` before the last window judged.
+pub fn error_rate_history_start(
+    service: &str,
+    marks: &dyn Fn(&str) -> Mark,
+    cfg: &DetectConfig,
+) -> Option<i64> {
+    marks(&state_key(&error_rate_series(service), "error_rate"))
+        .evaluated
+        .map(|e| e - cfg.lookback_ms)
+}
+
+/// `P(X ≥ k)` for `X ~ Binomial(n, p)`.
+fn upper_tail(b: &Binomial, k: u64) -> f64 {
+    if k == 0 {
+        1.0
+    } else {
+        b.sf(k - 1)
+    }
+}
+
+/// The judgement of one window against its baseline.
+struct Judgement {
+    expected: f64,
+    upper: f64,
+    tail: f64,
+    anomalous: bool,
+}
+
+/// Judges `k` errors of `n` events at the baseline's pooled `errors` of `events`.
+fn judge(n: u64, k: u64, errors: u64, events: u64) -> Option<Judgement> {
+    if events < MIN_BASELINE_EVENTS || n == 0 {
+        return None;
+    }
+    let p0 = (errors as f64 + 0.5) / (events as f64 + 1.0);
+    let b = Binomial::new(p0, n).ok()?;
+    let tail = upper_tail(&b, k);
+    let rate = k as f64 / n as f64;
+    // The fewest errors that would be anomalous by the tail alone: the band's upper edge.
+    let (mut lo, mut hi) = (0u64, n + 1);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if upper_tail(&b, mid) < WARNING_TAIL {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Some(Judgement {
+        expected: p0,
+        upper: (lo as f64 / n as f64).min(1.0),
+        tail,
+        anomalous: tail < WARNING_TAIL && rate >= p0 + MIN_ERROR_RATE_CHANGE && rate >= 2.0 * p0,
+    })
+}
+
+/// The score of an upper-tail probability: how many standard deviations of a normal
+/// distribution are as improbable (so scores read like the other detectors').
+fn z_score(tail: f64) -> f64 {
+    let normal = Normal::new(0.0, 1.0).expect("the standard normal");
+    (-normal.inverse_cdf(tail.max(1e-300))).clamp(0.0, 40.0)
+}
+
+/// Anomalies of the per-window error rate of the `touched` services' logs.
+pub fn detect_error_rates(
+    windows: &LogWindows,
+    touched: &BTreeSet<String>,
+    marks: &dyn Fn(&str) -> Mark,
+    window_ms: i64,
+    cfg: &DetectConfig,
+) -> Detections {
+    let mut by_service: BTreeMap<&str, BTreeMap<i64, (u64, u64)>> = BTreeMap::new();
+    for ((w, service), agg) in windows {
+        if touched.contains(service) && agg.count() > 0 {
+            by_service
+                .entry(service.as_str())
+                .or_default()
+                .insert(*w, (agg.count(), agg.errors()));
+        }
+    }
+    let mut out = Detections::default();
+    for (service, counts) in by_service {
+        let Some(&newest) = counts.keys().next_back() else {
+            continue;
+        };
+        let closed_until = newest - cfg.lateness_windows * window_ms;
+        let series = error_rate_series(service);
+        let key = state_key(&series, "error_rate");
+        let mut mark = marks(&key);
+        let mut baseline: VecDeque<(u64, u64)> = VecDeque::new();
+        let (mut events, mut errors) = (0u64, 0u64);
+        let mut burst = 0usize;
+        let mut last = None;
+        for (&w, &(n, k)) in counts.range(..=closed_until) {
+            last = Some(w);
+            let judged = judge(n, k, errors, events);
+            let anomalous = judged.as_ref().is_some_and(|j| j.anomalous);
+            let new = mark.evaluated.is_none_or(|done| w > done);
+            if let (Some(j), true, true) = (&judged, anomalous && burst == 0, new) {
+                out.anomalies.push(Anomaly {
+                    series: series.clone(),
+                    metric: "error_rate",
+                    window_start: w,
+                    observed: k as f64 / n as f64,
+                    expected: j.expected,
+                    lower: 0.0,
+                    upper: j.upper,
+                    score: z_score(j.tail),
+                    severity: if j.tail < CRITICAL_TAIL {
+                        "critical"
+                    } else {
+                        "warning"
+                    },
+                    method: METHOD,
+                });
+            }
+            burst = if anomalous { burst + 1 } else { 0 };
+            if burst == 0 || burst > BASELINE_WINDOWS {
+                baseline.push_back((n, k));
+                events += n;
+                errors += k;
+                if baseline.len() > BASELINE_WINDOWS {
+                    let (n0, k0) = baseline.pop_front().unwrap_or_default();
+                    events -= n0;
+                    errors -= k0;
+                }
+            }
+        }
+        if last > mark.evaluated {
+            mark.evaluated = last;
+            out.marks.insert(key, mark);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_judged_by_their_counts_not_their_ratio() {
+        // 2 events a minute at a 2% error rate: two errors of two is a 100% rate, not news.
+        assert!(!judge(2, 2, 24, 1200).unwrap().anomalous);
+        // 1000 events with 80 errors against 2%: news.
+        let j = judge(1000, 80, 24, 1200).unwrap();
+        assert!(j.anomalous && j.tail < CRITICAL_TAIL, "{}", j.tail);
+        assert!(j.upper > 0.02 && j.upper < 0.08, "{}", j.upper);
+        // A fall is never news, nor a rise within chance.
+        assert!(!judge(1000, 0, 24, 1200).unwrap().anomalous);
+        assert!(!judge(1000, 30, 24, 1200).unwrap().anomalous);
+        // No baseline yet: no judgement.
+        assert!(judge(1000, 80, 1, 50).is_none());
+        assert!((z_score(1e-6) - 4.75).abs() < 0.01);
+    }
+}
