@@ -143,4 +143,8 @@ pub(crate) struct ProduceArgs {
     /// Do not show the progress bar.
     #[arg(long)]
     pub(crate) no_progress: bool,
+    /// Synthetic load without incidents: no error bursts, and deploys that leave latency as
+    /// it was (what detection must stay quiet on; see bench/detect.py).
+    #[arg(long)]
+    pub(crate) no_incidents: bool,
 }

@@ -72,6 +72,7 @@ pub(crate) async fn produce(cfg: Config, args: ProduceArgs) -> anyhow::Result<()
                 per_message: args.batch,
                 only: args.only.clone(),
                 end_ms,
+                incidents: !args.no_incidents,
             })
         }
     };

@@ -59,6 +59,7 @@ pub(crate) struct Generator {
     pending: Vec<(String, String)>,
     /// Day (epoch days) from which cost trends compound.
     trend_origin_day: f64,
+    incidents: bool,
 }
 
 const DAY_MS: f64 = 86_400_000.0;
@@ -183,6 +184,7 @@ impl Generator {
             pending: Vec::new(),
             trend_origin_day: (chrono::Utc::now().timestamp_millis() as f64 / DAY_MS).floor()
                 - 60.0,
+            incidents: opts.incidents,
         }
     }
 
@@ -272,15 +274,21 @@ impl Generator {
         if self.rng.random::<f64>() < 1.0 / 20_000.0 {
             let svc = &mut self.services[s];
             svc.version += 1;
-            svc.speed = if svc.version.is_multiple_of(3) {
+            let speed = if svc.version.is_multiple_of(3) {
                 1.35
             } else {
                 self.rng.random_range(0.9..1.05)
             };
+            if self.incidents {
+                svc.speed = speed;
+            }
         }
     }
 
-    fn in_error_burst(t: i64, service: usize) -> bool {
+    fn in_error_burst(&self, t: i64, service: usize) -> bool {
+        if !self.incidents {
+            return false;
+        }
         // A 3-minute burst every ~2 hours, staggered per service.
         let cycle = 7_200_000i64;
         let offset = (service as i64 * 1_733_000) % cycle;
@@ -296,7 +304,7 @@ impl Generator {
         let median = ep.median_ms * svc.speed * (0.8 + 0.2 * Self::daily(t));
         let latency =
             LogNormal::new(median.ln(), ep.sigma).map_or(median, |d| d.sample(&mut self.rng));
-        let error_p = if Self::in_error_burst(t, s) {
+        let error_p = if self.in_error_burst(t, s) {
             0.25
         } else {
             0.004
@@ -323,11 +331,7 @@ impl Generator {
         let s = self.rng.random_range(0..self.services.len());
         let svc = &self.services[s];
         let ep = &svc.endpoints[self.rng.random_range(0..svc.endpoints.len())];
-        let error_p = if Self::in_error_burst(t, s) {
-            0.3
-        } else {
-            0.01
-        };
+        let error_p = if self.in_error_burst(t, s) { 0.3 } else { 0.01 };
         let r: f64 = self.rng.random();
         let (level, message, status) = if r < error_p {
             (
@@ -451,6 +455,7 @@ mod tests {
             per_message: 3,
             only: None,
             end_ms: None,
+            incidents: true,
         };
         let mut g = Generator::new(&opts, &topics);
         let mut seen = std::collections::HashSet::new();
@@ -478,6 +483,7 @@ mod tests {
             per_message: 1,
             only: Some("billing".into()),
             end_ms: Some(start + 48 * 3_600_000),
+            incidents: true,
         };
         let mut g = Generator::new(&opts, &Topics::default());
         let resources = g.fleet.len();

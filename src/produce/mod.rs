@@ -65,6 +65,9 @@ pub struct SyntheticOptions {
     pub only: Option<String>,
     /// Stop when simulated time reaches this (epoch ms); only with `start_ms`.
     pub end_ms: Option<i64>,
+    /// Error bursts (3 minutes every 2 hours per service) and deploys that change latency
+    /// (every third 35% slower); without them, deploys leave latency as it was.
+    pub incidents: bool,
 }
 
 /// How fast and how much.

@@ -1,6 +1,8 @@
 //! Anomalies of a service's log error rate, judged by the counts behind it: a window with `n`
 //! log events of which `k` are errors is anomalous when `k` errors or more are improbable
-//! (binomial upper tail below [`WARNING_TAIL`]) at the error rate of the windows before it.
+//! (binomial upper tail below [`WARNING_TAIL`]) at the error rate of the windows before it;
+//! so are the window and the one or two before it taken together (each span at a third of the
+//! limit), so a burst spread over three quiet windows is found.
 //! Only a rise is an anomaly (a falling error rate is good news), and two events a minute can
 //! never be one: at any plausible rate, two errors out of two are not improbable enough.
 //!
@@ -26,6 +28,8 @@ pub const METHOD: &str = "binomial-tail";
 pub const WARNING_TAIL: f64 = 1e-6;
 /// Upper-tail probability under which the anomaly is `critical`.
 pub const CRITICAL_TAIL: f64 = 1e-12;
+/// Consecutive windows (with events) judged together as well as alone.
+pub const SPAN_WINDOWS: usize = 3;
 /// Windows with events the baseline rate is pooled over.
 pub const BASELINE_WINDOWS: usize = 60;
 /// Events the baseline needs before any window is judged.
@@ -66,14 +70,16 @@ fn upper_tail(b: &Binomial, k: u64) -> f64 {
 
 /// The judgement of one window against its baseline.
 struct Judgement {
+    observed: f64,
     expected: f64,
     upper: f64,
     tail: f64,
     anomalous: bool,
 }
 
-/// Judges `k` errors of `n` events at the baseline's pooled `errors` of `events`.
-fn judge(n: u64, k: u64, errors: u64, events: u64) -> Option<Judgement> {
+/// Judges `k` errors of `n` events at the baseline's pooled `errors` of `events`: anomalous
+/// when the upper tail is under `limit`.
+fn judge(n: u64, k: u64, errors: u64, events: u64, limit: f64) -> Option<Judgement> {
     if events < MIN_BASELINE_EVENTS || n == 0 {
         return None;
     }
@@ -85,17 +91,18 @@ fn judge(n: u64, k: u64, errors: u64, events: u64) -> Option<Judgement> {
     let (mut lo, mut hi) = (0u64, n + 1);
     while lo < hi {
         let mid = (lo + hi) / 2;
-        if upper_tail(&b, mid) < WARNING_TAIL {
+        if upper_tail(&b, mid) < limit {
             hi = mid;
         } else {
             lo = mid + 1;
         }
     }
     Some(Judgement {
+        observed: rate,
         expected: p0,
         upper: (lo as f64 / n as f64).min(1.0),
         tail,
-        anomalous: tail < WARNING_TAIL && rate >= p0 + MIN_ERROR_RATE_CHANGE && rate >= 2.0 * p0,
+        anomalous: tail < limit && rate >= p0 + MIN_ERROR_RATE_CHANGE && rate >= 2.0 * p0,
     })
 }
 
@@ -136,17 +143,41 @@ pub fn detect_error_rates(
         let (mut events, mut errors) = (0u64, 0u64);
         let mut burst = 0usize;
         let mut last = None;
+        let mut recent: VecDeque<(u64, u64)> = VecDeque::new();
         for (&w, &(n, k)) in counts.range(..=closed_until) {
             last = Some(w);
-            let judged = judge(n, k, errors, events);
+            recent.push_front((n, k));
+            recent.truncate(SPAN_WINDOWS);
+            // The window alone, and with the windows before it: a burst spread over three
+            // windows is news before any one of them is (each span at a third of the limit).
+            let mut span = (0u64, 0u64);
+            let mut judged = None;
+            for &(n_i, k_i) in &recent {
+                span = (span.0 + n_i, span.1 + k_i);
+                let j = judge(
+                    span.0,
+                    span.1,
+                    errors,
+                    events,
+                    WARNING_TAIL / SPAN_WINDOWS as f64,
+                );
+                let hit = j.as_ref().is_some_and(|j| j.anomalous);
+                if judged.is_none() || hit {
+                    judged = j;
+                }
+                if hit {
+                    break;
+                }
+            }
             let anomalous = judged.as_ref().is_some_and(|j| j.anomalous);
+            let observed = judged.as_ref().map_or(0.0, |j| j.observed);
             let new = mark.evaluated.is_none_or(|done| w > done);
             if let (Some(j), true, true) = (&judged, anomalous && burst == 0, new) {
                 out.anomalies.push(Anomaly {
                     series: series.clone(),
                     metric: "error_rate",
                     window_start: w,
-                    observed: k as f64 / n as f64,
+                    observed,
                     expected: j.expected,
                     lower: 0.0,
                     upper: j.upper,
@@ -186,16 +217,25 @@ mod tests {
     #[test]
     fn errors_are_judged_by_their_counts_not_their_ratio() {
         // 2 events a minute at a 2% error rate: two errors of two is a 100% rate, not news.
-        assert!(!judge(2, 2, 24, 1200).unwrap().anomalous);
+        assert!(!judge(2, 2, 24, 1200, WARNING_TAIL).unwrap().anomalous);
         // 1000 events with 80 errors against 2%: news.
-        let j = judge(1000, 80, 24, 1200).unwrap();
+        let j = judge(1000, 80, 24, 1200, WARNING_TAIL).unwrap();
         assert!(j.anomalous && j.tail < CRITICAL_TAIL, "{}", j.tail);
         assert!(j.upper > 0.02 && j.upper < 0.08, "{}", j.upper);
         // A fall is never news, nor a rise within chance.
-        assert!(!judge(1000, 0, 24, 1200).unwrap().anomalous);
-        assert!(!judge(1000, 30, 24, 1200).unwrap().anomalous);
+        assert!(!judge(1000, 0, 24, 1200, WARNING_TAIL).unwrap().anomalous);
+        assert!(!judge(1000, 30, 24, 1200, WARNING_TAIL).unwrap().anomalous);
         // No baseline yet: no judgement.
-        assert!(judge(1000, 80, 1, 50).is_none());
+        assert!(judge(1000, 80, 1, 50, WARNING_TAIL).is_none());
         assert!((z_score(1e-6) - 4.75).abs() < 0.01);
+    }
+
+    /// The demo's error burst at 4 events a second: 4 errors of 16 events a minute against 1%
+    /// is not news in any one window, three such windows together are.
+    #[test]
+    fn a_burst_over_three_windows_is_news_before_any_one_of_them_is() {
+        let limit = WARNING_TAIL / SPAN_WINDOWS as f64;
+        assert!(!judge(16, 4, 10, 960, limit).unwrap().anomalous);
+        assert!(judge(48, 11, 10, 960, limit).unwrap().anomalous);
     }
 }

@@ -3,6 +3,20 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+/// Whether some calendar day of the series has a point in 90% of its times of day, in steps
+/// of `phase_ms`.
+fn well_covered_day(all: &[(i64, f64)], phase_ms: i64) -> bool {
+    const DAY: i64 = 86_400_000;
+    let mut days: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
+    for &(w, _) in all {
+        days.entry(w.div_euclid(DAY))
+            .or_default()
+            .insert(w.rem_euclid(DAY) / phase_ms);
+    }
+    let per_day = DAY / phase_ms;
+    days.values().any(|p| p.len() as i64 * 10 >= per_day * 9)
+}
+
 /// The kept points of a series, (window, value), and their values with the shape divided out.
 pub(crate) type Deseasonalized = (Vec<(i64, f64)>, Vec<f64>);
 
@@ -10,24 +24,23 @@ pub(crate) type Deseasonalized = (Vec<(i64, f64)>, Vec<f64>);
 /// series of changes while a change of level stays one. Shape and level are fitted together
 /// (least squares in logs of a shape by time of day, a level, and the one step that fits
 /// best), so a deploy inside the only full day is not learnt as part of the shape. Only times
-/// of day seen on two days or more are kept (returned with their adjusted values). `None`
-/// until the series has one well-covered day (90% of its windows).
+/// of day seen on two days or more are kept (returned with their adjusted values). The times of
+/// day are as fine as the series' cover allows: windows, else 5 minutes, 15 minutes or hours
+/// (a sparse series has a daily cycle too). `None` until the series has one well-covered day
+/// (90% of its times of day) even by the hour: a series shorter than a day, or one point per
+/// benchmark run, is searched as it is.
 pub(crate) fn deseasonalize(
     all: &[(i64, f64)],
     window_ms: i64,
     tail_len: usize,
 ) -> Option<Deseasonalized> {
     const DAY: i64 = 86_400_000;
-    let per_day = (DAY / window_ms).max(1);
-    let mut days: BTreeMap<i64, usize> = BTreeMap::new();
-    for &(w, _) in all {
-        *days.entry(w.div_euclid(DAY)).or_default() += 1;
-    }
-    // The daily shape needs at least one well-covered day to be estimated at all.
-    if !days.values().any(|n| *n as i64 * 10 >= per_day * 9) {
-        return None;
-    }
-    let phase_of = |w: i64| (w.rem_euclid(DAY) / window_ms) as usize;
+    let phase_ms = [window_ms, 300_000, 900_000, 3_600_000]
+        .into_iter()
+        .filter(|p| *p >= window_ms && p % window_ms == 0 && DAY % p == 0)
+        .find(|&p| well_covered_day(all, p))?;
+    let per_day = DAY / phase_ms;
+    let phase_of = |w: i64| (w.rem_euclid(DAY) / phase_ms) as usize;
     // A time of day seen on one day only cannot tell the shape from the level: its values
     // would echo whatever level is assumed and read as changes. Keep the times of day seen on
     // at least two days.
