@@ -192,4 +192,27 @@ mod tests {
         assert_eq!(c.lake, "/tmp/y");
         assert_eq!(c.ingest.flush_interval, Duration::from_millis(500));
     }
+
+    /// Which way each metric's moves are bad, from the file; a direction that is not one
+    /// stops start-up naming the key.
+    #[test]
+    fn metric_directions_are_read_from_the_file() {
+        use opslake_processor::detect::direction::Direction;
+        let dir = std::env::temp_dir().join(format!("opslake-cfg-dir-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.toml");
+        std::fs::write(
+            &f,
+            "[processor.detect.directions]\n\"jobs.completed\" = \"down\"\n\"queue.*\" = \"up\"\n",
+        )
+        .unwrap();
+        let c = load(Some(&f), &FlagOverrides::default()).unwrap();
+        let d = &c.processor.detect.directions;
+        assert_eq!(d.of("jobs.completed"), Direction::Down);
+        assert_eq!(d.of("queue.depth"), Direction::Up);
+        assert_eq!(d.of("cpu.utilization"), Direction::Both);
+        std::fs::write(&f, "[processor.detect.directions]\nx = \"sideways\"\n").unwrap();
+        let e = load(Some(&f), &FlagOverrides::default()).unwrap_err();
+        assert!(e.to_string().contains("processor.detect.directions"), "{e}");
+    }
 }

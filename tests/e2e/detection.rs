@@ -146,23 +146,8 @@ fn otava_cases_and_a_benchmark_have_their_changes_in_regressions() {
     let producer = TestProducer::new(&setup.brokers);
     let cases = cases();
     let events: Vec<Value> = cases.iter().flat_map(Case::events).collect();
-    for chunk in events.chunks(500) {
-        producer.send(
-            &setup.topic("metrics"),
-            None,
-            Value::from(chunk.to_vec()).to_string().as_bytes(),
-        );
-    }
-    producer.flush();
-    wait_for(
-        "every event in the rollups",
-        Duration::from_secs(120),
-        || {
-            (api.count("SELECT coalesce(sum(count), 0) FROM metric_rollups_1m")
-                == events.len() as i64)
-                .then_some(())
-        },
-    );
+    producer.send_all(&setup.topic("metrics"), &events);
+    api.wait_for_rollups_of(events.len());
     // series1, series2, zeros (two), metric2 and the benchmark's two.
     let rows = wait_for(
         "the changes in regressions",

@@ -258,23 +258,8 @@ fn replayed_history_yields_anomalies_and_regressions_through_sql() {
                 "value": v, "version": version, "labels": {"endpoint": "/charge"}}));
         }
     }
-    for chunk in events.chunks(500) {
-        producer.send(
-            &setup.topic("metrics"),
-            None,
-            Value::from(chunk.to_vec()).to_string().as_bytes(),
-        );
-    }
-    producer.flush();
-    wait_for(
-        "every event in the rollups",
-        Duration::from_secs(120),
-        || {
-            (api.count("SELECT coalesce(sum(count), 0) FROM metric_rollups_1m")
-                == events.len() as i64)
-                .then_some(())
-        },
-    );
+    producer.send_all(&setup.topic("metrics"), &events);
+    api.wait_for_rollups_of(events.len());
     let anomalies = wait_for("the spike in anomalies", Duration::from_secs(60), || {
         let rows = api.rows(
             "SELECT CAST(window_start AS BIGINT), metric, observed, expected, severity, method, labels['endpoint'] \

@@ -130,14 +130,7 @@ fn three_ingest_two_processors_on_s3_survive_a_kill_of_each() {
     wait_for("every event in the lake", Duration::from_secs(180), || {
         (a.count("SELECT count(*) FROM metrics") as usize == n).then_some(())
     });
-    wait_for(
-        "every event in the rollups",
-        Duration::from_secs(120),
-        || {
-            (a.count("SELECT coalesce(sum(count), 0) FROM metric_rollups_1m") as usize == n)
-                .then_some(())
-        },
-    );
+    a.wait_for_rollups_of(n);
     check_lake(&a, n, &exact);
     // Stateless query servers give the same answers.
     for q in [

@@ -396,6 +396,19 @@ impl Api {
         self.rows(sql)[0][0].as_i64().unwrap()
     }
 
+    /// Waits (2 minutes at most) until the 1-minute metric rollups count `events` samples.
+    pub fn wait_for_rollups_of(&self, events: usize) {
+        wait_for(
+            "every event in the rollups",
+            Duration::from_secs(120),
+            || {
+                (self.count("SELECT coalesce(sum(count), 0) FROM metric_rollups_1m")
+                    == events as i64)
+                    .then_some(())
+            },
+        );
+    }
+
     pub fn get(&self, path: &str) -> reqwest::blocking::Response {
         Self::client()
             .get(format!("{}{path}", self.base))
@@ -423,6 +436,18 @@ impl TestProducer {
             .create()
             .unwrap();
         Self { producer }
+    }
+
+    /// Sends `events` to `topic` as JSON arrays of 500, and waits for the broker to hold them.
+    pub fn send_all(&self, topic: &str, events: &[Value]) {
+        for chunk in events.chunks(500) {
+            self.send(
+                topic,
+                None,
+                Value::from(chunk.to_vec()).to_string().as_bytes(),
+            );
+        }
+        self.flush();
     }
 
     pub fn send(&self, topic: &str, key: Option<&str>, value: &[u8]) {

@@ -248,11 +248,12 @@ pub fn change_points(x: &[f64], cfg: &ChangePointConfig) -> Vec<ChangePoint> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::Value;
 
-    fn shared() -> Value {
+    /// Otava's expected change points (`../shared/data/otava`).
+    pub(crate) fn shared() -> Value {
         let p = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../../shared/data/otava/expected_change_points.json"
@@ -260,7 +261,8 @@ mod tests {
         serde_json::from_str(&std::fs::read_to_string(p).expect("shared Otava data")).unwrap()
     }
 
-    fn floats(v: &Value) -> Vec<f64> {
+    /// A JSON array of numbers.
+    pub(crate) fn floats(v: &Value) -> Vec<f64> {
         v.as_array()
             .unwrap()
             .iter()

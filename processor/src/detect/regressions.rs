@@ -241,7 +241,7 @@ impl Search<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Value;
+    use crate::detect::changepoint::tests::{floats, shared};
 
     const MINUTE: i64 = 60_000;
 
@@ -295,22 +295,6 @@ mod tests {
             .collect()
     }
 
-    fn otava() -> Value {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/data/otava/expected_change_points.json"
-        );
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-    }
-
-    fn floats(v: &Value) -> Vec<f64> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap())
-            .collect()
-    }
-
     fn no_version(_: usize) -> Option<String> {
         None
     }
@@ -319,7 +303,7 @@ mod tests {
     /// found as Otava finds them, whether they arrive at once or a point at a time.
     #[test]
     fn otavas_short_series_are_searched_as_they_are() {
-        let o = otava();
+        let o = shared();
         let two = &o["two_metric_series"];
         for per_cycle in [1, 3, 100] {
             let s1 = live("series1", &floats(&two["series1"]), per_cycle, &no_version);
