@@ -95,7 +95,8 @@ def run(opslake, step, days, incidents, work):
     env = dict(os.environ, OPSLAKE_BROKERS=f"127.0.0.1:{port}", OPSLAKE_LAKE=lake,
                OPSLAKE_LISTEN=f"127.0.0.1:{api}", OPSLAKE_PROCESSOR__INTERVAL="2s",
                RUST_LOG=os.environ.get("RUST_LOG", "warn"))
-    proc = subprocess.Popen([opslake, "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = open(os.path.join(work, f"opslake-{step}-{incidents}.log"), "w")
+    proc = subprocess.Popen([opslake, "run"], env=env, stdout=subprocess.DEVNULL, stderr=log)
     try:
         wait_port(api, timeout=60)
         end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
@@ -172,6 +173,8 @@ def main():
     ap.add_argument("--days", type=int, default=2)
     ap.add_argument("--steps", default="2s,200ms")
     ap.add_argument("--bin", default=os.path.join(ROOT, "target", "debug", "opslake"))
+    ap.add_argument("--modes", default="no,yes", help="incidents: no, yes or both (no,yes)")
+    ap.add_argument("--keep", action="store_true", help="keep the lakes (their paths are printed)")
     args = ap.parse_args()
     if not os.path.exists(args.bin):
         raise SystemExit(f"missing {args.bin}: cargo build --bin opslake")
@@ -179,11 +182,14 @@ def main():
     summary = []
     try:
         for step in args.steps.split(","):
-            for incidents in (False, True):
+            for incidents in [m == "yes" for m in args.modes.split(",")]:
                 print(f"== one event every {step}, {'with' if incidents else 'without'} incidents", flush=True)
                 summary.append((step, incidents, run(args.bin, step, args.days, incidents, work)))
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            print(f"lakes kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     print()
     print("step   incidents  critical anomalies/day  regressions/day  error bursts found  slower versions found")
     for step, incidents, r in summary:
