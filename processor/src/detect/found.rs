@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, Float64Builder, StringBuilder};
+use datafusion::arrow::array::{
+    ArrayRef, Float64Array, MapBuilder, StringBuilder, TimestampMillisecondBuilder,
+};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 use opslake_schemas::tables;
@@ -74,50 +76,81 @@ pub struct Detections {
     pub marks: BTreeMap<String, Mark>,
 }
 
+/// The columns both tables start with: detected_at, service, name, labels, metric, and the
+/// time the row is about (`window_start`, `change_at`).
+struct Leading {
+    detected_at: i64,
+    at: TimestampMillisecondBuilder,
+    service: StringBuilder,
+    name: StringBuilder,
+    labels: MapBuilder<StringBuilder, StringBuilder>,
+    metric: StringBuilder,
+    time: TimestampMillisecondBuilder,
+}
+
+impl Leading {
+    fn new(rows: usize, detected_at: i64) -> Self {
+        Self {
+            detected_at,
+            at: ts_builder(rows),
+            service: StringBuilder::new(),
+            name: StringBuilder::new(),
+            labels: labels_builder(),
+            metric: StringBuilder::new(),
+            time: ts_builder(rows),
+        }
+    }
+
+    fn push(&mut self, series: &SeriesKey, metric: &str, time: i64) -> Result<(), ArrowError> {
+        self.at.append_value(self.detected_at);
+        self.service.append_value(&series.service);
+        self.name.append_value(&series.name);
+        append_labels(&mut self.labels, &series.labels)?;
+        self.metric.append_value(metric);
+        self.time.append_value(time);
+        Ok(())
+    }
+
+    /// The six columns, then `values` (one column per value, as many as each row pushed).
+    fn finish(mut self, values: Vec<Vec<f64>>) -> Vec<ArrayRef> {
+        let mut cols: Vec<ArrayRef> = vec![
+            Arc::new(self.at.finish()),
+            Arc::new(self.service.finish()),
+            Arc::new(self.name.finish()),
+            Arc::new(self.labels.finish()),
+            Arc::new(self.metric.finish()),
+            Arc::new(self.time.finish()),
+        ];
+        cols.extend(
+            values
+                .into_iter()
+                .map(|v| Arc::new(Float64Array::from(v)) as ArrayRef),
+        );
+        cols
+    }
+}
+
 /// Rows of the `anomalies` table.
 ///
 /// # Errors
 /// When Arrow refuses the arrays (a bug).
 pub fn anomaly_batch(rows: &[Anomaly], detected_at: i64) -> Result<RecordBatch, ArrowError> {
-    let n = rows.len();
-    let (mut at, mut ws) = (ts_builder(n), ts_builder(n));
-    let (mut service, mut name, mut metric, mut sev, mut method) = (
-        StringBuilder::new(),
-        StringBuilder::new(),
-        StringBuilder::new(),
-        StringBuilder::new(),
-        StringBuilder::new(),
-    );
-    let mut labels = labels_builder();
-    let mut f: Vec<Float64Builder> = (0..5).map(|_| Float64Builder::with_capacity(n)).collect();
+    let mut leading = Leading::new(rows.len(), detected_at);
+    let mut values: Vec<Vec<f64>> = vec![Vec::new(); 5];
+    let (mut severity, mut method) = (StringBuilder::new(), StringBuilder::new());
     for a in rows {
-        at.append_value(detected_at);
-        service.append_value(&a.series.service);
-        name.append_value(&a.series.name);
-        append_labels(&mut labels, &a.series.labels)?;
-        metric.append_value(a.metric);
-        ws.append_value(a.window_start);
-        for (b, v) in f
+        leading.push(&a.series, a.metric, a.window_start)?;
+        for (col, v) in values
             .iter_mut()
             .zip([a.observed, a.expected, a.lower, a.upper, a.score])
         {
-            b.append_value(v);
+            col.push(v);
         }
-        sev.append_value(a.severity);
+        severity.append_value(a.severity);
         method.append_value(a.method);
     }
-    let mut cols: Vec<ArrayRef> = vec![
-        Arc::new(at.finish()),
-        Arc::new(service.finish()),
-        Arc::new(name.finish()),
-        Arc::new(labels.finish()),
-        Arc::new(metric.finish()),
-        Arc::new(ws.finish()),
-    ];
-    for mut b in f {
-        cols.push(Arc::new(b.finish()));
-    }
-    cols.push(Arc::new(sev.finish()));
+    let mut cols = leading.finish(values);
+    cols.push(Arc::new(severity.finish()));
     cols.push(Arc::new(method.finish()));
     RecordBatch::try_new(tables::anomalies(), cols)
 }
@@ -127,48 +160,28 @@ pub fn anomaly_batch(rows: &[Anomaly], detected_at: i64) -> Result<RecordBatch, 
 /// # Errors
 /// When Arrow refuses the arrays (a bug).
 pub fn regression_batch(rows: &[Regression], detected_at: i64) -> Result<RecordBatch, ArrowError> {
-    let n = rows.len();
-    let (mut at, mut change) = (ts_builder(n), ts_builder(n));
-    let (mut service, mut name, mut metric, mut vb, mut va, mut kind) = (
-        StringBuilder::new(),
-        StringBuilder::new(),
-        StringBuilder::new(),
+    let mut leading = Leading::new(rows.len(), detected_at);
+    let mut values: Vec<Vec<f64>> = vec![Vec::new(); 4];
+    let (mut before, mut after, mut kind) = (
         StringBuilder::new(),
         StringBuilder::new(),
         StringBuilder::new(),
     );
-    let mut labels = labels_builder();
-    let mut f: Vec<Float64Builder> = (0..4).map(|_| Float64Builder::with_capacity(n)).collect();
     for r in rows {
-        at.append_value(detected_at);
-        service.append_value(&r.series.service);
-        name.append_value(&r.series.name);
-        append_labels(&mut labels, &r.series.labels)?;
-        metric.append_value(r.metric);
-        change.append_value(r.change_at);
-        for (b, v) in f
+        leading.push(&r.series, r.metric, r.change_at)?;
+        for (col, v) in values
             .iter_mut()
             .zip([r.before, r.after, r.change_pct, r.p_value])
         {
-            b.append_value(v);
+            col.push(v);
         }
-        vb.append_option(r.version_before.as_deref());
-        va.append_option(r.version_after.as_deref());
+        before.append_option(r.version_before.as_deref());
+        after.append_option(r.version_after.as_deref());
         kind.append_value(r.kind);
     }
-    let mut cols: Vec<ArrayRef> = vec![
-        Arc::new(at.finish()),
-        Arc::new(service.finish()),
-        Arc::new(name.finish()),
-        Arc::new(labels.finish()),
-        Arc::new(metric.finish()),
-        Arc::new(change.finish()),
-    ];
-    for mut b in f {
-        cols.push(Arc::new(b.finish()));
-    }
-    cols.push(Arc::new(vb.finish()));
-    cols.push(Arc::new(va.finish()));
+    let mut cols = leading.finish(values);
+    cols.push(Arc::new(before.finish()));
+    cols.push(Arc::new(after.finish()));
     cols.push(Arc::new(kind.finish()));
     RecordBatch::try_new(tables::regressions(), cols)
 }
