@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 BROKER_PORT="${OPSLAKE_QUICKSTART_BROKER_PORT:-9092}"
+# Every other OPSLAKE_* variable is configuration, and opslake refuses keys it does not know.
+unset OPSLAKE_QUICKSTART_BROKER_PORT
 export OPSLAKE_BROKERS="127.0.0.1:$BROKER_PORT"
 export OPSLAKE_LAKE="${OPSLAKE_LAKE:-./lake}"
 export OPSLAKE_LISTEN="${OPSLAKE_LISTEN:-127.0.0.1:8080}"
@@ -67,7 +69,7 @@ Try:
   curl -s http://$OPSLAKE_LISTEN/api/v1/sql -H 'content-type: application/json' \\
     -d '{"sql": "SELECT service, sum(count) AS requests, round(quantile_merge(sketch, 0.99), 1) AS p99_ms FROM metric_rollups_1h WHERE name = '\''http.server.duration'\'' GROUP BY service ORDER BY p99_ms DESC"}'
   $bin sql "SELECT window_start, service, name, metric, round(observed, 1) AS observed, round(expected, 1) AS expected, severity FROM anomalies ORDER BY window_start DESC LIMIT 10"
-  $bin sql "SELECT change_at, service, metric, round(change_pct, 1) AS change_pct, version_before, version_after FROM regressions ORDER BY change_at"
+  $bin sql "SELECT change_at, service, metric, round(change_pct, 1) AS change_pct, kind, version_before, version_after FROM regressions ORDER BY change_at"
   $bin sql "SELECT window_start, service, count, round(error_rate, 3) AS error_rate FROM log_rollups_1m ORDER BY window_start DESC LIMIT 10"
   $bin sql "SELECT level, count(*) FROM logs GROUP BY level ORDER BY 2 DESC"
   $bin sql "SELECT provider, round(sum(cost), 2) AS cost FROM cost_daily WHERE date >= current_date - 7 GROUP BY provider ORDER BY cost DESC"
