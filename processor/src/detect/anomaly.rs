@@ -129,10 +129,52 @@ pub struct Detector {
     scale: f64,
     quiet: usize,
     direction: Direction,
-    /// Bad-way scores of the last [`MEMORY_DAYS`], with the sum and sum of squares of their
-    /// values clipped at [`SCORE_CLIP`].
-    scores: VecDeque<f64>,
-    score_sums: (f64, f64),
+    /// Bad-way scores of the last [`MEMORY_DAYS`].
+    scores: Scores,
+}
+
+/// Scores of the last points, with the sum and sum of squares of their values clipped at
+/// [`SCORE_CLIP`] (the likelihood's mean and spread).
+#[derive(Debug, Clone, Default)]
+struct Scores {
+    values: VecDeque<f64>,
+    sum: f64,
+    sum_sq: f64,
+}
+
+impl Scores {
+    fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Adds a score, keeping the last `keep`.
+    fn push(&mut self, score: f64, keep: usize) {
+        let c = score.min(SCORE_CLIP);
+        self.values.push_back(score);
+        self.sum += c;
+        self.sum_sq += c * c;
+        if self.values.len() > keep {
+            let old = self.values.pop_front().unwrap_or_default().min(SCORE_CLIP);
+            self.sum -= old;
+            self.sum_sq -= old * old;
+        }
+    }
+
+    /// Mean and standard deviation of the clipped scores.
+    fn mean_sd(&self) -> (f64, f64) {
+        let k = self.values.len().max(1) as f64;
+        let mean = self.sum / k;
+        let sd = (self.sum_sq / k - mean * mean).max(0.0).sqrt().max(1e-9);
+        (mean, sd)
+    }
+
+    /// The mean of the last `points - 1` scores and `latest`, clipped and as they are.
+    fn short_means(&self, latest: f64, points: usize) -> (f64, f64) {
+        let recent = || self.values.iter().rev().take(points - 1);
+        let clipped = recent().map(|s| s.min(SCORE_CLIP)).sum::<f64>() + latest.min(SCORE_CLIP);
+        let raw = recent().sum::<f64>() + latest;
+        (clipped / points as f64, raw / points as f64)
+    }
 }
 
 /// Days of scores the short-term mean score is compared with (see
@@ -151,8 +193,7 @@ impl Detector {
             scale: 0.0,
             quiet: 0,
             direction: Direction::Both,
-            scores: VecDeque::new(),
-            score_sums: (0.0, 0.0),
+            scores: Scores::default(),
         }
     }
 
@@ -222,6 +263,17 @@ impl Detector {
         self.scale = (1.4826 * mad).max(floor);
     }
 
+    /// Whether a point's bad-way score makes the short-term mean score unusual for the series
+    /// (see [`AnomalyConfig::likelihood`]). The floor is on the scores as they are: one point
+    /// 100 spreads off is news even where the likelihood's clipped mean stays under it.
+    fn likely(&self, bad_score: f64) -> bool {
+        let (mean, sd) = self.scores.mean_sd();
+        let (short, short_raw) = self
+            .scores
+            .short_means(bad_score, self.cfg.short_points.max(1));
+        (short - mean) / sd > self.cfg.likelihood && short_raw >= self.cfg.min_short_score
+    }
+
     /// Evaluates `x` against the history before it, then adds it to the history. `None` while
     /// warming up.
     pub fn push(&mut self, x: f64) -> Option<Evaluation> {
@@ -236,39 +288,15 @@ impl Detector {
             let score = (x - expected).abs() / self.scale;
             let bad_way = self.direction.is_bad(expected, x);
             let bad_score = if bad_way { score } else { 0.0 };
-            let clipped = bad_score.min(SCORE_CLIP);
-            let likely = self.cfg.likelihood > 0.0 && {
-                let k = self.scores.len() as f64;
-                let (sum, sq) = self.score_sums;
-                let mean = sum / k.max(1.0);
-                let sd = (sq / k.max(1.0) - mean * mean).max(0.0).sqrt().max(1e-9);
-                let points = self.cfg.short_points.max(1);
-                let recent = || self.scores.iter().rev().take(points - 1);
-                let short =
-                    (recent().map(|s| s.min(SCORE_CLIP)).sum::<f64>() + clipped) / points as f64;
-                // The floor is on the scores as they are: one point 100 spreads off is news
-                // even where the likelihood's clipped mean stays under it.
-                let short_raw = (recent().sum::<f64>() + bad_score) / points as f64;
-                k as usize >= self.cfg.warmup
-                    && (short - mean) / sd > self.cfg.likelihood
-                    && short_raw >= self.cfg.min_short_score
-            };
             let unusual = if self.cfg.likelihood > 0.0 {
-                likely
+                self.scores.len() >= self.cfg.warmup && self.likely(bad_score)
             } else {
                 score > self.cfg.threshold
             };
             let anomalous = n >= self.cfg.warmup && unusual && bad_way && self.quiet == 0;
             // Scores count from the warm-up on: before it, the spread is not known yet.
             if n >= self.cfg.warmup {
-                self.scores.push_back(bad_score);
-                self.score_sums.0 += clipped;
-                self.score_sums.1 += clipped * clipped;
-            }
-            if self.scores.len() > self.day * MEMORY_DAYS {
-                let old = self.scores.pop_front().unwrap_or_default().min(SCORE_CLIP);
-                self.score_sums.0 -= old;
-                self.score_sums.1 -= old * old;
+                self.scores.push(bad_score, self.day * MEMORY_DAYS);
             }
             if anomalous {
                 self.quiet = (self.cfg.cooldown_days * self.day as f64).ceil() as usize;

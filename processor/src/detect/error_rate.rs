@@ -71,11 +71,33 @@ fn upper_tail(b: &Binomial, k: u64) -> f64 {
 
 /// The judgement of one window against its baseline.
 struct Judgement {
+    events: u64,
     observed: f64,
     expected: f64,
-    upper: f64,
+    limit: f64,
     tail: f64,
     anomalous: bool,
+}
+
+impl Judgement {
+    /// The band's upper edge: the lowest rate anomalous by the tail alone. Computed only for
+    /// the anomalies recorded (a search over the tail), not for every window replayed.
+    fn upper(&self) -> f64 {
+        let n = self.events;
+        let Ok(b) = Binomial::new(self.expected, n) else {
+            return 1.0;
+        };
+        let (mut lo, mut hi) = (0u64, n + 1);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if upper_tail(&b, mid) < self.limit {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        (lo as f64 / n as f64).min(1.0)
+    }
 }
 
 /// Judges `k` errors of `n` events at the baseline's pooled `errors` of `events`: anomalous
@@ -88,20 +110,11 @@ fn judge(n: u64, k: u64, errors: u64, events: u64, limit: f64) -> Option<Judgeme
     let b = Binomial::new(p0, n).ok()?;
     let tail = upper_tail(&b, k);
     let rate = k as f64 / n as f64;
-    // The fewest errors that would be anomalous by the tail alone: the band's upper edge.
-    let (mut lo, mut hi) = (0u64, n + 1);
-    while lo < hi {
-        let mid = (lo + hi) / 2;
-        if upper_tail(&b, mid) < limit {
-            hi = mid;
-        } else {
-            lo = mid + 1;
-        }
-    }
     Some(Judgement {
+        events: n,
         observed: rate,
         expected: p0,
-        upper: (lo as f64 / n as f64).min(1.0),
+        limit,
         tail,
         anomalous: tail < limit && rate >= p0 + MIN_ERROR_RATE_CHANGE && rate >= 2.0 * p0,
     })
@@ -184,7 +197,7 @@ pub fn detect_error_rates(
                     observed: j.observed,
                     expected: j.expected,
                     lower: 0.0,
-                    upper: j.upper,
+                    upper: j.upper(),
                     score: z_score(j.tail),
                     severity: if j.tail < CRITICAL_TAIL {
                         "critical"
@@ -228,7 +241,7 @@ mod tests {
         // 1000 events with 80 errors against 2%: news.
         let j = judge(1000, 80, 24, 1200, WARNING_TAIL).unwrap();
         assert!(j.anomalous && j.tail < CRITICAL_TAIL, "{}", j.tail);
-        assert!(j.upper > 0.02 && j.upper < 0.08, "{}", j.upper);
+        assert!(j.upper() > 0.02 && j.upper() < 0.08, "{}", j.upper());
         // A fall is never news, nor a rise within chance.
         assert!(!judge(1000, 0, 24, 1200, WARNING_TAIL).unwrap().anomalous);
         assert!(!judge(1000, 30, 24, 1200, WARNING_TAIL).unwrap().anomalous);

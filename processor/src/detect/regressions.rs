@@ -57,7 +57,6 @@ fn version_change(
     }
 }
 
-/// Runs the detectors over `windows` (every 1-minute rollup of the touched series from their
 /// The step at `at` of the least-squares fit of `y = a + b·i + c·[i ≥ at]` to `values`.
 /// With its t statistic (the step over its standard error; infinite on an exact fit).
 fn fitted_step(values: &[f64], at: usize) -> (f64, f64) {
@@ -65,11 +64,12 @@ fn fitted_step(values: &[f64], at: usize) -> (f64, f64) {
     let t_mean = (values.len() - 1) as f64 / 2.0;
     let y_mean = values.iter().sum::<f64>() / n;
     let s_mean = (values.len() - at) as f64 / n;
-    // Normal equations of the centred regressors t (position) and s (after the step).
+    // The centred regressors of point `i`: t (position) and s (after the step).
+    let regressors = |i: usize| (i as f64 - t_mean, f64::from(u8::from(i >= at)) - s_mean);
+    // Their normal equations.
     let (mut tt, mut ss, mut ts, mut ty, mut sy) = (0.0, 0.0, 0.0, 0.0, 0.0);
     for (i, y) in values.iter().enumerate() {
-        let t = i as f64 - t_mean;
-        let s = f64::from(u8::from(i >= at)) - s_mean;
+        let (t, s) = regressors(i);
         let y = y - y_mean;
         tt += t * t;
         ss += s * s;
@@ -87,8 +87,7 @@ fn fitted_step(values: &[f64], at: usize) -> (f64, f64) {
         .iter()
         .enumerate()
         .map(|(i, y)| {
-            let t = i as f64 - t_mean;
-            let s = f64::from(u8::from(i >= at)) - s_mean;
+            let (t, s) = regressors(i);
             let r = (y - y_mean) - slope * t - step * s;
             r * r
         })
@@ -132,9 +131,21 @@ pub(crate) struct Search<'a> {
     pub window_ms: i64,
 }
 
+/// The part of a series one search looks at.
+#[derive(Clone, Copy)]
+struct Tail<'a> {
+    /// (window start, value) of its points.
+    points: &'a [(i64, f64)],
+    /// The values searched (with the daily shape divided out once it is known).
+    values: &'a [f64],
+    /// Points of the series before it.
+    offset: usize,
+}
+
 impl Search<'_> {
     /// Adds the change points not recorded yet to `out` and moves `mark` past them and past
-    /// the points searched; `true` when the mark moved. `version_at` gives the version deployed in a window.
+    /// the points searched; `true` when the mark moved. `version_at` gives the version
+    /// deployed in a window.
     pub(crate) fn run(
         &self,
         cfg: &DetectConfig,
@@ -163,34 +174,32 @@ impl Search<'_> {
         ends.push(n);
         for end in ends {
             let from = end.saturating_sub(cfg.change_history);
-            self.search(
-                &kept[from..end],
-                &values[from..end],
-                from,
-                cfg,
-                mark,
-                version_at,
-                out,
-            );
+            let tail = Tail {
+                points: &kept[from..end],
+                values: &values[from..end],
+                offset: from,
+            };
+            self.search(&tail, cfg, mark, version_at, out);
         }
         let moved = mark.searched != Some(newest);
         mark.searched = Some(newest);
         moved
     }
 
-    /// One search of the points `tail` (searched `values`), the `offset`-th point of the
-    /// series first.
-    #[allow(clippy::too_many_arguments)]
+    /// One search of a tail of the series.
     fn search(
         &self,
-        tail: &[(i64, f64)],
-        values: &[f64],
-        offset: usize,
+        tail: &Tail<'_>,
         cfg: &DetectConfig,
         mark: &mut Mark,
         version_at: &dyn Fn(i64) -> Option<String>,
         out: &mut Vec<Regression>,
     ) {
+        let Tail {
+            points: tail,
+            values,
+            offset,
+        } = *tail;
         let min_gap = cfg.change_settle as i64 * self.window_ms;
         let direction = cfg.directions.of(&self.series.name);
         let cps = change_points(values, &cfg.changes);
