@@ -10,4 +10,8 @@ scripts/tansu.sh install
 python3 -c "import moto.server" 2>/dev/null || python3 -m pip install -q 'moto[server]'
 # The Kubernetes schemas the manifests of deploy/k8s are checked against.
 python3 -c "import kubernetes_validate" 2>/dev/null || python3 -m pip install -q kubernetes-validate
+# Alertmanager, the peer the alerts tests notify: Debian's package.
+if ! command -v prometheus-alertmanager >/dev/null && ! command -v alertmanager >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager >/dev/null
+fi
 cargo test --workspace --no-fail-fast "$@"

@@ -7,7 +7,9 @@ use std::time::Duration;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use opslake_ingest::IngestConfig;
+use opslake_processor::alerts::AlertsConfig;
 use opslake_processor::report::schedule::ReportConfig;
+use opslake_processor::slo::SloConfig;
 use opslake_processor::ProcessorConfig;
 use opslake_schemas::{ConfigError, Secret};
 use serde::{Deserialize, Serialize};
@@ -79,6 +81,10 @@ pub struct Config {
     pub processor: ProcessorConfig,
     /// Scheduled forecast reports.
     pub reports: ReportConfig,
+    /// Alert rules, receivers and cost budgets (`[alerts]`).
+    pub alerts: AlertsConfig,
+    /// Service level objectives (`[[slos]]`).
+    pub slos: Vec<SloConfig>,
 }
 
 impl Default for Config {
@@ -94,6 +100,8 @@ impl Default for Config {
             query: QuerySection::default(),
             processor: ProcessorConfig::default(),
             reports: ReportConfig::default(),
+            alerts: AlertsConfig::default(),
+            slos: Vec::new(),
         }
     }
 }
@@ -154,6 +162,8 @@ pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Config, Config
     }
     cfg.processor.validate()?;
     cfg.reports.validate()?;
+    cfg.alerts.validate()?;
+    opslake_processor::slo::config::validate(&cfg.slos)?;
     Ok(cfg)
 }
 
@@ -214,5 +224,60 @@ mod tests {
         std::fs::write(&f, "[processor.detect.directions]\nx = \"sideways\"\n").unwrap();
         let e = load(Some(&f), &FlagOverrides::default()).unwrap_err();
         assert!(e.to_string().contains("processor.detect.directions"), "{e}");
+    }
+
+    /// The contract's alerting example loads; a receiver's URL never prints; a bad SLO stops
+    /// start-up naming its key.
+    #[test]
+    fn alerts_and_slos_are_read_from_the_file() {
+        let dir = std::env::temp_dir().join(format!("opslake-cfg-alerts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.toml");
+        let example = r#"
+[alerts]
+interval = "15s"
+resend_interval = "1m"
+max_age = "1h"
+
+[[alerts.rules]]
+name = "CheckoutP99High"
+sql = """SELECT service, quantile_merge(sketch, 0.99) AS value FROM metric_rollups_1m
+         WHERE name = 'http.server.duration' AND window_start >= now() - INTERVAL '5 minutes'
+         GROUP BY service HAVING quantile_merge(sketch, 0.99) > 500"""
+for = "1m"
+severity = "critical"
+labels = { team = "payments" }
+annotations = { summary = "p99 of {{ service }} is {{ value }} ms" }
+
+[[alerts.receivers]]
+name = "oncall"
+kind = "slack"
+url = "https://hooks.slack.example/services/T0P/SECRET"
+match = { severity = "critical" }
+
+[[alerts.budgets]]
+scope = "provider"
+key = "aws"
+monthly = 5000.0
+
+[[slos]]
+name = "checkout-latency"
+kind = "latency"
+service = "checkout"
+metric = "http.server.duration"
+filter = { endpoint = "/api/pay" }
+threshold = 300.0
+objective = 0.999
+period = "30d"
+"#;
+        std::fs::write(&f, example).unwrap();
+        let c = load(Some(&f), &FlagOverrides::default()).unwrap();
+        assert_eq!(c.alerts.rules[0].for_, Duration::from_secs(60));
+        assert_eq!(c.slos[0].period, Duration::from_secs(30 * 86_400));
+        assert!(!format!("{c:?}").contains("SECRET"));
+        assert!(!toml::to_string(&c).unwrap().contains("SECRET"));
+        std::fs::write(&f, example.replace("objective = 0.999", "objective = 99.9")).unwrap();
+        let e = load(Some(&f), &FlagOverrides::default()).unwrap_err();
+        assert!(e.to_string().contains("slos[0].objective"), "{e}");
     }
 }

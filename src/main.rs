@@ -1,6 +1,7 @@
 //! The `opslake` binary: parses the command line, loads the configuration and wires the roles
 //! together. Each role lives in its own library crate.
 
+mod alerting;
 mod cli;
 mod commands;
 mod config;

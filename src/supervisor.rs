@@ -65,6 +65,7 @@ pub(crate) async fn run_roles(cfg: Config, roles: Roles) -> anyhow::Result<()> {
     }
     if process {
         std::sync::LazyLock::force(&opslake_processor::metrics::METRICS);
+        std::sync::LazyLock::force(&opslake_processor::metrics::ALERT_METRICS);
     }
 
     // The all-in-one process reads every partition directly (`ingest.assignment = "auto"`):
@@ -138,9 +139,29 @@ pub(crate) async fn run_roles(cfg: Config, roles: Roles) -> anyhow::Result<()> {
         ));
     }
 
-    if process {
+    // One engine for the API and the alert rules, with the same limits.
+    let engine = if process || serve {
+        Some(Arc::new(
+            QueryEngine::new(
+                Arc::clone(&lake),
+                QueryLimits {
+                    max_rows: cfg.query.max_rows,
+                    timeout: cfg.query.timeout,
+                    memory_limit: cfg.query.memory_limit,
+                    cache_bytes: cfg.query.cache_bytes,
+                },
+            )
+            .map_err(|e| anyhow::anyhow!("failed to start the query engine: {e}"))?,
+        ))
+    } else {
+        None
+    };
+
+    if let (true, Some(engine)) = (process, &engine) {
         let token = shutdown.child_token();
-        let processor = opslake_processor::Processor::new(Arc::clone(&lake), cfg.processor.clone());
+        let alerting = crate::alerting::alerting(&cfg, Arc::clone(engine), &token);
+        let processor = opslake_processor::Processor::new(Arc::clone(&lake), cfg.processor.clone())
+            .with_alerting(alerting);
         tasks.push((
             "process",
             tokio::spawn(async move {
@@ -191,17 +212,7 @@ pub(crate) async fn run_roles(cfg: Config, roles: Roles) -> anyhow::Result<()> {
         ));
     }
 
-    if serve {
-        let engine = QueryEngine::new(
-            Arc::clone(&lake),
-            QueryLimits {
-                max_rows: cfg.query.max_rows,
-                timeout: cfg.query.timeout,
-                memory_limit: cfg.query.memory_limit,
-                cache_bytes: cfg.query.cache_bytes,
-            },
-        )
-        .map_err(|e| anyhow::anyhow!("failed to start the query engine: {e}"))?;
+    if let (true, Some(engine)) = (serve, engine) {
         let api = ApiConfig {
             api_token: cfg.api_token.clone().filter(|t| !t.is_empty()),
             max_body_bytes: cfg.query.max_body_bytes,
@@ -210,7 +221,7 @@ pub(crate) async fn run_roles(cfg: Config, roles: Roles) -> anyhow::Result<()> {
             cors_origins: cfg.query.cors_origins.clone(),
             queue_timeout: cfg.query.queue_timeout,
         };
-        let app = router(AppState::new(Arc::new(engine), api));
+        let app = router(AppState::new(engine, api));
         let (listener, addr) = bind(&cfg.listen).await?;
         info!(%addr, "query API listening");
         println!("opslake API listening on http://{addr}");

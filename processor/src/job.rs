@@ -1,5 +1,5 @@
 //! A job: one independent unit of the processor's work (metric rollups and their detections,
-//! log rollups, costs; alert rules and SLOs next).
+//! log rollups, costs, alerts and SLOs).
 //!
 //! Each job keeps its progress under a state key of its own in the lake. A cycle of a job
 //! **plans** from a snapshot (what changed since its progress; nothing to do is an idle cycle),
@@ -55,6 +55,32 @@ pub trait Job: Send + Sync + 'static {
 
     /// Called once the cycle's work is committed (gauges of lag, for instance).
     fn committed(&self, _plan: &Self::Plan) {}
+
+    /// Time between the job's cycles; the processor's `interval` unless the job has its own.
+    fn interval(&self, processor: std::time::Duration) -> std::time::Duration {
+        processor
+    }
+}
+
+/// Something to do once a cycle's work is committed, and only then (notifications).
+pub struct AfterCommit(Box<dyn FnOnce() + Send>);
+
+impl AfterCommit {
+    /// Wraps `f`.
+    pub fn new(f: impl FnOnce() + Send + 'static) -> Self {
+        Self(Box::new(f))
+    }
+
+    /// Runs it.
+    pub fn run(self) {
+        (self.0)();
+    }
+}
+
+impl std::fmt::Debug for AfterCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AfterCommit")
+    }
 }
 
 /// What a job's cycle leaves in the lake: committed at once, or not at all.
@@ -68,6 +94,8 @@ pub struct Work {
     pub state: BTreeMap<String, serde_json::Value>,
     /// What the cycle did, for logs, metrics and callers.
     pub report: CycleReport,
+    /// Run once the work is committed; dropped when it is not.
+    pub after_commit: Option<AfterCommit>,
 }
 
 impl Work {

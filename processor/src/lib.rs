@@ -4,6 +4,7 @@
 //! regressions, costs, forecasts and savings opportunities, written as derived tables of the
 //! lake by independent jobs.
 
+pub mod alerts;
 mod columns;
 pub mod config;
 pub mod cost;
@@ -18,6 +19,8 @@ mod read;
 pub mod report;
 pub mod rollup;
 pub mod runner;
+pub mod slo;
+pub mod sql;
 
 pub use config::ProcessorConfig;
 pub use error::ProcessError;

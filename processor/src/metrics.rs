@@ -3,8 +3,8 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    register_histogram, register_int_counter_vec, register_int_gauge, Histogram, IntCounterVec,
-    IntGauge,
+    register_histogram, register_int_counter_vec, register_int_gauge, register_int_gauge_vec,
+    Histogram, IntCounterVec, IntGauge, IntGaugeVec,
 };
 
 /// Processor metrics.
@@ -81,6 +81,53 @@ pub static METRICS: LazyLock<ProcessorMetrics> = LazyLock::new(|| ProcessorMetri
         "opslake_report_deliveries_total",
         "report deliveries by target and outcome",
         &["target", "outcome"]
+    )
+    .expect("metric registers"),
+});
+
+/// Alerting metrics.
+pub struct AlertMetrics {
+    /// Evaluations of the rules, by outcome (ok, error).
+    pub evaluations: IntCounterVec,
+    /// Failed evaluations of a rule, by rule.
+    pub rule_errors: IntCounterVec,
+    /// Rules whose last evaluation failed.
+    pub rules_failing: IntGauge,
+    /// Active alerts by state (pending, firing) and severity.
+    pub active: IntGaugeVec,
+    /// Notifications by receiver and outcome (sent, retried, failed, dropped).
+    pub notifications: IntCounterVec,
+}
+
+/// The process-wide instance.
+pub static ALERT_METRICS: LazyLock<AlertMetrics> = LazyLock::new(|| AlertMetrics {
+    evaluations: register_int_counter_vec!(
+        "opslake_alert_evaluations_total",
+        "evaluations of the alert rules, by outcome",
+        &["outcome"]
+    )
+    .expect("metric registers"),
+    rule_errors: register_int_counter_vec!(
+        "opslake_alert_rule_errors_total",
+        "failed evaluations of an alert rule, by rule",
+        &["rule"]
+    )
+    .expect("metric registers"),
+    rules_failing: register_int_gauge!(
+        "opslake_alert_rules_failing",
+        "alert rules whose last evaluation failed"
+    )
+    .expect("metric registers"),
+    active: register_int_gauge_vec!(
+        "opslake_alerts_active",
+        "active alerts by state and severity",
+        &["state", "severity"]
+    )
+    .expect("metric registers"),
+    notifications: register_int_counter_vec!(
+        "opslake_alert_notifications_total",
+        "alert notifications by receiver and outcome (sent, retried, failed, dropped)",
+        &["receiver", "outcome"]
     )
     .expect("metric registers"),
 });

@@ -67,6 +67,9 @@ pub const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "fatal
 pub struct LogAgg {
     /// Events per level, in [`LEVELS`] order.
     pub levels: [u64; 6],
+    /// Events that failed: level `error` or `fatal`, or a `status_code` of 500 or more (what
+    /// an `errors` SLO counts as bad).
+    pub bad: u64,
     /// Sketch of the events' durations.
     pub duration: DDSketch,
 }
@@ -87,6 +90,7 @@ impl LogAgg {
         for (a, b) in self.levels.iter_mut().zip(other.levels) {
             *a += b;
         }
+        self.bad += other.bad;
         self.duration.merge(&other.duration);
     }
 }
@@ -517,13 +521,19 @@ pub fn fold_logs(
     let level = level.as_string::<i32>();
     let duration = column(batch, "duration_ms")?;
     let duration = duration.as_primitive::<Float64Type>();
+    let status = column(batch, "status_code")?;
+    let status = status.as_primitive::<Int32Type>();
     let mut cache: HashMap<&str, String> = HashMap::new();
     for row in 0..batch.num_rows() {
         let w = window_of(ts.value(row), window_ms);
         let s = service.value(row);
         let owned = cache.entry(s).or_insert_with(|| s.to_string()).clone();
         let agg = into.entry((w, owned)).or_default();
-        agg.levels[level_index(level.value(row))] += 1;
+        let li = level_index(level.value(row));
+        agg.levels[li] += 1;
+        if li >= 4 || (!status.is_null(row) && status.value(row) >= 500) {
+            agg.bad += 1;
+        }
         if !duration.is_null(row) {
             agg.duration.add(duration.value(row));
         }
@@ -604,11 +614,17 @@ pub fn load_log_rollups(batch: &RecordBatch, into: &mut LogWindows) -> Result<()
         .map(|l| column(batch, &format!("{l}_count")))
         .collect::<Result<_, _>>()?;
     let sketch = column(batch, "duration_sketch")?;
+    // Absent (null) in rollups written before it existed: their errors are all that is known.
+    let bad = batch.column_by_name("bad_count");
     for row in 0..batch.num_rows() {
         let mut agg = LogAgg::default();
         for (i, c) in counts.iter().enumerate() {
             agg.levels[i] = c.as_primitive::<Int64Type>().value(row).max(0) as u64;
         }
+        agg.bad = match bad.map(|b| b.as_primitive::<Int64Type>()) {
+            Some(b) if !b.is_null(row) => b.value(row).max(0) as u64,
+            _ => agg.errors(),
+        };
         if let Some(s) = sketch_from(&sketch, row)? {
             agg.duration = s;
         }
@@ -728,7 +744,9 @@ pub fn log_rollup_batch(windows: &LogWindows, window_ms: i64) -> Result<RecordBa
     let mut rate = Float64Builder::with_capacity(n);
     let mut p: Vec<Float64Builder> = (0..3).map(|_| Float64Builder::with_capacity(n)).collect();
     let mut sketch = BinaryBuilder::new();
+    let mut bad = Int64Builder::with_capacity(n);
     for ((w, svc), agg) in rows {
+        bad.append_value(agg.bad as i64);
         start.append_value(*w);
         end.append_value(w + window_ms);
         service.append_value(svc);
@@ -760,6 +778,7 @@ pub fn log_rollup_batch(windows: &LogWindows, window_ms: i64) -> Result<RecordBa
         cols.push(Arc::new(b.finish()));
     }
     cols.push(Arc::new(sketch.finish()));
+    cols.push(Arc::new(bad.finish()));
     RecordBatch::try_new(tables::log_rollups(), cols)
 }
 

@@ -22,6 +22,7 @@ use crate::config::ProcessorConfig;
 use crate::detect::config::DetectConfig;
 use crate::error::ProcessError;
 use crate::job::{Cycle, CycleReport, Job};
+use crate::jobs::alerts::{Alerting, Alerts};
 use crate::jobs::{Costs, LogRollups, MetricRollups};
 use crate::membership::Membership;
 use crate::metrics::METRICS;
@@ -65,6 +66,13 @@ impl Processor {
         }
     }
 
+    /// Adds the alerts job: SLOs, built-in and configured rules, notifications.
+    #[must_use]
+    pub fn with_alerting(mut self, alerting: Alerting) -> Self {
+        self.jobs.push(Box::new(Alerts(alerting)));
+        self
+    }
+
     /// Replaces the detection settings.
     #[must_use]
     pub fn with_detect_config(mut self, cfg: DetectConfig) -> Self {
@@ -89,6 +97,8 @@ impl Processor {
         );
         let names = self.job_names();
         let mut assigned: Vec<&'static str> = Vec::new();
+        // When each job is next due; a job's cycles are its own interval apart.
+        let mut due: Vec<tokio::time::Instant> = vec![tokio::time::Instant::now(); self.jobs.len()];
         loop {
             match membership.my_jobs(&names).await {
                 Ok(mine) => {
@@ -99,7 +109,11 @@ impl Processor {
                 }
                 Err(e) => warn!(error = %e, "cannot renew the processor heartbeat; retrying"),
             }
-            for job in self.jobs.iter().filter(|j| assigned.contains(&j.name())) {
+            for (i, job) in self.jobs.iter().enumerate() {
+                if !assigned.contains(&job.name()) || due[i] > tokio::time::Instant::now() {
+                    continue;
+                }
+                due[i] = tokio::time::Instant::now() + job.interval(self.config.interval);
                 match job.cycle(self, &shutdown).await {
                     Ok(r) if r.committed.is_some() => debug!(?r, "processing cycle committed"),
                     Ok(_) => {}
@@ -116,9 +130,17 @@ impl Processor {
                     }
                 }
             }
+            // Wake for the next job due, and at least every interval for the heartbeat.
+            let next = due
+                .iter()
+                .copied()
+                .min()
+                .unwrap_or_else(tokio::time::Instant::now)
+                .min(tokio::time::Instant::now() + self.config.interval)
+                .max(tokio::time::Instant::now() + std::time::Duration::from_millis(50));
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                () = tokio::time::sleep(self.config.interval) => {}
+                () = tokio::time::sleep_until(next) => {}
             }
         }
         membership.leave().await;
@@ -171,6 +193,7 @@ impl Processor {
         let key = job.progress_key();
         let before = snap.state.get(key).cloned();
         let mut report = work.report;
+        let after_commit = work.after_commit;
         let added = work.add.clone();
         let entry = LogEntry {
             writer: self.writer.clone(),
@@ -198,6 +221,9 @@ impl Processor {
                 report.committed = Some(v);
                 record_metrics(&report, &added, started);
                 job.committed(&plan);
+                if let Some(f) = after_commit {
+                    f.run();
+                }
                 if report.hours > 0 || report.cost_days > 0 {
                     info!(
                         job = job.name(),
@@ -242,7 +268,7 @@ fn record_metrics(report: &CycleReport, added: &[opslake_lake::AddFile], started
         .detections
         .with_label_values(&["regression"])
         .inc_by(report.regressions);
-    for f in added {
+    for f in added.iter().filter(|f| f.table.contains("rollups")) {
         METRICS
             .windows_written
             .with_label_values(&[&f.table])
@@ -259,6 +285,7 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// A [`Job`] of any plan type, as the runner holds it.
 trait AnyJob: Send + Sync {
     fn name(&self) -> &'static str;
+    fn interval(&self, processor: std::time::Duration) -> std::time::Duration;
     fn cycle<'a>(
         &'a self,
         processor: &'a Processor,
@@ -269,6 +296,10 @@ trait AnyJob: Send + Sync {
 impl<J: Job> AnyJob for J {
     fn name(&self) -> &'static str {
         Job::name(self)
+    }
+
+    fn interval(&self, processor: std::time::Duration) -> std::time::Duration {
+        Job::interval(self, processor)
     }
 
     fn cycle<'a>(

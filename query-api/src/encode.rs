@@ -62,6 +62,26 @@ pub fn write_rows(
     Ok(())
 }
 
+/// Rows as JSON objects, keyed by column name.
+///
+/// # Errors
+/// When a column type has no JSON form.
+pub fn objects(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<Value>, ArrowError> {
+    let names: Vec<&String> = schema.fields().iter().map(|f| f.name()).collect();
+    Ok(rows(schema, batches)?
+        .into_iter()
+        .map(|row| {
+            let mut o = serde_json::Map::new();
+            if let Value::Array(cells) = row {
+                for (n, c) in names.iter().zip(cells) {
+                    o.insert((*n).clone(), c);
+                }
+            }
+            Value::Object(o)
+        })
+        .collect())
+}
+
 /// Rows as arrays of JSON values, in column order.
 ///
 /// # Errors

@@ -3,6 +3,7 @@
 //! opslake query API: DataFusion SQL over the lake behind axum, with health, readiness and the
 //! pipeline's Prometheus metrics.
 
+pub mod alerts;
 pub mod cache;
 pub mod encode;
 pub mod engine;

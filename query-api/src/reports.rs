@@ -7,7 +7,7 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use object_store::ObjectStoreExt;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::encode;
 use crate::error::ApiError;
@@ -23,20 +23,8 @@ const LIST: &str = "SELECT report_id, kind, \"trigger\", generated_at, period_st
 /// When the lake cannot be read.
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let r = state.engine.query(LIST).await?;
-    let names: Vec<String> = r.schema.fields().iter().map(|f| f.name().clone()).collect();
-    let rows = encode::rows(&r.schema, &r.batches).map_err(|e| ApiError::Internal(e.into()))?;
-    let reports: Vec<Value> = rows
-        .into_iter()
-        .map(|row| {
-            let mut o = Map::new();
-            if let Value::Array(cells) = row {
-                for (n, c) in names.iter().zip(cells) {
-                    o.insert(n.clone(), c);
-                }
-            }
-            Value::Object(o)
-        })
-        .collect();
+    let reports =
+        encode::objects(&r.schema, &r.batches).map_err(|e| ApiError::Internal(e.into()))?;
     Ok(Json(json!({ "reports": reports })))
 }
 

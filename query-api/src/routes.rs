@@ -53,6 +53,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/sql", post(sql))
         .route("/api/v1/tables", get(tables))
         .route("/api/v1/reports", get(crate::reports::list))
+        .route("/api/v1/alerts", get(crate::alerts::active))
+        .route("/api/v1/slos", get(crate::alerts::slos))
         .route("/api/v1/reports/{report_id}", get(crate::reports::one))
         .route("/grafana/", get(crate::grafana::health))
         .nest("/grafana", crate::grafana::router())

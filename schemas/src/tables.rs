@@ -154,6 +154,9 @@ pub fn metric_rollups() -> SchemaRef {
 /// Columns of `log_rollups_1m`: one row per window and service. `error_count` counts `error`
 /// and `fatal`; `error_rate` is `error_count / count`. Duration percentiles cover the logs that
 /// carry `duration_ms` (null when none does); `duration_sketch` merges with `quantile_merge`.
+/// Beyond the contract: `bad_count`, the events of level `error` or `fatal` or with a
+/// `status_code` of 500 or more, what an `errors` SLO counts as bad (null in rows written before
+/// it existed).
 pub fn log_rollups() -> SchemaRef {
     let c = |n: &str| Field::new(n, DataType::Int64, false);
     let p = |n: &str| Field::new(n, DataType::Float64, true);
@@ -173,6 +176,7 @@ pub fn log_rollups() -> SchemaRef {
         p("duration_p95"),
         p("duration_p99"),
         Field::new("duration_sketch", DataType::Binary, true),
+        Field::new("bad_count", DataType::Int64, true),
     ]))
 }
 
@@ -338,6 +342,56 @@ pub fn reports() -> SchemaRef {
     ]))
 }
 
+/// Columns of `alerts`: one row per state change of an alert (`pending`, `firing`,
+/// `resolved`). `fingerprint` identifies the alert (a hash of its labels); `value` is the
+/// rule's value when the state changed. Beyond the contract: `rule` (the rule or built-in that
+/// made it), `notified` (false for data older than `alerts.max_age`, which is recorded and never
+/// sent) and `generator_url` (the query behind it).
+pub fn alerts() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("at", ts(), false),
+        s("alertname", false),
+        s("fingerprint", false),
+        s("state", false),
+        s("severity", false),
+        Field::new("labels", string_map(), false),
+        Field::new("annotations", string_map(), false),
+        Field::new("value", DataType::Float64, true),
+        Field::new("starts_at", ts(), false),
+        Field::new("ends_at", ts(), true),
+        s("rule", false),
+        Field::new("notified", DataType::Boolean, false),
+        s("generator_url", true),
+    ]))
+}
+
+/// Columns of `slo_status`: each SLO's figures at every evaluation. Over the period, `sli` =
+/// good / total (null without events), `error_budget_remaining` = 1 - (bad / total) /
+/// (1 - objective); a burn rate is the bad fraction over its window divided by
+/// (1 - objective) (null without events). Beyond the contract: `burn_rate_30m`,
+/// `burn_rate_2h` and `burn_rate_3d`, the short and long windows the multi-window alerts pair.
+pub fn slo_status() -> SchemaRef {
+    let r = |n: &str| Field::new(n, DataType::Float64, true);
+    Arc::new(Schema::new(vec![
+        Field::new("computed_at", ts(), false),
+        s("slo", false),
+        Field::new("period_start", ts(), false),
+        Field::new("period_end", ts(), false),
+        Field::new("good", DataType::Int64, false),
+        Field::new("total", DataType::Int64, false),
+        r("sli"),
+        Field::new("objective", DataType::Float64, false),
+        Field::new("error_budget_remaining", DataType::Float64, false),
+        r("burn_rate_5m"),
+        r("burn_rate_1h"),
+        r("burn_rate_6h"),
+        r("burn_rate_1d"),
+        r("burn_rate_30m"),
+        r("burn_rate_2h"),
+        r("burn_rate_3d"),
+    ]))
+}
+
 /// The processor's tables: (name, schema, partitioned by `date=/hour=` of their window).
 pub fn derived_tables() -> Vec<(&'static str, SchemaRef, bool)> {
     vec![
@@ -351,5 +405,7 @@ pub fn derived_tables() -> Vec<(&'static str, SchemaRef, bool)> {
         ("forecast_accuracy", forecast_accuracy(), false),
         ("cost_opportunities", cost_opportunities(), false),
         ("reports", reports(), false),
+        ("alerts", alerts(), false),
+        ("slo_status", slo_status(), false),
     ]
 }

@@ -13,6 +13,7 @@
 //! `2γ^k / (γ + 1)`, which is within `α` of every value in `(γ^(k-1), γ^k]`. Negative values
 //! use a mirrored store; magnitudes under [`MIN_INDEXABLE`] count as zero.
 
+mod rank;
 pub mod udf;
 
 use std::fmt;

@@ -2,6 +2,10 @@
 //! - `quantile_merge(sketch, q)`: the `q` quantile of the union of the sketches it aggregates,
 //!   within 1% of the exact value of the raw events, e.g.
 //!   `SELECT service, quantile_merge(sketch, 0.99) FROM metric_rollups_1m GROUP BY service`;
+//! - `quantile_rank(sketch, value)`: the fraction (0 to 1) of the values of the sketches it
+//!   aggregates that are at or under `value` (exact but for values within 0.9% of it), e.g. the
+//!   share of requests answered within 300 ms:
+//!   `SELECT service, quantile_rank(sketch, 300) FROM metric_rollups_1m GROUP BY service`;
 //! - `sketch_merge(sketch)`: the merged sketch itself, for storing or merging further.
 
 use std::sync::Arc;
@@ -21,6 +25,39 @@ use crate::DDSketch;
 pub fn register(ctx: &SessionContext) {
     ctx.register_udaf(AggregateUDF::from(QuantileMerge::new()));
     ctx.register_udaf(AggregateUDF::from(SketchMerge::new()));
+    ctx.register_udaf(AggregateUDF::from(QuantileRank::new()));
+}
+
+/// The constant second argument of `fname`, as a float.
+fn constant_arg(args: &AccumulatorArgs, fname: &str, what: &str) -> Result<f64> {
+    let value = args.exprs.get(1).and_then(|e| {
+        e.downcast_ref::<datafusion::physical_expr::expressions::Literal>()
+            .map(|l| l.value().clone())
+    });
+    match value {
+        Some(v) => match v.cast_to(&DataType::Float64)? {
+            ScalarValue::Float64(Some(x)) => Ok(x),
+            other => plan_err!("{fname}: {what} must be a number, found {other}"),
+        },
+        None => plan_err!("{fname}: {what} must be a constant"),
+    }
+}
+
+/// The return type of `fname(sketch, <number>)`, or a planning error naming the argument.
+fn sketch_and_number(args: &[DataType], fname: &str, what: &str) -> Result<DataType> {
+    if !is_binary(&args[0]) {
+        return plan_err!(
+            "{fname}(sketch, {what}): the first argument must be a sketch column (binary), found {}",
+            args[0]
+        );
+    }
+    if !args[1].is_numeric() {
+        return plan_err!(
+            "{fname}(sketch, {what}): {what} must be a number, found {}",
+            args[1]
+        );
+    }
+    Ok(DataType::Float64)
 }
 
 fn is_binary(t: &DataType) -> bool {
@@ -86,34 +123,14 @@ impl AggregateUDFImpl for QuantileMerge {
     }
 
     fn return_type(&self, args: &[DataType]) -> Result<DataType> {
-        if !is_binary(&args[0]) {
-            return plan_err!(
-                "quantile_merge(sketch, q): the first argument must be a sketch column (binary), found {}",
-                args[0]
-            );
-        }
-        if !args[1].is_numeric() {
-            return plan_err!(
-                "quantile_merge(sketch, q): q must be a number between 0 and 1, found {}",
-                args[1]
-            );
-        }
-        Ok(DataType::Float64)
+        sketch_and_number(args, "quantile_merge", "q")
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        let q = match args.exprs.get(1).and_then(|e| {
-            e.downcast_ref::<datafusion::physical_expr::expressions::Literal>()
-                .map(|l| l.value().clone())
-        }) {
-            Some(v) => match v.cast_to(&DataType::Float64)? {
-                ScalarValue::Float64(Some(q)) if (0.0..=1.0).contains(&q) => q,
-                other => {
-                    return plan_err!("quantile_merge: q must be between 0 and 1, found {other}")
-                }
-            },
-            None => return plan_err!("quantile_merge: q must be a constant between 0 and 1"),
-        };
+        let q = constant_arg(&args, "quantile_merge", "q")?;
+        if !(0.0..=1.0).contains(&q) {
+            return plan_err!("quantile_merge: q must be between 0 and 1, found {q}");
+        }
         Ok(Box::new(QuantileAcc {
             sketch: DDSketch::default(),
             q,
@@ -154,6 +171,77 @@ impl Accumulator for QuantileAcc {
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
         merge_array(&mut self.sketch, &states[0], "quantile_merge")
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct QuantileRank {
+    signature: Signature,
+}
+
+impl QuantileRank {
+    fn new() -> Self {
+        Self {
+            signature: Signature::any(2, Volatility::Immutable),
+        }
+    }
+}
+
+impl AggregateUDFImpl for QuantileRank {
+    fn name(&self) -> &str {
+        "quantile_rank"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        sketch_and_number(args, "quantile_rank", "value")
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        let value = constant_arg(&args, "quantile_rank", "value")?;
+        Ok(Box::new(RankAcc {
+            sketch: DDSketch::default(),
+            value,
+        }))
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(vec![Arc::new(Field::new(
+            format!("{}[sketch]", args.name),
+            DataType::Binary,
+            true,
+        ))])
+    }
+}
+
+#[derive(Debug)]
+struct RankAcc {
+    sketch: DDSketch,
+    value: f64,
+}
+
+impl Accumulator for RankAcc {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        merge_array(&mut self.sketch, &values[0], "quantile_rank")
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        Ok(ScalarValue::Float64(self.sketch.rank_fraction(self.value)))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.sketch.count().min(4096) as usize
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        Ok(vec![ScalarValue::Binary(Some(self.sketch.to_bytes()))])
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        merge_array(&mut self.sketch, &states[0], "quantile_rank")
     }
 }
 
@@ -295,5 +383,39 @@ mod tests {
             Ok(df) => df.collect().await.unwrap_err().to_string(),
         };
         assert!(err.contains("between 0 and 1"), "{err}");
+
+        // 1..=300 and 1..=10 in group a and b: ranks of 100 and 5.
+        let out = ctx
+            .sql("SELECT service, quantile_rank(sketch, 100) AS r, quantile_rank(sketch, 5) AS r5 FROM r GROUP BY service ORDER BY service")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let r = out[0]
+            .column(1)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap();
+        let r5 = out[0]
+            .column(2)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap();
+        assert!(
+            (r.value(0) - 100.0 / 300.0).abs() <= 1.0 / 300.0,
+            "{}",
+            r.value(0)
+        );
+        assert_eq!(r.value(1), 1.0);
+        assert_eq!(r5.value(1), 0.5);
+        let err = ctx
+            .sql("SELECT quantile_rank(sketch, service) FROM r")
+            .await;
+        let err = match err {
+            Err(e) => e.to_string(),
+            Ok(df) => df.collect().await.unwrap_err().to_string(),
+        };
+        assert!(err.contains("must be a number"), "{err}");
     }
 }

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod alerts;
 mod api;
 mod costs;
 mod dead_letters;

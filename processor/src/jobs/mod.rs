@@ -4,11 +4,13 @@
 //! - [`metric_rollups`]: `metric_rollups_1m` and `_1h`, then anomalies and regressions of the
 //!   series they changed;
 //! - [`log_rollups`]: `log_rollups_1m`, then error-rate anomalies;
-//! - [`costs`]: `cost_daily`, forecasts and savings opportunities.
+//! - [`costs`]: `cost_daily`, forecasts and savings opportunities;
+//! - [`alerts`]: SLOs (`slo_status`) and alert rules (`alerts`, notifications).
 //!
 //! The rollup jobs share how a cycle's hours are planned ([`hours`]) and how detection runs
 //! within a cycle ([`detections`]).
 
+pub mod alerts;
 pub mod costs;
 pub(crate) mod detections;
 pub(crate) mod hours;

@@ -1,0 +1,277 @@
+//! The alerts job: every `alerts.interval`, measure the SLOs, evaluate the built-in and
+//! configured rules, and record in one lake commit the alerts' new states (the book), a row
+//! per state change (`alerts`) and the SLOs' figures (`slo_status`). The commit is conditioned
+//! on the book not having moved, so when two processors evaluate at once exactly one records;
+//! only that one notifies, after its commit, so nobody is told twice and nothing is told that
+//! the lake does not hold.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use opslake_lake::LakeError;
+use tracing::warn;
+
+use crate::alerts::book::{AlertState, Book, BOOK_KEY};
+use crate::alerts::builtin::{builtin_rules, PipelineFacts};
+use crate::alerts::config::AlertsConfig;
+use crate::alerts::notify::{Dispatcher, Notification};
+use crate::alerts::record::alert_batch;
+use crate::alerts::rule::{rows_of, Rule, Source};
+use crate::error::ProcessError;
+use crate::job::{state, AfterCommit, Cycle, Job, Progress, Work};
+use crate::metrics::ALERT_METRICS;
+use crate::slo::status::slo_status_batch;
+use crate::slo::{measure, SloConfig, SloStatus};
+use crate::sql::SqlEngine;
+
+/// A rollup job is behind when data it has not folded was committed this long ago.
+const BEHIND_AFTER_MS: i64 = 5 * 60_000;
+
+/// Everything alert evaluation needs from outside the processor.
+#[derive(Clone)]
+pub struct Alerting {
+    /// Rules, receivers, budgets.
+    pub config: AlertsConfig,
+    /// The SLOs.
+    pub slos: Vec<SloConfig>,
+    /// The engine rules run on.
+    pub engine: Arc<dyn SqlEngine>,
+    /// The receivers' queues.
+    pub dispatcher: Dispatcher,
+    /// Where people reach opslake, for the links alerts carry.
+    pub external_url: String,
+}
+
+/// The alerts job.
+pub struct Alerts(pub Alerting);
+
+/// One evaluation.
+#[derive(Debug)]
+pub struct Evaluation {
+    now_ms: i64,
+}
+
+impl Alerts {
+    fn link(&self, rule: &Rule) -> Option<String> {
+        let Source::Sql(sql) = &rule.source else {
+            return Some(format!("{}/alerts", self.0.external_url));
+        };
+        let mut url = reqwest::Url::parse(&self.0.external_url)
+            .ok()?
+            .join("sql")
+            .ok()?;
+        url.query_pairs_mut().append_pair("q", sql);
+        Some(url.to_string())
+    }
+
+    /// Rollup jobs whose progress has not moved for [`BEHIND_AFTER_MS`] while an ingest
+    /// commit they have not folded is that old.
+    async fn pipeline_facts(
+        &self,
+        cx: &Cycle<'_>,
+        book: &mut Book,
+        now_ms: i64,
+    ) -> Result<PipelineFacts, ProcessError> {
+        let mut facts = PipelineFacts::default();
+        for (job, key, table) in [
+            (
+                "metric_rollups",
+                super::metric_rollups::PROGRESS_KEY,
+                "metrics",
+            ),
+            ("log_rollups", super::log_rollups::PROGRESS_KEY, "logs"),
+        ] {
+            let p: Progress = state(cx.snap, key);
+            let seen = book
+                .progress_seen
+                .entry(job.to_string())
+                .or_insert((p.version, now_ms));
+            if seen.0 != p.version {
+                *seen = (p.version, now_ms);
+                continue;
+            }
+            if now_ms - seen.1 < BEHIND_AFTER_MS || p.version >= cx.snap.version {
+                continue;
+            }
+            let entries = match cx.lake.entries(p.version, cx.snap.version).await {
+                Ok(e) => e,
+                Err(LakeError::EntryGone { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let oldest = entries
+                .iter()
+                .filter(|e| !e.offsets.is_empty() && e.add.iter().any(|f| f.table == table))
+                .map(|e| e.timestamp_ms)
+                .min();
+            if let Some(t) = oldest.filter(|t| now_ms - t >= BEHIND_AFTER_MS) {
+                facts
+                    .behind
+                    .push((job.to_string(), (now_ms - t) as f64 / 1000.0));
+            }
+        }
+        Ok(facts)
+    }
+}
+
+impl Job for Alerts {
+    type Plan = Evaluation;
+
+    fn name(&self) -> &'static str {
+        "alerts"
+    }
+
+    fn progress_key(&self) -> &'static str {
+        BOOK_KEY
+    }
+
+    fn interval(&self, _processor: Duration) -> Duration {
+        self.0.config.interval
+    }
+
+    async fn plan(&self, cx: &Cycle<'_>) -> Result<Option<Evaluation>, ProcessError> {
+        let book: Book = cx.state(BOOK_KEY);
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        // A little early is on time: cycles are not exactly an interval apart.
+        let due = book.evaluated_at_ms + self.0.config.interval.as_millis() as i64 * 9 / 10;
+        Ok((now_ms >= due).then_some(Evaluation { now_ms }))
+    }
+
+    async fn run(&self, cx: &Cycle<'_>, plan: &Evaluation) -> Result<Work, ProcessError> {
+        let cfg = &self.0.config;
+        let now = plan.now_ms;
+        let mut book: Book = cx.state(BOOK_KEY);
+        let mut statuses: Vec<SloStatus> = Vec::new();
+        for slo in &self.0.slos {
+            match measure(self.0.engine.as_ref(), slo, now).await {
+                Ok(s) => {
+                    book.rule_errors.remove(&format!("slo:{}", slo.name));
+                    statuses.push(s);
+                }
+                Err(e) => {
+                    warn!(slo = slo.name, error = %e, "cannot measure the SLO");
+                    book.failed(&format!("slo:{}", slo.name), e.0, now);
+                }
+            }
+        }
+        cx.stopping()?;
+        let facts = self.pipeline_facts(cx, &mut book, now).await?;
+        let mut rules = builtin_rules(cfg, &statuses, &facts);
+        rules.extend(cfg.rules.iter().map(Rule::from_config));
+        let stale_before = now - cfg.max_age.as_millis() as i64;
+        let mut changes = Vec::new();
+        for rule in &rules {
+            let instances = match &rule.source {
+                Source::Computed(i) => Ok(i.clone()),
+                Source::Sql(sql) => self
+                    .0
+                    .engine
+                    .query(sql)
+                    .await
+                    .and_then(|b| rows_of(&b))
+                    .map(|rows| rule.instances(rows)),
+            };
+            match instances {
+                Ok(i) => {
+                    let found =
+                        book.apply(&rule.id, rule.for_.as_millis() as i64, i, now, stale_before);
+                    changes.extend(found);
+                }
+                Err(e) => {
+                    if book
+                        .rule_errors
+                        .get(&rule.id)
+                        .is_none_or(|r| r.error != e.0)
+                    {
+                        warn!(rule = rule.id, error = %e, "alert rule failed; its alerts keep their state");
+                    }
+                    ALERT_METRICS
+                        .rule_errors
+                        .with_label_values(&[&rule.id])
+                        .inc();
+                    book.failed(&rule.id, e.0, now);
+                }
+            }
+            cx.stopping()?;
+        }
+        let mut ids: BTreeSet<String> = rules.iter().map(|r| r.id.clone()).collect();
+        ids.extend(self.0.slos.iter().map(|s| format!("slo:{}", s.name)));
+        changes.extend(book.retire(&ids, now));
+        for rule in &rules {
+            let link = self.link(rule);
+            for a in book.active.values_mut().filter(|a| a.rule == rule.id) {
+                a.generator_url.clone_from(&link);
+            }
+        }
+        for c in &mut changes {
+            if let Some(a) = book.active.get(&c.alert.fingerprint) {
+                c.alert.generator_url.clone_from(&a.generator_url);
+            }
+        }
+        // What is told now is not re-sent at once.
+        for c in changes
+            .iter()
+            .filter(|c| c.notify && c.state == AlertState::Firing)
+        {
+            if let Some(a) = book.active.get_mut(&c.alert.fingerprint) {
+                a.last_sent_ms = now;
+            }
+        }
+        let resends = if self.0.dispatcher.wants_resends() {
+            book.due_for_resend(now, cfg.resend_interval.as_millis() as i64)
+        } else {
+            Vec::new()
+        };
+        book.evaluated_at_ms = now;
+
+        let mut work = Work::default();
+        if !changes.is_empty() {
+            work.add
+                .push(cx.write_flat("alerts", alert_batch(&changes)?).await?);
+        }
+        if !statuses.is_empty() {
+            work.add.push(
+                cx.write_flat("slo_status", slo_status_batch(&statuses)?)
+                    .await?,
+            );
+        }
+        let mut notes: Vec<Notification> = changes
+            .iter()
+            .filter(|c| c.notify)
+            .map(|c| Notification {
+                alert: c.alert.clone(),
+                status: c.state,
+                ends_at_ms: (c.state == AlertState::Resolved).then_some(c.at_ms),
+                resend: false,
+            })
+            .collect();
+        notes.extend(resends.into_iter().map(|alert| Notification {
+            alert,
+            status: AlertState::Firing,
+            ends_at_ms: None,
+            resend: true,
+        }));
+        let failing = book.rule_errors.len() as i64;
+        let mut active: Vec<(AlertState, String)> = book
+            .active
+            .values()
+            .map(|a| (a.state, a.severity().to_string()))
+            .collect();
+        active.sort_by(|a, b| (a.0.as_str(), &a.1).cmp(&(b.0.as_str(), &b.1)));
+        work.set_state(BOOK_KEY, &book);
+        let dispatcher = self.0.dispatcher.clone();
+        work.after_commit = Some(AfterCommit::new(move || {
+            dispatcher.send(&notes);
+            ALERT_METRICS.evaluations.with_label_values(&["ok"]).inc();
+            ALERT_METRICS.rules_failing.set(failing);
+            ALERT_METRICS.active.reset();
+            for (state, severity) in active {
+                ALERT_METRICS
+                    .active
+                    .with_label_values(&[state.as_str(), &severity])
+                    .inc();
+            }
+        }));
+        Ok(work)
+    }
+}

@@ -1,0 +1,58 @@
+//! Wiring of alert evaluation: the processor's alerts job runs its rules on the query side's
+//! engine (the same tables, functions and limits as the API) and sends through receivers
+//! started here.
+
+use std::sync::Arc;
+
+use opslake_processor::alerts::notify::Dispatcher;
+use opslake_processor::jobs::alerts::Alerting;
+use opslake_processor::sql::{Answer, QueryFailed, SqlEngine};
+use opslake_query_api::QueryEngine;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+
+/// The query engine as the processor's SQL engine.
+struct EngineSql(Arc<QueryEngine>);
+
+impl SqlEngine for EngineSql {
+    fn query<'a>(&'a self, sql: &'a str) -> Answer<'a> {
+        Box::pin(async move {
+            let r = self
+                .0
+                .query(sql)
+                .await
+                .map_err(|e| QueryFailed(e.to_string()))?;
+            if r.truncated {
+                return Err(QueryFailed(
+                    "the answer has more rows than query.max_rows allows".into(),
+                ));
+            }
+            Ok(r.batches)
+        })
+    }
+}
+
+/// Alert evaluation over `engine`, with receivers that stop with `stop`.
+pub(crate) fn alerting(
+    cfg: &Config,
+    engine: Arc<QueryEngine>,
+    stop: &CancellationToken,
+) -> Alerting {
+    let a = &cfg.alerts;
+    let external_url = a
+        .external_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", cfg.listen))
+        .trim_end_matches('/')
+        .to_string();
+    // Prometheus' rule: a firing alert lasts four re-sends (or evaluations) without news.
+    let firing_for = a.resend_interval.max(a.interval) * 4;
+    Alerting {
+        config: a.clone(),
+        slos: cfg.slos.clone(),
+        engine: Arc::new(EngineSql(engine)),
+        dispatcher: Dispatcher::start(&a.receivers, external_url.clone(), firing_for, stop),
+        external_url,
+    }
+}
