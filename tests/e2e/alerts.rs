@@ -267,6 +267,11 @@ severity = "critical"
 labels = {{ team = "payments" }}
 annotations = {{ summary = "p99 of {{{{ service }}}} is {{{{ value }}}} ms" }}
 
+[[alerts.budgets]]
+scope = "provider"
+key = "aws"
+monthly = 1000.0
+
 [[alerts.rules]]
 name = "Broken"
 sql = "SELECT service FROM no_such_table"
@@ -329,6 +334,13 @@ match = {{ severity = "warning" }}
     assert!(
         broken["error"].as_str().unwrap().contains("no_such_table"),
         "{broken}"
+    );
+    // The built-ins' own queries run (the only failing rule is the broken one).
+    let listed: Value = api.get("/api/v1/alerts").json().unwrap();
+    assert_eq!(
+        listed["rule_errors"].as_array().unwrap().len(),
+        1,
+        "{listed}"
     );
     let active: Value = api.get("/api/v1/alerts").json().unwrap();
     assert!(

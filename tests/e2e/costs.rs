@@ -141,9 +141,19 @@ fn billing_becomes_costs_forecasts_opportunities_and_scheduled_reports() {
     let setup = Setup::new(&broker, lake.path(), "costs");
     let hook = Webhook::start();
     let report_topic = setup.topic("reports");
+    // A budget the month will overrun, and one it will not.
+    let config = lake.path().join("budgets.toml");
+    std::fs::write(
+        &config,
+        "[alerts]\ninterval = \"1s\"\n\
+         [[alerts.budgets]]\nscope = \"total\"\nmonthly = 100.0\n\
+         [[alerts.budgets]]\nscope = \"provider\"\nkey = \"aws\"\nmonthly = 1e9\n",
+    )
+    .unwrap();
     let opslake = setup.spawn(
         "run",
         &[
+            ("OPSLAKE_CONFIG", config.to_str().unwrap()),
             ("OPSLAKE_PROCESSOR__INTERVAL", "1s"),
             ("OPSLAKE_REPORTS__SCHEDULE", "*/3 * * * * *"),
             ("OPSLAKE_REPORTS__WEBHOOK_URL", &hook.url),
@@ -254,6 +264,38 @@ fn billing_becomes_costs_forecasts_opportunities_and_scheduled_reports() {
     assert_eq!(doc["period_start"], json!("2026-10-01"));
     assert_eq!(doc["opportunities"].as_array().unwrap().len(), 4);
     assert!(doc["month_end"]["lower_80"].as_f64() <= doc["month_end"]["forecast"].as_f64());
+
+    // The month-end forecast over the total's budget pages, with the report's figures.
+    let over = wait_for("the budget alert", Duration::from_secs(30), || {
+        let v: Value = client
+            .get(format!("{}/api/v1/alerts", api.base))
+            .send()
+            .ok()?
+            .json()
+            .ok()?;
+        let found: Vec<Value> = v["alerts"]
+            .as_array()?
+            .iter()
+            .filter(|a| a["alertname"] == "OpslakeCostBudget")
+            .cloned()
+            .collect();
+        (!found.is_empty()).then_some(found)
+    });
+    assert_eq!(over.len(), 1, "only the total is over: {over:?}");
+    assert_eq!(over[0]["labels"]["scope"], "total");
+    let forecast = doc["month_end"]["forecast"].as_f64().unwrap();
+    let value = over[0]["value"].as_f64().unwrap();
+    assert!(
+        (value - forecast).abs() <= 1e-6 * forecast,
+        "{value} against {forecast}"
+    );
+    assert!(
+        over[0]["annotations"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("against a budget of 100"),
+        "{over:?}"
+    );
     let page = client
         .get(format!("{}/api/v1/reports/{id}", api.base))
         .header("Accept", "text/html")

@@ -200,4 +200,26 @@ fn otava_cases_and_a_benchmark_have_their_changes_in_regressions() {
     );
     assert!((bench[0].1 - -11.0).abs() < 2.0, "{bench:?}");
     assert!((bench[1].1 - 20.0).abs() < 2.0, "{bench:?}");
+
+    // Detections of data older than `alerts.max_age` (this is 2025's) are recorded as alerts
+    // and never notified: the fall is a regression alert, the rise is not.
+    let alerts = wait_for(
+        "the regression's alert in the history",
+        Duration::from_secs(30),
+        || {
+            let rows = api.rows(
+                "SELECT labels['name'], state, notified FROM alerts \
+                 WHERE alertname = 'OpslakeRegression' ORDER BY at",
+            );
+            (!rows.is_empty()).then_some(rows)
+        },
+    );
+    assert_eq!(
+        alerts[0],
+        vec![json!("benchmark.throughput"), json!("firing"), json!(false)],
+        "{alerts:?}"
+    );
+    assert!(alerts
+        .iter()
+        .all(|r| r[0] == json!("benchmark.throughput") && r[2] == json!(false)));
 }
