@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::openapi::Spec;
 use crate::support::{free_port, wait_for, Api, Broker, Opslake, Setup, TestProducer};
 
 /// A local HTTP server that records every JSON body posted to it, by path. Paths starting
@@ -407,6 +408,8 @@ match = {{ severity = "warning" }}
         .expect("the API lists the firing alert");
     assert_eq!(mine["labels"]["service"], "a");
     assert_eq!(mine["state"], "firing");
+    let spec = Spec::opslake(&api.get("/api/v1/openapi.json").text().unwrap());
+    spec.check("get", "/api/v1/alerts", 200, &listed);
     let fingerprint = mine["fingerprint"].as_str().unwrap().to_string();
 
     // Restart in the middle: the book in the lake says it is firing; nobody is told again.
@@ -618,6 +621,13 @@ objective = 0.99
             done.then_some(by)
         },
     );
+    let listed: Value = api.get("/api/v1/slos").json().unwrap();
+    Spec::opslake(&api.get("/api/v1/openapi.json").text().unwrap()).check(
+        "get",
+        "/api/v1/slos",
+        200,
+        &listed,
+    );
     let errors = &slos["pay-errors"];
     assert_eq!(errors["good"], 374, "{errors}");
     let close = |v: &Value, want: f64| (v.as_f64().unwrap() - want).abs() < 1e-9;
@@ -666,4 +676,45 @@ objective = 0.99
             .contains("6.5x over 6h"),
         "{page}"
     );
+
+    // Grafana's JSON datasource draws the budget, the burn rates and the alerts' changes.
+    let now = chrono::Utc::now();
+    let range =
+        json!({"from": (now - chrono::Duration::minutes(10)).to_rfc3339(), "to": now.to_rfc3339()});
+    let grafana = |target: &str, payload: Value| -> Value {
+        let body = json!({"range": range, "interval": "1s", "intervalMs": 1000, "maxDataPoints": 600,
+            "targets": [{"target": target, "refId": "A", "payload": payload}]});
+        let r = Api::client()
+            .post(format!("{}/grafana/query", api.base))
+            .json(&body)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200, "{target}");
+        r.json().unwrap()
+    };
+    let budget = grafana("slo", json!({"slo": "pay-errors", "show": "budget"}));
+    assert_eq!(budget[0]["target"], "pay-errors", "{budget}");
+    let last = budget[0]["datapoints"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert!((last[0].as_f64().unwrap() + 5.5).abs() < 1e-9, "{budget}");
+    let burn = grafana("slo", json!({"slo": "pay-errors", "show": "burn"}));
+    assert_eq!(burn.as_array().unwrap().len(), 7, "{burn}");
+    let changes = grafana("alerts", json!({"alertname": "OpslakeSLOBurnRate"}));
+    let cols: Vec<&str> = changes[0]["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(&cols[..4], ["time", "title", "text", "tags"]);
+    assert_eq!(
+        changes[0]["rows"][0][1], "OpslakeSLOBurnRate firing",
+        "{changes}"
+    );
+    let counts = grafana("alert_counts", json!({"group_by": "severity"}));
+    assert_eq!(counts[0]["target"], "critical", "{counts}");
 }

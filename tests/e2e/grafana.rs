@@ -11,86 +11,13 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
+use crate::openapi::Spec;
 use crate::support::{wait_for, Api, Broker, Setup, TestProducer};
 
 const STEP: i64 = 300_000;
 
 /// Inlines `$ref`s to `#/components/schemas/...` and turns OpenAPI's `nullable: true` into a
 /// JSON Schema type union, so a JSON Schema validator can check responses.
-fn to_json_schema(v: &Value, components: &Value) -> Value {
-    match v {
-        Value::Object(o) => {
-            if let Some(Value::String(r)) = o.get("$ref") {
-                let name = r.rsplit('/').next().unwrap();
-                return to_json_schema(&components[name], components);
-            }
-            let mut out = serde_json::Map::new();
-            for (k, val) in o {
-                if k == "nullable" || k == "example" || k == "examples" {
-                    continue;
-                }
-                out.insert(k.clone(), to_json_schema(val, components));
-            }
-            if o.get("nullable") == Some(&json!(true)) {
-                if let Some(Value::String(t)) = out.get("type").cloned() {
-                    out.insert("type".into(), json!([t, "null"]));
-                } else if let Some(all) = out.remove("allOf") {
-                    return json!({"anyOf": [{"allOf": all}, {"type": "null"}]});
-                }
-            }
-            Value::Object(out)
-        }
-        Value::Array(a) => Value::Array(a.iter().map(|x| to_json_schema(x, components)).collect()),
-        other => other.clone(),
-    }
-}
-
-/// An OpenAPI document: response schemas by path and status.
-struct Spec {
-    doc: Value,
-}
-
-impl Spec {
-    fn grafana() -> Self {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/data/grafana-json-datasource/openapi.yaml");
-        let text = std::fs::read_to_string(&path).unwrap();
-        let mut doc: Value = serde_yaml::from_str(&text).unwrap();
-        // Spec quirk: table `rows` are typed as scalars, but the plugin, its README and every
-        // server send arrays of cells; check rows as arrays of strings, numbers and nulls.
-        let table = &mut doc["paths"]["/query"]["post"]["responses"]["200"]["content"]
-            ["application/json"]["schema"]["items"]["anyOf"][1]["properties"]["rows"];
-        table["items"] = json!({"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "null"}]}});
-        Self { doc }
-    }
-
-    fn opslake(text: &str) -> Self {
-        Self {
-            doc: serde_json::from_str(text).unwrap(),
-        }
-    }
-
-    fn example(&self, path: &str) -> Value {
-        self.doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["example"]
-            .clone()
-    }
-
-    /// Validates `body` against the schema of `path`'s `status` response (JSON content).
-    fn check(&self, method: &str, path: &str, status: u16, body: &Value) {
-        let schema = &self.doc["paths"][path][method]["responses"][status.to_string()]["content"]
-            ["application/json"]["schema"];
-        assert!(!schema.is_null(), "no schema for {method} {path} {status}");
-        let schema = to_json_schema(schema, &self.doc["components"]["schemas"]);
-        let v = jsonschema::validator_for(&schema).unwrap();
-        let errors: Vec<String> = v.iter_errors(body).map(|e| e.to_string()).collect();
-        assert!(
-            errors.is_empty(),
-            "{method} {path} {status} does not match its schema: {errors:?}\n{}",
-            &body.to_string()[..body.to_string().len().min(2000)]
-        );
-    }
-}
-
 fn post(api: &Api, path: &str, body: &Value) -> (u16, Value) {
     let r = Api::client()
         .post(format!("{}{path}", api.base))

@@ -12,6 +12,7 @@ mod detection;
 mod exactly_once;
 mod faults;
 mod grafana;
+mod openapi;
 mod raw_tables;
 mod restarts;
 mod rollups;

@@ -220,7 +220,7 @@ pub fn bucket_ms(ctx: &Ctx<'_>) -> i64 {
         .unwrap_or(NICE_MS[NICE_MS.len() - 1])
 }
 
-fn time_bin(col: &str, ms: i64) -> String {
+pub(super) fn time_bin(col: &str, ms: i64) -> String {
     format!("date_bin(INTERVAL '{ms} milliseconds', {col}, TIMESTAMP '1970-01-01T00:00:00Z')")
 }
 
@@ -514,8 +514,11 @@ pub fn plan(target: &str, payload: &Value, ctx: &Ctx<'_>) -> Result<Vec<Planned>
                 shape,
             }])
         }
+        t if super::alert_targets::TARGETS.contains(&t) => {
+            super::alert_targets::plan(t, payload, ctx)
+        }
         other => Err(ApiError::NotFound(format!(
-            "unknown target {other:?}; known: latency, throughput, error_rate, cost, cost_forecast, anomalies, regressions, opportunities, log_errors, sql"
+            "unknown target {other:?}; known: latency, throughput, error_rate, cost, cost_forecast, anomalies, regressions, opportunities, log_errors, alerts, alert_counts, slo, sql"
         ))),
     }
 }

@@ -78,6 +78,20 @@ pub fn metrics() -> Value {
         {"value": "opportunities", "label": "Savings opportunities (table)", "payloads": [
             payload("kind", "Kind", "multi-select", opts(&[("idle", "idle"), ("underutilized", "underutilized"), ("oversized", "oversized"), ("provider_disparity", "provider disparity")]), false),
         ]},
+        {"value": "alerts", "label": "Alert state changes (table or annotations)", "payloads": [
+            payload("alertname", "Alert", "multi-select", empty(), false),
+            payload("state", "State", "multi-select", opts(&[("pending", "pending"), ("firing", "firing"), ("resolved", "resolved")]), false),
+            payload("severity", "Severity", "multi-select", opts(&[("critical", "critical"), ("error", "error"), ("warning", "warning"), ("info", "info")]), false),
+        ]},
+        {"value": "alert_counts", "label": "Alerts fired per interval", "payloads": [
+            payload("alertname", "Alert", "multi-select", empty(), false),
+            payload("severity", "Severity", "multi-select", opts(&[("critical", "critical"), ("error", "error"), ("warning", "warning"), ("info", "info")]), false),
+            payload("group_by", "Series per", "select", opts(&[("alertname", "alert"), ("severity", "severity")]), false),
+        ]},
+        {"value": "slo", "label": "SLO error budget, SLI or burn rates", "payloads": [
+            payload("slo", "SLO", "multi-select", empty(), false),
+            payload("show", "Show", "select", opts(&[("budget", "error budget left"), ("sli", "SLI"), ("burn", "burn rates")]), false),
+        ]},
         {"value": "log_errors", "label": "Recent error logs (table)", "payloads": [
             payload("service", "Service", "multi-select", empty(), false),
         ]},
@@ -177,6 +191,24 @@ pub fn payload_options(
         }
         ("regressions", "service") => {
             Options::Sql("SELECT DISTINCT service FROM regressions ORDER BY 1".into())
+        }
+        ("alerts" | "alert_counts", "alertname") => {
+            Options::Sql("SELECT DISTINCT alertname FROM alerts ORDER BY 1".into())
+        }
+        ("alerts", "state") => Options::Static(
+            ["pending", "firing", "resolved"].map(str::to_string).to_vec(),
+        ),
+        ("alerts" | "alert_counts", "severity") => Options::Static(
+            ["critical", "error", "warning", "info"]
+                .map(str::to_string)
+                .to_vec(),
+        ),
+        ("alert_counts", "group_by") => {
+            Options::Static(["alertname", "severity"].map(str::to_string).to_vec())
+        }
+        ("slo", "slo") => Options::Sql("SELECT DISTINCT slo FROM slo_status ORDER BY 1".into()),
+        ("slo", "show") => {
+            Options::Static(["budget", "sli", "burn"].map(str::to_string).to_vec())
         }
         ("opportunities", "kind") => Options::Static(
             ["idle", "underutilized", "oversized", "provider_disparity"]

@@ -8,6 +8,7 @@
 //! columns `time`, `title`, `text`, `tags`); `POST /variable`, `/tag-keys` and `/tag-values`
 //! serve dashboard variables and ad hoc filters. `POST /search` is kept for older clients.
 
+pub mod alert_targets;
 pub mod catalog;
 pub mod editor;
 pub mod frames;
