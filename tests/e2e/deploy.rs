@@ -463,7 +463,24 @@ fn compose_names_only_what_opslake_has() {
             .map(|(k, v)| (s(k).to_owned(), s(v).to_owned()))
             .collect();
         check_object_store_env(&env, &context);
-        let effective = check_settings(None, &env, &context);
+        // A `--config` file is one the service mounts from deploy/.
+        let file = args.iter().position(|a| a == "--config").map(|i| {
+            let inside = &args[i + 1];
+            let host = svc["volumes"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .map(s)
+                .find_map(|v| {
+                    let mut parts = v.split(':');
+                    let (h, c) = (parts.next()?, parts.next()?);
+                    (c == inside).then(|| dir.join(h))
+                })
+                .unwrap_or_else(|| panic!("{context}: {inside} is not mounted"));
+            assert!(host.is_file(), "{context}: {}", host.display());
+            host
+        });
+        let effective = check_settings(file.as_deref(), &env, &context);
         if args[0] == "produce" {
             continue;
         }
