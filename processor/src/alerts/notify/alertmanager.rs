@@ -24,7 +24,7 @@ pub(super) fn render(r: &ReceiverConfig, origin: &Origin, group: &[Notification]
                 "annotations": n.alert.annotations,
                 "startsAt": rfc3339(n.alert.starts_at_ms()),
                 "endsAt": rfc3339(ends),
-                "generatorURL": n.alert.generator_url.clone().unwrap_or_else(|| origin.external_url.clone()),
+                "generatorURL": origin.link(&n.alert),
             })
         })
         .collect();

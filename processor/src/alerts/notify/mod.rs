@@ -54,6 +54,16 @@ pub(crate) struct Origin {
     pub(crate) firing_for: Duration,
 }
 
+impl Origin {
+    /// Where a notification about `alert` links to: the query behind it, or opslake.
+    pub(crate) fn link(&self, alert: &Alert) -> String {
+        alert
+            .generator_url
+            .clone()
+            .unwrap_or_else(|| self.external_url.clone())
+    }
+}
+
 /// One HTTP request of a delivery.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Request {

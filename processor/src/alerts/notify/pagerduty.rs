@@ -62,7 +62,7 @@ pub(super) fn render(r: &ReceiverConfig, origin: &Origin, group: &[Notification]
                         },
                     },
                     "links": [{
-                        "href": a.generator_url.clone().unwrap_or_else(|| origin.external_url.clone()),
+                        "href": origin.link(a),
                         "text": "the query behind this alert",
                     }],
                     "client": "opslake",

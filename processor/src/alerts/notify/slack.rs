@@ -40,12 +40,17 @@ pub(super) fn render(r: &ReceiverConfig, origin: &Origin, group: &[Notification]
                 .get("summary")
                 .cloned()
                 .unwrap_or_else(|| alertname.to_string());
-            let description = n.alert.annotations.get("description").cloned().unwrap_or_default();
+            let description = n
+                .alert
+                .annotations
+                .get("description")
+                .cloned()
+                .unwrap_or_default();
             json!({
                 "color": if resolved { "good" } else { "danger" },
                 "fallback": format!("{} {summary}", if resolved { "RESOLVED" } else { "FIRING" }),
                 "title": format!("{} {summary}", if resolved { "Resolved:" } else { "Firing:" }),
-                "title_link": n.alert.generator_url.clone().unwrap_or_else(|| origin.external_url.clone()),
+                "title_link": origin.link(&n.alert),
                 "text": description,
                 "fields": fields,
                 "footer": "opslake",

@@ -22,7 +22,7 @@ pub(super) fn render(r: &ReceiverConfig, origin: &Origin, group: &[Notification]
                 "annotations": n.alert.annotations,
                 "startsAt": rfc3339(n.alert.starts_at_ms()),
                 "endsAt": n.ends_at_ms.map_or(ZERO_TIME.to_string(), rfc3339),
-                "generatorURL": n.alert.generator_url.clone().unwrap_or_else(|| origin.external_url.clone()),
+                "generatorURL": origin.link(&n.alert),
                 "fingerprint": n.alert.fingerprint,
             })
         })
