@@ -53,8 +53,7 @@ fn anomaly_rule() -> Rule {
                last_value(expected ORDER BY window_start) AS expected, \
                last_value(lower ORDER BY window_start) AS lower, \
                last_value(upper ORDER BY window_start) AS upper, \
-               max(window_start) AS at, \
-               CAST(max(window_start) AS VARCHAR) AS window \
+               max(window_start) AS at, max(window_start) AS window \
              FROM anomalies \
              WHERE severity = 'critical' AND detected_at >= now() - INTERVAL '{ANOMALY_HOLD}' \
              GROUP BY service, name, metric"
@@ -62,6 +61,7 @@ fn anomaly_rule() -> Rule {
         for_: Duration::ZERO,
         severity: Severity::Critical,
         labels: BTreeMap::new(),
+        label_columns: Some(&["service", "name", "metric"]),
         annotations: BTreeMap::from([
             (
                 "summary".into(),
@@ -88,8 +88,8 @@ fn regression_rule() -> Rule {
                last_value(change_pct ORDER BY change_at) AS value, \
                last_value(before ORDER BY change_at) AS before, \
                last_value(after ORDER BY change_at) AS after, \
-               max(change_at) AS at, \
-               CAST(max(change_at) AS VARCHAR) AS change_at \
+               max(change_at) AS at, max(change_at) AS change_at, \
+               concat(coalesce(version_before, 'unknown'), ' to ', coalesce(version_after, 'unknown')) AS versions \
              FROM regressions \
              WHERE (kind = 'regression' OR kind IS NULL) AND abs(change_pct) >= {REGRESSION_MIN_PCT} \
                AND detected_at >= now() - INTERVAL '{REGRESSION_HOLD}' \
@@ -98,6 +98,7 @@ fn regression_rule() -> Rule {
         for_: Duration::ZERO,
         severity: Severity::Warning,
         labels: BTreeMap::new(),
+        label_columns: Some(&["service", "name", "metric", "version_before", "version_after"]),
         annotations: BTreeMap::from([
             (
                 "summary".into(),
@@ -107,8 +108,7 @@ fn regression_rule() -> Rule {
             ),
             (
                 "description".into(),
-                "change at {{ change_at }} UTC, version {{ version_before }} before and \
-                 {{ version_after }} after"
+                "changed at {{ change_at }} UTC, version {{ versions }}"
                     .into(),
             ),
         ]),
@@ -161,6 +161,7 @@ fn budget_rule(budgets: &[BudgetConfig]) -> Rule {
         for_: Duration::ZERO,
         severity: Severity::Warning,
         labels: BTreeMap::new(),
+        label_columns: Some(&["scope", "key", "currency"]),
         annotations: BTreeMap::from([(
             "summary".into(),
             "{{ scope }} {{ key }} is forecast to cost {{ value }} {{ currency }} this month \
@@ -179,6 +180,7 @@ fn computed(name: &str, severity: Severity, instances: Vec<Instance>) -> Rule {
         for_: Duration::ZERO,
         severity,
         labels: BTreeMap::new(),
+        label_columns: None,
         annotations: BTreeMap::new(),
     }
 }
@@ -266,6 +268,7 @@ fn pipeline_rules(facts: &PipelineFacts) -> Vec<Rule> {
         for_: Duration::ZERO,
         severity: Severity::Warning,
         labels: BTreeMap::new(),
+        label_columns: Some(&["problem", "topic"]),
         annotations: BTreeMap::from([(
             "summary".into(),
             "{{ value }} events of {{ topic }} went to the dead letters in 10 minutes, the \

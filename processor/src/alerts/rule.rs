@@ -41,6 +41,9 @@ pub struct Rule {
     pub labels: BTreeMap<String, String>,
     /// Annotation templates.
     pub annotations: BTreeMap<String, String>,
+    /// The string columns that are labels; `None`: all of them (a configured rule). The
+    /// built-ins name theirs, so that text meant for annotations stays out of the identity.
+    pub label_columns: Option<&'static [&'static str]>,
 }
 
 impl Rule {
@@ -54,6 +57,7 @@ impl Rule {
             severity: c.severity,
             labels: c.labels.clone(),
             annotations: c.annotations.clone(),
+            label_columns: None,
         }
     }
 
@@ -63,7 +67,11 @@ impl Rule {
         let mut out: Vec<Instance> = Vec::new();
         for row in rows {
             let mut labels = self.labels.clone();
-            labels.extend(row.labels);
+            labels.extend(
+                row.labels
+                    .into_iter()
+                    .filter(|(k, _)| self.label_columns.is_none_or(|c| c.contains(&k.as_str()))),
+            );
             labels.insert("alertname".into(), self.name.clone());
             labels
                 .entry("severity".into())
@@ -307,6 +315,7 @@ mod tests {
                 "summary".into(),
                 "p99 of {{ service }} is {{value}} ms over {{ n }} ({{ nope }})".into(),
             )]),
+            label_columns: None,
         };
         let got = rule.instances(rows_of(&[batch]).unwrap());
         assert_eq!(got.len(), 3);
