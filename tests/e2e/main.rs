@@ -14,6 +14,7 @@ mod faults;
 mod grafana;
 mod openapi;
 mod raw_tables;
+mod receivers;
 mod restarts;
 mod rollups;
 mod scale;

@@ -1,0 +1,323 @@
+//! The processor: runs its jobs (see [`crate::job`]) in cycles, and records each job's work in
+//! one commit of the lake.
+//!
+//! **Exactly once.** A job's progress is the lake version up to which every ingest commit of
+//! its raw table has been folded (under the job's state key). A cycle reads the ingest commits
+//! after that version, folds their files into the stored tables they touch, and commits the
+//! replaced files together with the new progress, on the condition that the progress is still
+//! what the cycle started from. A crash before the commit leaves only unreferenced files; a
+//! second processor that raced it loses the condition and drops its work. So a raw row is
+//! counted exactly once, after restarts, replays and races.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use opslake_lake::{CommitError, Lake, LogEntry, Snapshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::config::ProcessorConfig;
+use crate::detect::config::DetectConfig;
+use crate::error::ProcessError;
+use crate::job::{Cycle, CycleReport, Job};
+use crate::jobs::alerts::{Alerting, Alerts};
+use crate::jobs::{Costs, LogRollups, MetricRollups};
+use crate::membership::Membership;
+use crate::metrics::METRICS;
+use crate::rollup::{LOG_ROLLUPS_1M, METRIC_ROLLUPS_1H, METRIC_ROLLUPS_1M};
+
+/// The processor's jobs, in the order instances split them. A new job is one more line here.
+fn jobs() -> Vec<Box<dyn AnyJob>> {
+    vec![
+        Box::new(MetricRollups),
+        Box::new(LogRollups),
+        Box::new(Costs),
+    ]
+}
+
+/// One processor instance.
+pub struct Processor {
+    lake: Arc<Lake>,
+    config: ProcessorConfig,
+    detect_config: DetectConfig,
+    writer: String,
+    jobs: Vec<Box<dyn AnyJob>>,
+}
+
+impl Processor {
+    /// An instance over `lake`, with a writer name of its own.
+    pub fn new(lake: Arc<Lake>, config: ProcessorConfig) -> Self {
+        let writer = format!(
+            "processor-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let detect_config = DetectConfig {
+            directions: config.detect.directions.clone(),
+            ..DetectConfig::default()
+        };
+        Self {
+            lake,
+            config,
+            detect_config,
+            writer,
+            jobs: jobs(),
+        }
+    }
+
+    /// Adds the alerts job: SLOs, built-in and configured rules, notifications.
+    #[must_use]
+    pub fn with_alerting(mut self, alerting: Alerting) -> Self {
+        self.jobs.push(Box::new(Alerts(alerting)));
+        self
+    }
+
+    /// Replaces the detection settings.
+    #[must_use]
+    pub fn with_detect_config(mut self, cfg: DetectConfig) -> Self {
+        self.detect_config = cfg;
+        self
+    }
+
+    /// The names of the jobs, in the order instances split them.
+    pub fn job_names(&self) -> Vec<&'static str> {
+        self.jobs.iter().map(|j| j.name()).collect()
+    }
+
+    /// Runs cycles of this instance's jobs every `interval` until `shutdown`; a failed cycle is
+    /// logged and retried. Jobs are split with the other instances of the lake (see
+    /// [`crate::membership`]).
+    pub async fn run(&self, shutdown: CancellationToken) {
+        info!(writer = self.writer, window = ?self.config.window, "processor started");
+        let membership = Membership::new(
+            Arc::clone(&self.lake),
+            self.writer.clone(),
+            self.config.interval,
+        );
+        let names = self.job_names();
+        let mut assigned: Vec<&'static str> = Vec::new();
+        // When each job is next due; a job's cycles are its own interval apart.
+        let mut due: Vec<tokio::time::Instant> = vec![tokio::time::Instant::now(); self.jobs.len()];
+        loop {
+            match membership.my_jobs(&names).await {
+                Ok(mine) => {
+                    if mine != assigned {
+                        info!(jobs = ?mine, "processor jobs assigned");
+                        assigned = mine;
+                    }
+                }
+                Err(e) => warn!(error = %e, "cannot renew the processor heartbeat; retrying"),
+            }
+            for (i, job) in self.jobs.iter().enumerate() {
+                if !assigned.contains(&job.name()) || due[i] > tokio::time::Instant::now() {
+                    continue;
+                }
+                due[i] = tokio::time::Instant::now() + job.interval(self.config.interval);
+                match job.cycle(self, &shutdown).await {
+                    Ok(r) if r.committed.is_some() => debug!(?r, "processing cycle committed"),
+                    Ok(_) => {}
+                    Err(ProcessError::Stopping) => {
+                        info!(
+                            job = job.name(),
+                            "processing cycle abandoned at shutdown; the next start does it again"
+                        );
+                        break;
+                    }
+                    Err(e) => {
+                        METRICS.cycles.with_label_values(&["error"]).inc();
+                        warn!(job = job.name(), error = %e, "processing cycle failed; retrying next interval");
+                    }
+                }
+            }
+            // Wake for the next job due, and at least every interval for the heartbeat.
+            let next = due
+                .iter()
+                .copied()
+                .min()
+                .unwrap_or_else(tokio::time::Instant::now)
+                .min(tokio::time::Instant::now() + self.config.interval)
+                .max(tokio::time::Instant::now() + std::time::Duration::from_millis(50));
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep_until(next) => {}
+            }
+        }
+        membership.leave().await;
+        info!("processor stopped");
+    }
+
+    /// One cycle of every job: fold everything ingest committed since the last cycle.
+    ///
+    /// # Errors
+    /// When the lake cannot be read or written; nothing is recorded then.
+    pub async fn cycle(&self) -> Result<CycleReport, ProcessError> {
+        let never = CancellationToken::new();
+        let mut total = CycleReport::default();
+        for job in &self.jobs {
+            total.absorb(job.cycle(self, &never).await?);
+        }
+        Ok(total)
+    }
+
+    /// One cycle of `job`, abandoned between two of its units of work once `stop` is
+    /// cancelled: the job plans from a snapshot and runs, and its work is committed on the
+    /// condition that its progress has not moved meanwhile. When nothing is recorded (an error,
+    /// a stop, another instance first) the files it wrote are removed.
+    async fn cycle_job<J: Job>(
+        &self,
+        job: &J,
+        stop: &CancellationToken,
+    ) -> Result<CycleReport, ProcessError> {
+        let started = Instant::now();
+        let snap = self.lake.snapshot().await?;
+        let cx = Cycle::new(
+            &self.lake,
+            &snap,
+            &self.config,
+            &self.detect_config,
+            &self.writer,
+            stop,
+        );
+        let Some(plan) = job.plan(&cx).await? else {
+            METRICS.cycles.with_label_values(&["idle"]).inc();
+            return Ok(CycleReport::default());
+        };
+        let work = match job.run(&cx, &plan).await {
+            Ok(work) => work,
+            Err(e) => {
+                cx.discard().await;
+                return Err(e);
+            }
+        };
+        let key = job.progress_key();
+        let before = snap.state.get(key).cloned();
+        let mut report = work.report;
+        let after_commit = work.after_commit;
+        let added = work.add.clone();
+        let entry = LogEntry {
+            writer: self.writer.clone(),
+            add: work.add,
+            remove: work.remove,
+            state: work.state,
+            ..Default::default()
+        };
+        let committed = self
+            .lake
+            .commit(entry, move |s: &Snapshot| {
+                if s.state.get(key) == before.as_ref() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "another processor recorded progress under {key} since this cycle \
+                         began at version {}",
+                        snap.version
+                    ))
+                }
+            })
+            .await;
+        match committed {
+            Ok(v) => {
+                report.committed = Some(v);
+                record_metrics(&report, &added, started);
+                job.committed(&plan);
+                if let Some(f) = after_commit {
+                    f.run();
+                }
+                if report.hours > 0 || report.cost_days > 0 {
+                    info!(
+                        job = job.name(),
+                        version = v,
+                        hours = report.hours,
+                        files = report.files_read,
+                        rows = report.rows_written,
+                        cost_days = report.cost_days,
+                        ms = started.elapsed().as_millis() as u64,
+                        "processed"
+                    );
+                }
+                Ok(report)
+            }
+            Err(CommitError::Conflict(reason)) => {
+                debug!(
+                    reason,
+                    "another processor got there first; dropping this cycle"
+                );
+                cx.discard().await;
+                METRICS.cycles.with_label_values(&["conflict"]).inc();
+                Ok(CycleReport {
+                    lost_race: true,
+                    ..CycleReport::default()
+                })
+            }
+            Err(CommitError::Lake(e)) => {
+                cx.discard().await;
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// The processor's `/metrics` after a committed cycle.
+fn record_metrics(report: &CycleReport, added: &[opslake_lake::AddFile], started: Instant) {
+    METRICS
+        .detections
+        .with_label_values(&["anomaly"])
+        .inc_by(report.anomalies);
+    METRICS
+        .detections
+        .with_label_values(&["regression"])
+        .inc_by(report.regressions);
+    for f in added.iter().filter(|f| f.table.contains("rollups")) {
+        METRICS
+            .windows_written
+            .with_label_values(&[&f.table])
+            .inc_by(f.rows);
+    }
+    METRICS.cycles.with_label_values(&["ok"]).inc();
+    METRICS
+        .cycle_seconds
+        .observe(started.elapsed().as_secs_f64());
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A [`Job`] of any plan type, as the runner holds it.
+trait AnyJob: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn interval(&self, processor: std::time::Duration) -> std::time::Duration;
+    fn cycle<'a>(
+        &'a self,
+        processor: &'a Processor,
+        stop: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<CycleReport, ProcessError>>;
+}
+
+impl<J: Job> AnyJob for J {
+    fn name(&self) -> &'static str {
+        Job::name(self)
+    }
+
+    fn interval(&self, processor: std::time::Duration) -> std::time::Duration {
+        Job::interval(self, processor)
+    }
+
+    fn cycle<'a>(
+        &'a self,
+        processor: &'a Processor,
+        stop: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<CycleReport, ProcessError>> {
+        Box::pin(processor.cycle_job(self, stop))
+    }
+}
+
+/// Counts of stored rollup files by table, for tests and operators.
+pub fn rollup_files(snap: &Snapshot) -> std::collections::HashMap<String, usize> {
+    [METRIC_ROLLUPS_1M, METRIC_ROLLUPS_1H, LOG_ROLLUPS_1M]
+        .into_iter()
+        .map(|t| (t.to_string(), snap.table_files(t).count()))
+        .collect()
+}
+
+#[cfg(test)]
+pub(crate) mod tests;
