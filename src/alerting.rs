@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use opslake_processor::alerts::backlog::Brokers;
 use opslake_processor::alerts::notify::Dispatcher;
 use opslake_processor::jobs::alerts::Alerting;
 use opslake_processor::sql::{Answer, QueryFailed, SqlEngine};
@@ -54,5 +55,9 @@ pub(crate) fn alerting(
         engine: Arc::new(EngineSql(engine)),
         dispatcher: Dispatcher::start(&a.receivers, external_url.clone(), firing_for, stop),
         external_url,
+        brokers: Some(Brokers {
+            servers: cfg.brokers.clone(),
+            properties: cfg.ingest.kafka.clone(),
+        }),
     }
 }

@@ -578,3 +578,68 @@ objective = 0.99
     let counts = grafana("alert_counts", json!({"group_by": "severity"}));
     assert_eq!(counts[0]["target"], "critical", "{counts}");
 }
+
+/// Ingest stops while events keep arriving: `OpslakePipeline` says how many messages wait on the
+/// brokers, from the lake's own offsets and the brokers' watermarks; when ingest is back and
+/// has caught up, the alert resolves.
+#[test]
+fn stuck_ingest_pages_with_the_events_waiting() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let setup = Setup::new(&broker, &dir.path().join("lake"), "stuck");
+    let env = [
+        ("OPSLAKE_PROCESSOR__INTERVAL", "1s"),
+        ("OPSLAKE_ALERTS__INTERVAL", "1s"),
+        ("OPSLAKE_ALERTS__STUCK_AFTER", "3s"),
+    ];
+    let producer = TestProducer::new(&setup.brokers);
+    let event = |i: i64| {
+        json!({"timestamp": chrono::Utc::now().timestamp_millis(), "service": "s",
+            "name": "http.server.duration", "value": i})
+    };
+    let mut run = setup.spawn("run", &env);
+    producer.send_all(&setup.topic("metrics"), &[event(1)]);
+    run.api().wait_for_rollups_of(1);
+    assert_eq!(run.terminate(), Some(0));
+
+    // The processor and the API run; ingest does not.
+    let _process = setup.spawn_listening("process", &env);
+    let serve = setup.spawn("serve", &env);
+    let api = serve.api();
+    // One event per message, each in a record batch of its own (Tansu's high watermark counts
+    // a batch as one), on partitions the lake may have no offset of yet.
+    for i in 0..250 {
+        producer.send(
+            &setup.topic("metrics"),
+            None,
+            event(i).to_string().as_bytes(),
+        );
+        producer.flush();
+    }
+    // Each partition counts once its messages have waited `stuck_after`: all 250 soon.
+    let alert = wait_for("the stuck-ingest alert", Duration::from_secs(60), || {
+        let v: Value = api.get("/api/v1/alerts").json().ok()?;
+        v["alerts"]
+            .as_array()?
+            .iter()
+            .find(|a| a["labels"]["problem"] == "consumer_lag" && a["value"] == 250.0)
+            .cloned()
+    });
+    assert_eq!(alert["alertname"], "OpslakePipeline");
+    assert_eq!(alert["labels"]["topic"], setup.topic("metrics").as_str());
+    assert!(alert["annotations"]["summary"]
+        .as_str()
+        .unwrap()
+        .starts_with("250 messages of"));
+
+    // Ingest is back: the backlog drains and the alert resolves.
+    let _ingest = setup.spawn_listening("ingest", &env);
+    wait_for("the resolve", Duration::from_secs(60), || {
+        let v: Value = api.get("/api/v1/alerts").json().ok()?;
+        let open = v["alerts"]
+            .as_array()?
+            .iter()
+            .any(|a| a["labels"]["problem"] == "consumer_lag");
+        (!open).then_some(())
+    });
+}

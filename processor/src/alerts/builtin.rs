@@ -5,7 +5,8 @@
 //!   [`REGRESSION_HOLD`] after their detection, with the versions on each side;
 //! - `OpslakeSLOBurnRate`: the SRE workbook's multi-window burn rates of each SLO;
 //! - `OpslakeCostBudget`: a month-end forecast over a configured budget;
-//! - `OpslakePipeline`: dead letters arriving, a processor job that has fallen behind.
+//! - `OpslakePipeline`: dead letters arriving, ingest stuck with events waiting on the
+//!   brokers, a processor job that has fallen behind.
 //!
 //! Each row's `at` is the time of the data (the anomalous window, the change point), so that
 //! detections of a backfill are recorded and never notified.
@@ -40,6 +41,8 @@ pub const REGRESSION_MIN_PCT: f64 = 10.0;
 pub struct PipelineFacts {
     /// Jobs behind: (job, seconds since the oldest ingest commit they have not folded).
     pub behind: Vec<(String, f64)>,
+    /// Topics whose ingest is stuck: (topic, messages waiting, seconds without progress).
+    pub stuck: Vec<(String, i64, f64)>,
 }
 
 fn anomaly_rule() -> Rule {
@@ -237,7 +240,7 @@ fn burn_rule(statuses: &[SloStatus]) -> Rule {
 }
 
 fn pipeline_rules(facts: &PipelineFacts) -> Vec<Rule> {
-    let behind = facts
+    let behind: Vec<Instance> = facts
         .behind
         .iter()
         .map(|(job, secs)| {
@@ -254,6 +257,20 @@ fn pipeline_rules(facts: &PipelineFacts) -> Vec<Rule> {
             instance(labels, summary, Some(*secs))
         })
         .collect();
+    let stuck = facts.stuck.iter().map(|(topic, messages, secs)| {
+        let labels = BTreeMap::from([
+            ("alertname".to_string(), "OpslakePipeline".to_string()),
+            ("problem".to_string(), "consumer_lag".to_string()),
+            ("topic".to_string(), topic.clone()),
+            ("severity".to_string(), "error".to_string()),
+        ]);
+        let summary = format!(
+            "{messages} messages of {topic} wait on the brokers and ingest has not moved for {} s",
+            format_number(secs.round())
+        );
+        instance(labels, summary, Some(*messages as f64))
+    });
+    let behind: Vec<Instance> = behind.into_iter().chain(stuck).collect();
     let mut behind = computed("OpslakePipeline", Severity::Error, behind);
     behind.id = "OpslakePipeline/processor".into();
     let dead_letters = Rule {

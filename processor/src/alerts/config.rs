@@ -21,6 +21,10 @@ pub struct AlertsConfig {
     /// Alerts about data older than this (a backfill, a replay) are recorded, never notified.
     #[serde(with = "humantime_serde")]
     pub max_age: Duration,
+    /// `OpslakePipeline` fires when ingest or a rollup job has made no progress for this long
+    /// while data waits for it.
+    #[serde(with = "humantime_serde")]
+    pub stuck_after: Duration,
     /// Built-in alerts to turn off, by name (`OpslakeAnomaly`, `OpslakeRegression`,
     /// `OpslakeSLOBurnRate`, `OpslakeCostBudget`, `OpslakePipeline`); all are on by default.
     pub disable_builtin: Vec<String>,
@@ -41,6 +45,7 @@ impl Default for AlertsConfig {
             interval: Duration::from_secs(15),
             resend_interval: Duration::from_secs(60),
             max_age: Duration::from_secs(3600),
+            stuck_after: Duration::from_secs(300),
             disable_builtin: Vec::new(),
             external_url: None,
             rules: Vec::new(),

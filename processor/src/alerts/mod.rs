@@ -3,6 +3,7 @@
 //! change written to the `alerts` table and, for fresh data, sent to the receivers
 //! ([`notify`]).
 
+pub mod backlog;
 pub mod book;
 pub mod builtin;
 pub mod config;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use opslake_lake::LakeError;
 use tracing::warn;
 
+use crate::alerts::backlog::{backlog, Brokers};
 use crate::alerts::book::{AlertState, Book, BOOK_KEY};
 use crate::alerts::builtin::{builtin_rules, PipelineFacts};
 use crate::alerts::config::AlertsConfig;
@@ -24,9 +25,6 @@ use crate::metrics::ALERT_METRICS;
 use crate::slo::status::slo_status_batch;
 use crate::slo::{measure, SloConfig, SloStatus};
 use crate::sql::SqlEngine;
-
-/// A rollup job is behind when data it has not folded was committed this long ago.
-const BEHIND_AFTER_MS: i64 = 5 * 60_000;
 
 /// Everything alert evaluation needs from outside the processor.
 #[derive(Clone)]
@@ -41,6 +39,8 @@ pub struct Alerting {
     pub dispatcher: Dispatcher,
     /// Where people reach opslake, for the links alerts carry.
     pub external_url: String,
+    /// The brokers ingest reads, for the consumer backlog; `None` leaves it unwatched.
+    pub brokers: Option<Brokers>,
 }
 
 /// The alerts job.
@@ -65,8 +65,9 @@ impl Alerts {
         Some(url.to_string())
     }
 
-    /// Rollup jobs whose progress has not moved for [`BEHIND_AFTER_MS`] while an ingest
-    /// commit they have not folded is that old.
+    /// Topics with events waiting on the brokers whose offsets in the lake have not moved for
+    /// `alerts.stuck_after`, and rollup jobs whose progress has not moved for as long while an
+    /// ingest commit they have not folded is that old.
     async fn pipeline_facts(
         &self,
         cx: &Cycle<'_>,
@@ -74,6 +75,33 @@ impl Alerts {
         now_ms: i64,
     ) -> Result<PipelineFacts, ProcessError> {
         let mut facts = PipelineFacts::default();
+        let stuck_after = self.0.config.stuck_after.as_millis() as i64;
+        if let Some(brokers) = &self.0.brokers {
+            match backlog(brokers, &cx.snap.offsets).await {
+                Ok(parts) => {
+                    let mut stuck: std::collections::BTreeMap<String, (i64, f64)> =
+                        std::collections::BTreeMap::new();
+                    for p in parts {
+                        let key = format!("{}/{}", p.topic, p.partition);
+                        let seen = book
+                            .offsets_seen
+                            .entry(key)
+                            .or_insert((p.lake_next, now_ms));
+                        if seen.0 != p.lake_next || p.messages == 0 {
+                            *seen = (p.lake_next, now_ms);
+                        } else if now_ms - seen.1 >= stuck_after {
+                            let s = stuck.entry(p.topic).or_default();
+                            s.0 += p.messages;
+                            s.1 = s.1.max((now_ms - seen.1) as f64 / 1000.0);
+                        }
+                    }
+                    facts.stuck = stuck.into_iter().map(|(t, (n, s))| (t, n, s)).collect();
+                }
+                Err(e) => {
+                    warn!(error = %e, "cannot read the brokers' watermarks for the consumer backlog")
+                }
+            }
+        }
         for (job, key, table) in [
             (
                 "metric_rollups",
@@ -91,7 +119,7 @@ impl Alerts {
                 *seen = (p.version, now_ms);
                 continue;
             }
-            if now_ms - seen.1 < BEHIND_AFTER_MS || p.version >= cx.snap.version {
+            if now_ms - seen.1 < stuck_after || p.version >= cx.snap.version {
                 continue;
             }
             let entries = match cx.lake.entries(p.version, cx.snap.version).await {
@@ -104,7 +132,7 @@ impl Alerts {
                 .filter(|e| !e.offsets.is_empty() && e.add.iter().any(|f| f.table == table))
                 .map(|e| e.timestamp_ms)
                 .min();
-            if let Some(t) = oldest.filter(|t| now_ms - t >= BEHIND_AFTER_MS) {
+            if let Some(t) = oldest.filter(|t| now_ms - t >= stuck_after) {
                 facts
                     .behind
                     .push((job.to_string(), (now_ms - t) as f64 / 1000.0));
