@@ -119,6 +119,63 @@ fn is_step(values: &[f64], cp: &ChangePoint, bounds: (usize, usize), min_magnitu
         && step.abs() >= STEP_MAGNITUDE * min_magnitude * cp.mean_before.abs()
 }
 
+/// A level within this share of a change from where it started is back there (see [`holds`]).
+const RETURN_SHARE: f64 = 0.25;
+
+/// The median of `v`.
+fn median(v: &[f64]) -> Option<f64> {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(v[n / 2]),
+        n => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}
+
+/// Whether change point `k` of `cps` is a change of level rather than one edge of a spike.
+/// A spike of a few windows is two change points, up then down, each with a step; what tells
+/// it is that the level after it is the level before it. So a change point is refused when,
+/// with a neighbour less than [`STEP_POINTS`] / 2 points away, the level beyond the pair is
+/// back within [`RETURN_SHARE`] of the change from the level before the pair; and, with no next
+/// change point (a spike whose end is not yet a change point), when the median of the points
+/// after it has not moved by [`STEP_SHARE`] of the change.
+fn holds(values: &[f64], cps: &[ChangePoint], k: usize) -> bool {
+    let cp = &cps[k];
+    let change = cp.mean_after - cp.mean_before;
+    let short = STEP_POINTS / 2;
+    let level_before = |i: usize| median(&values[i.saturating_sub(STEP_POINTS)..i]);
+    let level_after = |i: usize| median(&values[i..(i + STEP_POINTS).min(values.len())]);
+    let back = |from: Option<f64>, to: Option<f64>| match (from, to) {
+        (Some(a), Some(b)) => (b - a).abs() < RETURN_SHARE * change.abs(),
+        _ => false,
+    };
+    if let Some(next) = cps.get(k + 1).filter(|n| n.index - cp.index < short) {
+        if back(level_before(cp.index), level_after(next.index)) {
+            return false;
+        }
+    }
+    if let Some(prev) = k
+        .checked_sub(1)
+        .map(|p| &cps[p])
+        .filter(|p| cp.index - p.index < short)
+    {
+        if back(level_before(prev.index), level_after(cp.index)) {
+            return false;
+        }
+    }
+    if k + 1 == cps.len() {
+        let from = k.checked_sub(1).map_or(0, |p| cps[p].index);
+        let before = median(&values[from.max(cp.index.saturating_sub(STEP_POINTS))..cp.index]);
+        let moved = match (before, level_after(cp.index)) {
+            (Some(a), Some(b)) => b - a,
+            _ => return false,
+        };
+        return moved * change > 0.0 && moved.abs() >= STEP_SHARE * change.abs();
+    }
+    true
+}
+
 /// A series' metric whose change points are searched.
 pub(crate) struct Search<'a> {
     /// The series, without its version.
@@ -223,7 +280,8 @@ impl Search<'_> {
                 cp,
                 (prev.max(recorded), next),
                 cfg.changes.min_magnitude,
-            ) {
+            ) || !holds(values, &cps, k)
+            {
                 continue;
             }
             let (version_before, version_after) =
@@ -374,6 +432,35 @@ mod tests {
     }
 
     const SEEDS: u64 = 8;
+
+    /// A latency spike of three windows, then the old level again: an anomaly, never a change
+    /// of level, however the points arrive; a shift that holds is still one.
+    #[test]
+    fn a_spike_that_passes_is_no_change_and_a_shift_that_holds_is() {
+        let mut state = 7u64;
+        let mut noise = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 33) as f64 / (1u64 << 31) as f64 - 0.5) * 0.1
+        };
+        let base: Vec<f64> = (0..120).map(|_| 120.0 * (1.0 + noise())).collect();
+        let mut spike = base.clone();
+        for v in &mut spike[80..83] {
+            *v *= 8.0;
+        }
+        let mut shift = base.clone();
+        for v in &mut shift[80..] {
+            *v *= 1.5;
+        }
+        for per_cycle in [1, 5, 120] {
+            let found = live("http.server.duration", &spike, per_cycle, &no_version);
+            assert!(found.is_empty(), "{per_cycle} points a cycle: {found:?}");
+            let found = live("http.server.duration", &shift, per_cycle, &no_version);
+            let at: Vec<usize> = found.iter().map(|c| c.0).collect();
+            assert_eq!(at, [80], "{per_cycle} points a cycle: {found:?}");
+        }
+    }
 
     fn benchmark_series(seed: u64) {
         let mut state = seed;
