@@ -1,8 +1,9 @@
 //! Splitting the processor's jobs between instances. Each instance keeps a heartbeat in the
 //! lake's state (`processor.member.<id>` = when it expires), renewed by a commit before half
 //! its time is up; the live members, sorted by id, take the jobs in turn (job `i` goes to
-//! member `i mod n`). One instance does all the jobs; with three jobs, two instances split
-//! them 2 + 1 and three or more take one each (the rest stand by). When a member stops or dies
+//! member `i mod n`). One instance does all the jobs; with the four jobs of today (metric
+//! rollups, log rollups, costs, alerts), two instances split them 2 + 2 and four or more take
+//! one each (the rest stand by). When a member stops or dies
 //! its heartbeat lapses (or is removed on a clean stop) and the others take its jobs at their
 //! next cycle.
 //!
