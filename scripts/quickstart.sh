@@ -77,6 +77,8 @@ Try:
   $bin sql "SELECT kind, resource_id, round(estimated_monthly_savings, 2) AS saves_per_month, recommendation FROM cost_opportunities ORDER BY saves_per_month DESC LIMIT 5"
   $bin report forecast --html report.html      # the cost forecast report now (also daily at 06:00 UTC)
   curl -s http://$OPSLAKE_LISTEN/api/v1/reports
+  curl -s http://$OPSLAKE_LISTEN/api/v1/alerts    # active alerts (built-in: anomalies, regressions, pipeline)
+  $bin sql "SELECT at, alertname, state, severity, annotations['summary'] AS summary FROM alerts ORDER BY at DESC LIMIT 10"
   $bin sql "SELECT labels['endpoint'] AS endpoint, count(*) FROM metrics WHERE labels['status'] = '500' GROUP BY 1"
   $bin produce --file ../shared/data/focus/focus_sample.csv        # replay a real FOCUS bill
 
