@@ -125,13 +125,14 @@ pub struct Book {
 }
 
 impl Book {
-    /// Applies one evaluation of rule `rule` (pending `for_ms` before firing) that found
-    /// `instances` at `now_ms`; instances whose data is older than `stale_before_ms` are
-    /// recorded, never notified.
+    /// Applies one evaluation of rule `rule` (pending `for_ms` before firing, its alerts
+    /// linking to `link`) that found `instances` at `now_ms`; instances whose data is older
+    /// than `stale_before_ms` are recorded, never notified.
     pub fn apply(
         &mut self,
         rule: &str,
         for_ms: i64,
+        link: Option<&str>,
         instances: Vec<Instance>,
         now_ms: i64,
         stale_before_ms: i64,
@@ -154,7 +155,7 @@ impl Book {
                     fired_at_ms: None,
                     stale,
                     last_sent_ms: 0,
-                    generator_url: None,
+                    generator_url: link.map(str::to_string),
                 };
                 if for_ms > 0 {
                     changes.push(Change {
@@ -274,29 +275,31 @@ mod tests {
     #[test]
     fn pending_then_firing_once_then_resolved_once() {
         let mut b = Book::default();
-        let c = b.apply("P99High", 60_000, vec![inst("a", None)], 0, -1);
+        let c = b.apply("P99High", 60_000, None, vec![inst("a", None)], 0, -1);
         assert_eq!(states(&c), [("a", AlertState::Pending, false)]);
         assert!(b
-            .apply("P99High", 60_000, vec![inst("a", None)], 30_000, -1)
+            .apply("P99High", 60_000, None, vec![inst("a", None)], 30_000, -1)
             .is_empty());
-        let c = b.apply("P99High", 60_000, vec![inst("a", None)], 60_000, -1);
+        let c = b.apply("P99High", 60_000, None, vec![inst("a", None)], 60_000, -1);
         assert_eq!(states(&c), [("a", AlertState::Firing, true)]);
         assert!(b
-            .apply("P99High", 60_000, vec![inst("a", None)], 90_000, -1)
+            .apply("P99High", 60_000, None, vec![inst("a", None)], 90_000, -1)
             .is_empty());
         // Survives a restart: the book is what the lake holds.
         let mut b: Book = serde_json::from_value(serde_json::to_value(&b).unwrap()).unwrap();
-        let c = b.apply("P99High", 60_000, vec![], 120_000, -1);
+        let c = b.apply("P99High", 60_000, None, vec![], 120_000, -1);
         assert_eq!(states(&c), [("a", AlertState::Resolved, true)]);
         assert!(b.active.is_empty());
-        assert!(b.apply("P99High", 60_000, vec![], 150_000, -1).is_empty());
+        assert!(b
+            .apply("P99High", 60_000, None, vec![], 150_000, -1)
+            .is_empty());
     }
 
     #[test]
     fn a_pending_alert_that_clears_is_never_told() {
         let mut b = Book::default();
-        b.apply("P99High", 60_000, vec![inst("a", None)], 0, -1);
-        let c = b.apply("P99High", 60_000, vec![], 10_000, -1);
+        b.apply("P99High", 60_000, None, vec![inst("a", None)], 0, -1);
+        let c = b.apply("P99High", 60_000, None, vec![], 10_000, -1);
         assert_eq!(states(&c), [("a", AlertState::Resolved, false)]);
     }
 
@@ -306,12 +309,13 @@ mod tests {
         let c = b.apply(
             "P99High",
             0,
+            None,
             vec![inst("a", Some(1_000))],
             10_000_000,
             5_000_000,
         );
         assert_eq!(states(&c), [("a", AlertState::Firing, false)]);
-        let c = b.apply("P99High", 0, vec![], 10_060_000, 5_060_000);
+        let c = b.apply("P99High", 0, None, vec![], 10_060_000, 5_060_000);
         assert_eq!(states(&c), [("a", AlertState::Resolved, false)]);
         assert!(b.due_for_resend(20_000_000, 60_000).is_empty());
     }
@@ -319,11 +323,11 @@ mod tests {
     #[test]
     fn a_failing_rule_keeps_its_alerts_and_is_reported() {
         let mut b = Book::default();
-        b.apply("P99High", 0, vec![inst("a", None)], 0, -1);
+        b.apply("P99High", 0, None, vec![inst("a", None)], 0, -1);
         b.failed("P99High", "table x not found".into(), 15_000);
         assert_eq!(b.active.len(), 1);
         assert_eq!(b.rule_errors["P99High"].since_ms, 15_000);
-        b.apply("P99High", 0, vec![inst("a", None)], 30_000, -1);
+        b.apply("P99High", 0, None, vec![inst("a", None)], 30_000, -1);
         assert!(b.rule_errors.is_empty());
         let c = b.retire(&BTreeSet::new(), 45_000);
         assert_eq!(states(&c), [("a", AlertState::Resolved, true)]);
@@ -332,7 +336,14 @@ mod tests {
     #[test]
     fn firing_alerts_are_resent_every_interval() {
         let mut b = Book::default();
-        b.apply("P99High", 0, vec![inst("a", None), inst("b", None)], 0, -1);
+        b.apply(
+            "P99High",
+            0,
+            None,
+            vec![inst("a", None), inst("b", None)],
+            0,
+            -1,
+        );
         assert_eq!(b.due_for_resend(60_000, 60_000).len(), 2);
         assert!(b.due_for_resend(90_000, 60_000).is_empty());
         assert_eq!(b.due_for_resend(120_000, 60_000).len(), 2);

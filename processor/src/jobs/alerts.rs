@@ -201,9 +201,16 @@ impl Job for Alerts {
             };
             match instances {
                 Ok(i) => {
-                    let found =
-                        book.apply(&rule.id, rule.for_.as_millis() as i64, i, now, stale_before);
-                    changes.extend(found);
+                    let for_ms = rule.for_.as_millis() as i64;
+                    let link = self.link(rule);
+                    changes.extend(book.apply(
+                        &rule.id,
+                        for_ms,
+                        link.as_deref(),
+                        i,
+                        now,
+                        stale_before,
+                    ));
                 }
                 Err(e) => {
                     if book
@@ -225,17 +232,6 @@ impl Job for Alerts {
         let mut ids: BTreeSet<String> = rules.iter().map(|r| r.id.clone()).collect();
         ids.extend(self.0.slos.iter().map(|s| format!("slo:{}", s.name)));
         changes.extend(book.retire(&ids, now));
-        for rule in &rules {
-            let link = self.link(rule);
-            for a in book.active.values_mut().filter(|a| a.rule == rule.id) {
-                a.generator_url.clone_from(&link);
-            }
-        }
-        for c in &mut changes {
-            if let Some(a) = book.active.get(&c.alert.fingerprint) {
-                c.alert.generator_url.clone_from(&a.generator_url);
-            }
-        }
         // What is told now is not re-sent at once.
         for c in changes
             .iter()
@@ -280,12 +276,11 @@ impl Job for Alerts {
             resend: true,
         }));
         let failing = book.rule_errors.len() as i64;
-        let mut active: Vec<(AlertState, String)> = book
+        let active: Vec<(AlertState, String)> = book
             .active
             .values()
             .map(|a| (a.state, a.severity().to_string()))
             .collect();
-        active.sort_by(|a, b| (a.0.as_str(), &a.1).cmp(&(b.0.as_str(), &b.1)));
         work.set_state(BOOK_KEY, &book);
         let dispatcher = self.0.dispatcher.clone();
         work.after_commit = Some(AfterCommit::new(move || {
