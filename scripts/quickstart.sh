@@ -60,7 +60,8 @@ done
 
 cat <<TXT
 == 5/5 opslake is running
-  API          http://$OPSLAKE_LISTEN   (health: /healthz, readiness: /readyz, metrics: /metrics)
+  console      http://$OPSLAKE_LISTEN/   (services, costs, alerts, SQL, pipeline: open it in a browser)
+  API          http://$OPSLAKE_LISTEN/api/v1   (health: /healthz, readiness: /readyz, metrics: /metrics)
   tables       curl -s http://$OPSLAKE_LISTEN/api/v1/tables
   lake         $OPSLAKE_LAKE
   broker       $OPSLAKE_BROKERS

@@ -10,7 +10,7 @@ use opslake_lake::Lake;
 
 use crate::readiness::IngestChecks;
 use opslake_processor::report::schedule::{run_scheduler, Delivery};
-use opslake_query_api::{router, ApiConfig, AppState, QueryEngine, QueryLimits};
+use opslake_query_api::{router, ApiConfig, AppState, Budget, QueryEngine, QueryLimits};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -220,6 +220,16 @@ pub(crate) async fn run_roles(cfg: Config, roles: Roles) -> anyhow::Result<()> {
             ingest: ingest_checks.clone(),
             cors_origins: cfg.query.cors_origins.clone(),
             queue_timeout: cfg.query.queue_timeout,
+            budgets: cfg
+                .alerts
+                .budgets
+                .iter()
+                .map(|b| Budget {
+                    scope: b.scope.clone(),
+                    key: b.key.clone(),
+                    monthly: b.monthly,
+                })
+                .collect(),
         };
         let app = router(AppState::new(engine, api));
         let (listener, addr) = bind(&cfg.listen).await?;

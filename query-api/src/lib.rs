@@ -5,11 +5,14 @@
 
 pub mod alerts;
 pub mod cache;
+pub mod console;
 pub mod encode;
 pub mod engine;
 pub mod error;
 pub mod grafana;
 pub mod guard;
+pub mod log_summaries;
+pub mod pipeline;
 pub mod prune;
 pub mod reports;
 pub mod result;
@@ -19,4 +22,4 @@ pub mod store;
 
 pub use engine::{QueryEngine, QueryLimits};
 pub use error::ApiError;
-pub use routes::{ops_router, router, ApiConfig, AppState, IngestReadiness, NotReady};
+pub use routes::{ops_router, router, ApiConfig, AppState, Budget, IngestReadiness, NotReady};

@@ -21,7 +21,7 @@ use subtle::ConstantTimeEq;
 
 use crate::encode;
 use crate::error::ApiError;
-pub use crate::state::{ApiConfig, AppState, IngestReadiness, NotReady};
+pub use crate::state::{ApiConfig, AppState, Budget, IngestReadiness, NotReady};
 
 struct ApiMetrics {
     requests: IntCounterVec,
@@ -55,6 +55,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/reports", get(crate::reports::list))
         .route("/api/v1/alerts", get(crate::alerts::active))
         .route("/api/v1/slos", get(crate::alerts::slos))
+        .route("/api/v1/pipeline", get(crate::pipeline::pipeline))
+        .route("/api/v1/budgets", get(budgets))
         .route("/api/v1/reports/{report_id}", get(crate::reports::one))
         .route("/grafana/", get(crate::grafana::health))
         .nest("/grafana", crate::grafana::router())
@@ -64,9 +66,11 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/v1/openapi.json", get(openapi))
+        .merge(crate::console::router())
         .merge(protected)
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(middleware::map_response(protect_html))
+        .layer(tower_http::compression::CompressionLayer::new())
         .with_state(state);
     match cors {
         Some(c) => app.layer(c),
@@ -153,6 +157,11 @@ async fn openapi() -> Response {
         OPENAPI,
     )
         .into_response()
+}
+
+/// The configured monthly cost budgets (`[[alerts.budgets]]`).
+async fn budgets(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({ "budgets": state.config.budgets }))
 }
 
 async fn healthz() -> Json<serde_json::Value> {

@@ -28,6 +28,19 @@ pub struct ApiConfig {
     /// How long a query beyond `max_concurrent_queries` waits for a turn before it is answered
     /// 429 (a dashboard sends its panels at once).
     pub queue_timeout: Duration,
+    /// The monthly cost budgets the console shows (`[[alerts.budgets]]`).
+    pub budgets: Vec<Budget>,
+}
+
+/// A monthly cost budget, as the console shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Budget {
+    /// `total`, `provider`, `service` or `resource`.
+    pub scope: String,
+    /// The provider, service or resource id (`total` for the total).
+    pub key: String,
+    /// The budget of a calendar month, in the bill's currency.
+    pub monthly: f64,
 }
 
 impl std::fmt::Debug for ApiConfig {
@@ -39,6 +52,7 @@ impl std::fmt::Debug for ApiConfig {
             .field("ingest", &self.ingest.is_some())
             .field("cors_origins", &self.cors_origins)
             .field("queue_timeout", &self.queue_timeout)
+            .field("budgets", &self.budgets)
             .finish()
     }
 }
@@ -52,6 +66,7 @@ impl Default for ApiConfig {
             ingest: None,
             cors_origins: Vec::new(),
             queue_timeout: Duration::from_secs(5),
+            budgets: Vec::new(),
         }
     }
 }
@@ -65,6 +80,8 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
     /// Turns to run a query.
     pub queries: Arc<Semaphore>,
+    /// Summaries of recent lake log entries (`/api/v1/pipeline`).
+    pub log_summaries: Arc<crate::log_summaries::LogSummaries>,
 }
 
 impl AppState {
@@ -95,6 +112,7 @@ impl AppState {
             engine,
             config: Arc::new(config),
             queries,
+            log_summaries: Arc::default(),
         }
     }
 }

@@ -1,10 +1,12 @@
 //! End-to-end tests: a real Tansu broker process, the real `opslake` binary, a temporary lake
 //! on disk, and SQL over the real HTTP API. One test binary, so the build stays small.
 
+mod browser;
 mod support;
 
 mod alerts;
 mod api;
+mod console;
 mod costs;
 mod dead_letters;
 mod deploy;

@@ -207,7 +207,7 @@ impl Setup {
         format!("{}.{kind}", self.prefix)
     }
 
-    fn envs(&self) -> Vec<(String, String)> {
+    pub fn envs(&self) -> Vec<(String, String)> {
         vec![
             ("OPSLAKE_BROKERS".into(), self.brokers.clone()),
             ("OPSLAKE_LAKE".into(), self.lake.display().to_string()),

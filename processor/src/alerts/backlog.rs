@@ -20,7 +20,7 @@ pub struct Brokers {
 }
 
 /// One partition's backlog.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Backlog {
     /// The topic.
     pub topic: String,

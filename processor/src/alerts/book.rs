@@ -122,6 +122,12 @@ pub struct Book {
     /// since when, epoch ms).
     #[serde(default)]
     pub offsets_seen: BTreeMap<String, (i64, i64)>,
+    /// Each partition's backlog when last measured (the console's pipeline page shows it).
+    #[serde(default)]
+    pub backlog: Vec<super::backlog::Backlog>,
+    /// When the backlog was last measured (epoch ms; 0: never).
+    #[serde(default)]
+    pub backlog_at_ms: i64,
 }
 
 impl Book {

@@ -79,6 +79,8 @@ impl Alerts {
         if let Some(brokers) = &self.0.brokers {
             match backlog(brokers, &cx.snap.offsets).await {
                 Ok(parts) => {
+                    book.backlog.clone_from(&parts);
+                    book.backlog_at_ms = now_ms;
                     let mut stuck: std::collections::BTreeMap<String, (i64, f64)> =
                         std::collections::BTreeMap::new();
                     for p in parts {
