@@ -12,7 +12,8 @@
    - complete: every section and chart drawn (`opslake:complete`),
    - bytes transferred (compressed, headers included: `transferSize` of the document and
      every resource); the first visit after the server starts is reported apart (cold caches),
-4. prints the medians and p95 against the targets (1 s; 500 KB).
+4. prints the medians and p95 against the targets (1 s; 500 KB), the time the console's own
+   chart code takes to draw its heaviest charts, and the weight of the console's assets.
 
 No peer here: Grafana is not packaged for this machine, and opslake's own console is what the
 targets are about. Usage: python3 bench/console.py [--events N] [--runs K]
@@ -98,6 +99,25 @@ class Session:
               charts: document.querySelectorAll('.chart svg').length,
             };""")
 
+    def chart_speed(self, base):
+        """Milliseconds to draw a 1200-px chart of 5 lines x 240 points, and of 7 stacked bar
+        groups x 90 days with two bands: the console's heaviest charts."""
+        call("POST", f"{self.driver}/session/{self.id}/url", {"url": base + "/sql"})
+        return call("POST", f"{self.driver}/session/{self.id}/execute/async", {"args": [], "script": """
+            const done = arguments[arguments.length - 1];
+            import('/console/chart.js').then(({ timeChart }) => {
+              const box = document.createElement('div');
+              box.style.width = '1200px';
+              document.body.append(box);
+              const line = (k, n, step) => Array.from({ length: n }, (_, i) => [i * step, 200 + 100 * Math.sin(i / 10 + k)]);
+              const lines = { unit: 'ms', series: [0, 1, 2, 3, 4].map((k) => ({ name: 's' + k, cls: 'c' + k, points: line(k, 240, 60e3) })) };
+              const day = 86400e3;
+              const bars = { unit: 'money', bars: { bucketMs: day, groups: [0, 1, 2, 3, 4, 5, 6].map((k) => ({ name: 'g' + k, cls: 'c' + k, points: line(k, 90, day) })) },
+                bands: [{ name: '95', cls: 'band95', lower: line(0, 30, day), upper: line(1, 30, day) }, { name: '80', cls: 'band80', lower: line(0, 30, day), upper: line(1, 30, day) }] };
+              const time = (spec) => { const t0 = performance.now(); for (let i = 0; i < 50; i++) timeChart(box, spec); return (performance.now() - t0) / 50; };
+              done({ lines: time(lines), bars: time(bars) });
+            });"""})
+
     def close(self):
         call("DELETE", f"{self.driver}/session/{self.id}")
 
@@ -177,6 +197,19 @@ def main():
         for name, _ in pages:
             m = cold[name]
             print(f"  {name:38} first data {m['first_data']:6.0f} ms, complete {m['complete']:6.0f} ms")
+        s = Session(driver)
+        try:
+            speed = s.chart_speed(base)
+        finally:
+            s.close()
+        print(f"\ncharts (chart.js, no library): 5 lines x 240 points {speed['lines']:.2f} ms; "
+              f"7 stacked bar groups x 90 days + 2 bands {speed['bars']:.2f} ms (mean of 50 draws)")
+        import gzip
+        assets = [os.path.join(dp, f) for dp, _, fs in os.walk(os.path.join(ROOT, "query-api", "console")) for f in fs]
+        raw = sum(os.path.getsize(a) for a in assets)
+        packed = sum(len(gzip.compress(open(a, "rb").read())) for a in assets)
+        print(f"console assets: {len(assets)} files, {raw / 1024:.1f} KB, {packed / 1024:.1f} KB gzipped "
+              f"(chart.js {os.path.getsize(os.path.join(ROOT, 'query-api', 'console', 'chart.js')) / 1024:.1f} KB)")
         worst = max(statistics.median(x["complete"] for x in results[n]) for n, _ in pages)
         heaviest = max(statistics.median(x["bytes"] for x in results[n]) for n, _ in pages)
         print(f"\ntargets: complete under 1000 ms (worst median {worst:.0f} ms: "

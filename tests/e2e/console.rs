@@ -368,6 +368,20 @@ fn service_page(b: &Browser, api: &Api) -> String {
         );
         assert!(labels.iter().any(|l| l.contains(&v)), "{v} in {labels:?}");
     }
+    // Pointing at the latency chart shows the percentiles at that time.
+    let tip = b.js(
+        "const svg = document.querySelector('[data-chart=latency] svg'); \
+         const r = svg.getBoundingClientRect(); \
+         svg.dispatchEvent(new PointerEvent('pointermove', \
+           {clientX: r.left + r.width * 0.9, clientY: r.top + r.height / 2, bubbles: true})); \
+         const tip = document.querySelector('[data-chart=latency] .tip'); \
+         return tip.hidden ? null : tip.innerText",
+        vec![],
+    );
+    let tip = tip.as_str().expect("a tooltip");
+    for p in ["p50: ", "p95: ", "p99: ", " ms"] {
+        assert!(tip.contains(p), "{p} in the tooltip {tip:?}");
+    }
     assert!(b.count("[data-chart=error-rate] path.line") >= 1);
     assert!(b.count("[data-chart=throughput] path.line") >= 1);
     let endpoints: Vec<String> = api
