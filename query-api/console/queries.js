@@ -41,6 +41,26 @@ export function logsOverTime(r, service) {
     FROM log_rollups_1m WHERE ${within('window_start', r)} AND service = ${lit(service)} GROUP BY t ORDER BY t`);
 }
 
+/**
+ * Rollup rows covering exactly the range `r` (a FROM item): whole hours from the hourly
+ * rollups, the edges from the minute rollups. An hour's sketch is the merge of its minutes',
+ * so totals and percentiles are the same as from the minute rollups alone, from up to 60 times
+ * fewer rows.
+ */
+export function coveringRollups(r, where, cols = 'service, count, sketch') {
+  const H = 3600e3;
+  const h1 = Math.ceil(r.from / H) * H;
+  const h2 = Math.floor(r.to / H) * H;
+  const minutes = (w) => `SELECT ${cols} FROM metric_rollups_1m WHERE (${w}) AND ${where}`;
+  if (h2 <= h1) return `(${minutes(within('window_start', r))})`;
+  const hours = `SELECT ${cols} FROM metric_rollups_1h WHERE ${within('window_start', { from: h1, to: h2 })} AND ${where}`;
+  const edges = [
+    r.from < h1 ? `(${within('window_start', { from: r.from, to: h1 })})` : null,
+    r.to > h2 ? `(${within('window_start', { from: h2, to: r.to })})` : null,
+  ].filter(Boolean);
+  return edges.length ? `(${hours} UNION ALL ${minutes(edges.join(' OR '))})` : `(${hours})`;
+}
+
 /** The latest forecast of each scope and key asked for. */
 export function latestForecasts(where) {
   return rows(`SELECT f.scope, f.key, f.date, f.forecast, f.lower_80, f.upper_80, f.lower_95, f.upper_95, f.method, f.currency

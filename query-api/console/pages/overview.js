@@ -6,7 +6,7 @@ import { h, fill, link, section, table, figures, badge, chartBox } from '../dom.
 import { timeChart, sparkline } from '../chart.js';
 import { within, resolution, rangeQuery } from '../range.js';
 import { ms, pct, num, count, time, toMs, ago } from '../format.js';
-import { latencyMetric } from '../queries.js';
+import { latencyMetric, coveringRollups } from '../queries.js';
 import { anomalyTable, regressionTable } from './detections.js';
 
 const serviceHref = (s, r, extra = '') => `/services/${encodeURIComponent(s)}?${rangeQuery(r)}${extra}`;
@@ -33,17 +33,20 @@ export async function render(ctx, view) {
   const metric = await latencyMetric(r);
   const res = resolution(r);
   const seconds = r.ms / 1000;
-  // One scan of the rollups answers the totals, each service, and each service over time.
-  const bucket = `date_bin(${res.interval}, window_start)`;
-  const latencyAllQ = metric
-    ? rows(`SELECT service, ${bucket} AS t, sum(count) AS n, quantile_merge(sketch, 0.5) AS p50,
-        quantile_merge(sketch, 0.95) AS p95, quantile_merge(sketch, 0.99) AS p99 FROM ${res.table}
-        WHERE ${within('window_start', r)} AND name = ${lit(metric)}
-        GROUP BY GROUPING SETS ((service, ${bucket}), (service), ()) ORDER BY service, t`)
+  // Totals of each service and of all in one query, from whole hours of the hourly rollups
+  // and minutes at the edges; the series (p99 only) from the rollups of the chart's resolution.
+  const totalsQ = metric
+    ? rows(`SELECT service, sum(count) AS n, quantile_merge(sketch, 0.5) AS p50,
+        quantile_merge(sketch, 0.95) AS p95, quantile_merge(sketch, 0.99) AS p99
+        FROM ${coveringRollups(r, `name = ${lit(metric)}`)} AS covering
+        GROUP BY GROUPING SETS ((service), ()) ORDER BY service`)
     : Promise.resolve([]);
-  const latencyQ = latencyAllQ.then((all) => all.filter((x) => x.service != null && x.t == null));
-  const overallQ = latencyAllQ.then((all) => all.filter((x) => x.service == null && x.t == null));
-  const overTimeQ = latencyAllQ.then((all) => all.filter((x) => x.t != null));
+  const latencyQ = totalsQ.then((all) => all.filter((x) => x.service != null));
+  const overallQ = totalsQ.then((all) => all.filter((x) => x.service == null));
+  const overTimeQ = metric
+    ? rows(`SELECT service, date_bin(${res.interval}, window_start) AS t, quantile_merge(sketch, 0.99) AS p99
+        FROM ${res.table} WHERE ${within('window_start', r)} AND name = ${lit(metric)} GROUP BY 1, 2 ORDER BY 2`)
+    : Promise.resolve([]);
   const logsQ = rows(`SELECT service, sum(count) AS n, sum(error_count + fatal_count) AS errors
     FROM log_rollups_1m WHERE ${within('window_start', r)} GROUP BY service`);
   const anomalyCountsQ = rows(`SELECT service, count(*) AS n FROM anomalies WHERE ${within('window_start', r)} GROUP BY service`);
