@@ -5,7 +5,6 @@
 //! `target/console-screenshots/`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -31,21 +30,6 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
-}
-
-fn produce(setup: &Setup, args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_opslake"))
-        .arg("produce")
-        .args(args)
-        .arg("--no-progress")
-        .envs(setup.envs())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn f64_of(v: &Value) -> f64 {
@@ -115,34 +99,28 @@ monthly = 20000.0
     let now = now_ms();
     let six_hours_ago = now - now.rem_euclid(60_000) - 6 * HOUR_MS;
     let weeks_ago = six_hours_ago - 45 * 24 * HOUR_MS;
-    produce(
-        &setup,
-        &[
-            "--only",
-            "billing",
-            "--start",
-            &rfc3339(weeks_ago - weeks_ago.rem_euclid(HOUR_MS)),
-            "--end",
-            &rfc3339(six_hours_ago),
-            "--step",
-            "1h",
-            "--seed",
-            "1",
-        ],
-    );
-    produce(
-        &setup,
-        &[
-            "--start",
-            &rfc3339(six_hours_ago),
-            "--step",
-            "500ms",
-            "--count",
-            "43000",
-            "--seed",
-            "1",
-        ],
-    );
+    setup.produce(&[
+        "--only",
+        "billing",
+        "--start",
+        &rfc3339(weeks_ago - weeks_ago.rem_euclid(HOUR_MS)),
+        "--end",
+        &rfc3339(six_hours_ago),
+        "--step",
+        "1h",
+        "--seed",
+        "1",
+    ]);
+    setup.produce(&[
+        "--start",
+        &rfc3339(six_hours_ago),
+        "--step",
+        "500ms",
+        "--count",
+        "43000",
+        "--seed",
+        "1",
+    ]);
     let producer = TestProducer::new(&setup.brokers);
     producer.send(&setup.topic("metrics"), None, b"{\"service\": 42}");
     producer.flush();
@@ -188,23 +166,23 @@ monthly = 20000.0
     let browser = Browser::start(1280, 900);
     let shots = screenshots();
 
+    // A screenshot of the whole page, then the window as it was.
+    let shot = |name: &str| {
+        browser.screenshot_page(&shots.join(format!("{name}.png")), 1280);
+        browser.resize(1280, 900);
+    };
     overview(&browser, &api, &base);
-    browser.screenshot_page(&shots.join("overview.png"), 1280);
-    browser.resize(1280, 900);
+    shot("overview");
     let service = service_page(&browser, &api);
-    browser.screenshot_page(&shots.join("service.png"), 1280);
-    browser.resize(1280, 900);
+    shot("service");
     costs(&browser, &api, &base);
-    browser.screenshot_page(&shots.join("costs.png"), 1280);
-    browser.resize(1280, 900);
+    shot("costs");
     alerts(&browser, &api, &base);
-    browser.screenshot_page(&shots.join("alerts.png"), 1280);
-    browser.resize(1280, 900);
+    shot("alerts");
     sql_page(&browser, &api, &base);
-    browser.screenshot_page(&shots.join("sql.png"), 1280);
-    browser.resize(1280, 900);
+    shot("sql");
     pipeline(&browser, &api, &base);
-    browser.screenshot_page(&shots.join("pipeline.png"), 1280);
+    shot("pipeline");
 
     // A phone: every page renders without sideways scrolling, charts included.
     browser.resize(390, 844);

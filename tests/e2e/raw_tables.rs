@@ -205,23 +205,8 @@ fn focus_bill_replayed_with_produce_arrives_whole() {
     let api = opslake.api();
     let focus = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/data/focus/focus_sample.csv");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_opslake"))
-        .args([
-            "produce",
-            "--file",
-            focus.to_str().unwrap(),
-            "--no-progress",
-        ])
-        .env("OPSLAKE_BROKERS", &setup.brokers)
-        .env("OPSLAKE_INGEST__TOPICS__BILLING", setup.topic("billing"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("produced 1000 messages"));
+    let printed = setup.produce(&["--file", focus.to_str().unwrap()]);
+    assert!(printed.contains("produced 1000 messages"));
     wait_for("1000 billing rows", Duration::from_secs(60), || {
         (api.count("SELECT count(*) FROM billing") == 1000).then_some(())
     });

@@ -207,7 +207,7 @@ impl Setup {
         format!("{}.{kind}", self.prefix)
     }
 
-    pub fn envs(&self) -> Vec<(String, String)> {
+    fn envs(&self) -> Vec<(String, String)> {
         vec![
             ("OPSLAKE_BROKERS".into(), self.brokers.clone()),
             ("OPSLAKE_LAKE".into(), self.lake.display().to_string()),
@@ -234,6 +234,24 @@ impl Setup {
         .into_iter()
         .chain(self.env.iter().cloned())
         .collect()
+    }
+
+    /// Runs `opslake produce <args> --no-progress` against this setup's broker and topics;
+    /// answers what it printed.
+    pub fn produce(&self, args: &[&str]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_opslake"))
+            .arg("produce")
+            .args(args)
+            .arg("--no-progress")
+            .envs(self.envs())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Starts `opslake <role>`; for roles that serve, waits until the API answers.
