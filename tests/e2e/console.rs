@@ -587,30 +587,14 @@ fn console_asks_for_the_token_once() {
     let opslake = setup.spawn("run", &[("OPSLAKE_API_TOKEN", token)]);
     let base = opslake.api().base;
     // The page and its assets need no token; the data does.
-    assert_eq!(
-        Api::client()
-            .get(format!("{base}/"))
-            .send()
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        Api::client()
-            .get(format!("{base}/console/app.js"))
-            .send()
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        Api::client()
-            .get(format!("{base}/api/v1/alerts"))
-            .send()
-            .unwrap()
-            .status(),
-        401
-    );
+    let api = opslake.api();
+    for (path, status) in [
+        ("/", 200),
+        ("/console/app.js", 200),
+        ("/api/v1/alerts", 401),
+    ] {
+        assert_eq!(api.get(path).status().as_u16(), status, "{path}");
+    }
 
     let b = Browser::start(1280, 900);
     b.goto(&format!("{base}/pipeline"));
