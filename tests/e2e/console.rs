@@ -184,6 +184,24 @@ monthly = 20000.0
     pipeline(&browser, &api, &base);
     shot("pipeline");
 
+    // The range picker puts the range in the URL and draws the page again; auto refresh
+    // draws it again on its own.
+    browser.open(&format!("{base}/alerts"));
+    browser.js(
+        "const s = document.getElementById('range'); s.value = '7d'; \
+         s.dispatchEvent(new Event('change'))",
+        vec![],
+    );
+    browser.wait_ready("the alerts page over 7 days");
+    assert!(browser.current_url().ends_with("/alerts?range=7d"));
+    browser.open(&format!("{base}/alerts?range=7d&refresh=10s"));
+    let first = browser.text("#updated");
+    wait_for("an automatic refresh", Duration::from_secs(40), || {
+        (browser.text("#updated") != first).then_some(())
+    });
+    assert!(browser.count("[data-chart=error-budget] svg") == 1);
+    fits_and_is_clean(&browser, "/alerts after a refresh");
+
     // A phone: every page renders without sideways scrolling, charts included.
     browser.resize(390, 844);
     for (name, path) in [
