@@ -13,6 +13,9 @@ function headers(extra = {}) {
   return token ? { ...extra, Authorization: `Bearer ${token}` } : extra;
 }
 
+// The dialog cannot be dismissed without a token: the page has nothing to show without one.
+document.getElementById('login').addEventListener('cancel', (e) => e.preventDefault());
+
 /** Asks for the token once; every request waiting on it resumes after. */
 function askForToken(rejected) {
   if (!waiting) {
@@ -31,7 +34,6 @@ function askForToken(rejected) {
         waiting = null;
         resolve();
       };
-      dialog.addEventListener('cancel', (e) => e.preventDefault());
       if (!dialog.open) dialog.showModal();
       input.focus();
     });

@@ -106,11 +106,14 @@ function stack(groups) {
  * cls, dash}], bars: {bucketMs, groups: [{name, points, cls}]}, bands: [{name, lower, upper,
  * cls}], markers: [{t, v, label, cls}], vlines: [{t, label, cls}], empty}`.
  */
-export function timeChart(box, spec) {
+export const timeChart = (box, spec) => mount(box, spec, drawTime);
+
+/** Draws `spec` into `box` with `draw`, and again whenever the box changes width. */
+function mount(box, spec, draw) {
   box.__spec = spec;
-  box.__draw = drawTime;
+  box.__draw = draw;
   observe(box);
-  drawTime(box, spec);
+  draw(box, spec);
 }
 
 function drawTime(box, spec) {
@@ -268,12 +271,7 @@ function legend(spec, series, stacked, bands) {
 }
 
 /** Horizontal bars of categories: `{labels, values, unit}`. */
-export function categoryBars(box, spec) {
-  box.__spec = spec;
-  box.__draw = drawBars;
-  observe(box);
-  drawBars(box, spec);
-}
+export const categoryBars = (box, spec) => mount(box, spec, drawBars);
 
 function drawBars(box, spec) {
   const fmt = byUnit(spec.unit);

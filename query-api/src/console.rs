@@ -3,6 +3,8 @@
 //! its scripts ask the API, with the token when one is set, so the page and its assets are
 //! served without one.
 
+use std::sync::LazyLock;
+
 use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -80,12 +82,20 @@ fn etag(body: &str) -> String {
     format!("\"{h:016x}\"")
 }
 
-fn serve(headers: &HeaderMap, body: &'static str, mime: &'static str) -> Response {
-    let tag = etag(body);
+/// Each file's ETag, computed once: the index's first, then the assets' in order.
+static ETAGS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    std::iter::once(INDEX)
+        .chain(ASSETS.iter().map(|a| a.body))
+        .map(etag)
+        .collect()
+});
+
+fn serve(headers: &HeaderMap, index: usize, body: &'static str, mime: &'static str) -> Response {
+    let tag = &ETAGS[index];
     let cached = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag));
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag.as_str()));
     let mut res = if cached {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -96,7 +106,7 @@ fn serve(headers: &HeaderMap, body: &'static str, mime: &'static str) -> Respons
             .into_response()
     };
     let h = res.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&tag) {
+    if let Ok(v) = HeaderValue::from_str(tag) {
         h.insert(header::ETAG, v);
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -108,12 +118,12 @@ fn serve(headers: &HeaderMap, body: &'static str, mime: &'static str) -> Respons
 }
 
 async fn page(headers: HeaderMap) -> Response {
-    serve(&headers, INDEX, "text/html; charset=utf-8")
+    serve(&headers, 0, INDEX, "text/html; charset=utf-8")
 }
 
 async fn file(Path(name): Path<String>, headers: HeaderMap) -> Response {
-    match ASSETS.iter().find(|a| a.name == name) {
-        Some(a) => serve(&headers, a.body, a.mime),
+    match ASSETS.iter().position(|a| a.name == name) {
+        Some(i) => serve(&headers, i + 1, ASSETS[i].body, ASSETS[i].mime),
         None => ApiError::NotFound(format!("no console file {name:?}")).into_response(),
     }
 }

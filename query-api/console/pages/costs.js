@@ -88,7 +88,11 @@ export async function render(ctx, view) {
   });
 
   ctx.load(budgetsBox, async () => {
-    const [{ budgets }, mtd, fcAll] = await Promise.all([get('/api/v1/budgets'), mtdQ, latestForecasts('true')]);
+    const [{ budgets }, mtd] = await Promise.all([get('/api/v1/budgets'), mtdQ]);
+    // Only the forecasts of the budgets' own scopes and keys.
+    const fcAll = budgets.length
+      ? await latestForecasts(budgets.map((b) => `(f.scope = ${lit(b.scope)} AND f.key = ${lit(b.key)})`).join(' OR '))
+      : [];
     const lastDay = Math.max(0, ...mtd.map((m) => toMs(m.last_day)));
     const list = budgets.map((b) => {
       const col = { provider: 'provider', service: 'service', resource: 'resource_id' }[b.scope];
