@@ -11,6 +11,8 @@ unset OPSLAKE_QUICKSTART_BROKER_PORT
 export OPSLAKE_BROKERS="127.0.0.1:$BROKER_PORT"
 export OPSLAKE_LAKE="${OPSLAKE_LAKE:-./lake}"
 export OPSLAKE_LISTEN="${OPSLAKE_LISTEN:-127.0.0.1:8080}"
+export OPSLAKE_PG_LISTEN="${OPSLAKE_PG_LISTEN:-127.0.0.1:5433}"
+export OPSLAKE_FLIGHT_LISTEN="${OPSLAKE_FLIGHT_LISTEN:-127.0.0.1:50051}"
 state=.opslake
 mkdir -p "$state"
 
@@ -63,6 +65,8 @@ cat <<TXT
   console      http://$OPSLAKE_LISTEN/   (services, costs, alerts, SQL, pipeline: open it in a browser)
   API          http://$OPSLAKE_LISTEN/api/v1   (health: /healthz, readiness: /readyz, metrics: /metrics)
   tables       curl -s http://$OPSLAKE_LISTEN/api/v1/tables
+  PostgreSQL   psql -h ${OPSLAKE_PG_LISTEN%:*} -p ${OPSLAKE_PG_LISTEN##*:} -U me -d opslake   (psql, DBeaver, Grafana, Metabase)
+  Flight SQL   grpc://$OPSLAKE_FLIGHT_LISTEN   (ADBC, JDBC: docs/CONFIGURATION.md)
   lake         $OPSLAKE_LAKE
   broker       $OPSLAKE_BROKERS
 

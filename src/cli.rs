@@ -24,6 +24,12 @@ pub(crate) struct Cli {
     /// Address of the HTTP API [default: 127.0.0.1:8080].
     #[arg(long, global = true)]
     pub(crate) listen: Option<String>,
+    /// Address of the PostgreSQL wire protocol [default: off].
+    #[arg(long, global = true)]
+    pub(crate) pg_listen: Option<String>,
+    /// Address of Arrow Flight SQL [default: off].
+    #[arg(long, global = true)]
+    pub(crate) flight_listen: Option<String>,
     /// Log format: text or json.
     #[arg(long, global = true)]
     pub(crate) log_format: Option<String>,

@@ -38,6 +38,8 @@ pub struct QuerySection {
     pub cors_origins: Vec<String>,
     /// Memory for cached query results, bytes (0 turns the cache off).
     pub cache_bytes: usize,
+    /// Open PostgreSQL connections at once; more are closed at once.
+    pub max_connections: usize,
 }
 
 impl Default for QuerySection {
@@ -51,6 +53,7 @@ impl Default for QuerySection {
             max_body_bytes: 1 << 20,
             cors_origins: Vec::new(),
             cache_bytes: 256 << 20,
+            max_connections: 100,
         }
     }
 }
@@ -65,6 +68,17 @@ pub struct Config {
     pub lake: String,
     /// Address of the HTTP API (`OPSLAKE_LISTEN`).
     pub listen: String,
+    /// Address of the PostgreSQL wire protocol in `run` and `serve` (`OPSLAKE_PG_LISTEN`,
+    /// `--pg-listen`), e.g. `127.0.0.1:5433`; unset: off.
+    pub pg_listen: Option<String>,
+    /// PEM certificate chain for PostgreSQL connections over TLS (with `pg_tls_key`); unset:
+    /// no TLS.
+    pub pg_tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of `pg_tls_cert`.
+    pub pg_tls_key: Option<std::path::PathBuf>,
+    /// Address of Arrow Flight SQL in `run` and `serve` (`OPSLAKE_FLIGHT_LISTEN`,
+    /// `--flight-listen`), e.g. `127.0.0.1:50051`; unset: off.
+    pub flight_listen: Option<String>,
     /// Bearer token the API asks for, except on `/healthz` and `/readyz` (`OPSLAKE_API_TOKEN`);
     /// never printed.
     pub api_token: Option<Secret>,
@@ -93,6 +107,10 @@ impl Default for Config {
             brokers: "127.0.0.1:9092".into(),
             lake: "./lake".into(),
             listen: "127.0.0.1:8080".into(),
+            pg_listen: None,
+            pg_tls_cert: None,
+            pg_tls_key: None,
+            flight_listen: None,
             api_token: None,
             log_format: "text".into(),
             shutdown_timeout: Duration::from_secs(30),
@@ -115,6 +133,10 @@ pub struct FlagOverrides {
     pub lake: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pg_listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flight_listen: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<String>,
 }
@@ -157,6 +179,24 @@ pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Config, Config
     cfg.listen
         .parse::<std::net::SocketAddr>()
         .map_err(|e| ConfigError::key("listen", format!("{e}: `{}`", cfg.listen)))?;
+    for (key, addr) in [
+        ("pg_listen", &cfg.pg_listen),
+        ("flight_listen", &cfg.flight_listen),
+    ] {
+        if let Some(a) = addr {
+            a.parse::<std::net::SocketAddr>()
+                .map_err(|e| ConfigError::key(key, format!("{e}: `{a}`")))?;
+        }
+    }
+    match (&cfg.pg_tls_cert, &cfg.pg_tls_key) {
+        (Some(_), None) => {
+            return Err(ConfigError::key("pg_tls_key", "is needed with pg_tls_cert"))
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::key("pg_tls_cert", "is needed with pg_tls_key"))
+        }
+        _ => {}
+    }
     if cfg.ingest.partitions < 1 {
         return Err(ConfigError::key("ingest.partitions", "must be at least 1"));
     }

@@ -27,6 +27,8 @@ fn main() -> ExitCode {
         brokers: cli.brokers.clone(),
         lake: cli.lake.clone(),
         listen: cli.listen.clone(),
+        pg_listen: cli.pg_listen.clone(),
+        flight_listen: cli.flight_listen.clone(),
         log_format: cli.log_format.clone(),
     };
     let cfg = match config::load(cli.config.as_deref(), &flags) {

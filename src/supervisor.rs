@@ -220,6 +220,7 @@ pub(crate) async fn run_roles(cfg: Config, roles: Roles) -> anyhow::Result<()> {
             ingest: ingest_checks.clone(),
             cors_origins: cfg.query.cors_origins.clone(),
             queue_timeout: cfg.query.queue_timeout,
+            max_connections: cfg.query.max_connections,
             budgets: cfg
                 .alerts
                 .budgets
@@ -231,7 +232,9 @@ pub(crate) async fn run_roles(cfg: Config, roles: Roles) -> anyhow::Result<()> {
                 })
                 .collect(),
         };
-        let app = router(AppState::new(engine, api));
+        let state = AppState::new(engine, api);
+        spawn_sql_protocols(&cfg, &state, &shutdown, &mut tasks).await?;
+        let app = router(state);
         let (listener, addr) = bind(&cfg.listen).await?;
         info!(%addr, "query API listening");
         println!("opslake API listening on http://{addr}");
@@ -274,6 +277,59 @@ pub(crate) async fn run_roles(cfg: Config, roles: Roles) -> anyhow::Result<()> {
     }
     if failed {
         bail!("one or more roles did not end cleanly");
+    }
+    Ok(())
+}
+
+/// Starts the PostgreSQL and Flight SQL front ends that are configured, over the API's engine,
+/// token and turns; each prints where it listens (before the API does).
+async fn spawn_sql_protocols(
+    cfg: &Config,
+    state: &AppState,
+    shutdown: &CancellationToken,
+    tasks: &mut Vec<(&'static str, tokio::task::JoinHandle<anyhow::Result<()>>)>,
+) -> anyhow::Result<()> {
+    if let Some(listen) = &cfg.pg_listen {
+        let tls = match (&cfg.pg_tls_cert, &cfg.pg_tls_key) {
+            (Some(cert), Some(key)) => Some(
+                opslake_query_api::pg::tls_acceptor(cert, key)
+                    .context("pg_tls_cert, pg_tls_key")?,
+            ),
+            _ => None,
+        };
+        let (listener, addr) = bind(listen).await?;
+        let tls_note = if tls.is_some() { " (TLS)" } else { "" };
+        info!(%addr, tls = tls.is_some(), "PostgreSQL wire protocol listening");
+        println!("opslake PostgreSQL listening on postgres://{addr}{tls_note}");
+        let token = shutdown.child_token();
+        let state = state.clone();
+        tasks.push((
+            "postgres",
+            tokio::spawn(async move {
+                opslake_query_api::pg::serve(state, listener, tls, token.cancelled_owned()).await;
+                Ok(())
+            }),
+        ));
+    }
+    if let Some(listen) = &cfg.flight_listen {
+        let (listener, addr) = bind(listen).await?;
+        info!(%addr, "Arrow Flight SQL listening");
+        println!("opslake Flight SQL listening on grpc://{addr}");
+        let token = shutdown.child_token();
+        let stop_all = shutdown.clone();
+        let state = state.clone();
+        tasks.push((
+            "flight_sql",
+            tokio::spawn(async move {
+                let r = opslake_query_api::flight::serve(state, listener, token.cancelled_owned())
+                    .await
+                    .context("flight sql server failed");
+                if r.is_err() {
+                    stop_all.cancel();
+                }
+                r
+            }),
+        ));
     }
     Ok(())
 }

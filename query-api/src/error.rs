@@ -10,6 +10,11 @@ pub enum ApiError {
     /// The request or query is wrong: 400 with the reason.
     #[error("{0}")]
     BadRequest(String),
+    /// A statement that is not a read-only query (400).
+    #[error(
+        "only read-only queries run here (SELECT, WITH, EXPLAIN, SHOW, DESCRIBE); refused: {0}"
+    )]
+    ReadOnly(String),
     /// No valid bearer token (401).
     #[error("missing or wrong bearer token")]
     Unauthorized,
@@ -34,7 +39,7 @@ impl ApiError {
     /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::ReadOnly(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -1,25 +1,19 @@
 #![warn(missing_docs, unreachable_pub)]
 
-//! opslake query API: DataFusion SQL over the lake behind axum, with health, readiness and the
-//! pipeline's Prometheus metrics.
+//! opslake query side: one DataFusion engine over the lake, answering HTTP (the API, the Grafana
+//! JSON datasource, the console), the PostgreSQL wire protocol and Arrow Flight SQL, with health,
+//! readiness and the pipeline's Prometheus metrics.
 
-pub mod alerts;
-pub mod cache;
-pub mod console;
-pub mod encode;
 pub mod engine;
 pub mod error;
+pub mod flight;
 pub mod grafana;
-pub mod guard;
-pub mod log_summaries;
-pub mod pipeline;
-pub mod prune;
-pub mod reports;
-pub mod result;
-pub mod routes;
+pub mod http;
+pub mod pg;
+pub mod query_metrics;
 pub mod state;
-pub mod store;
 
 pub use engine::{QueryEngine, QueryLimits};
 pub use error::ApiError;
-pub use routes::{ops_router, router, ApiConfig, AppState, Budget, IngestReadiness, NotReady};
+pub use http::routes::{ops_router, router};
+pub use state::{ApiConfig, AppState, Budget, IngestReadiness, NotReady};

@@ -1,5 +1,5 @@
-//! What the HTTP handlers share: the settings of the HTTP layer and the engine, with the turns
-//! to run queries.
+//! What every front end (HTTP, PostgreSQL, Flight SQL) shares: the engine, the settings, the
+//! token and the turns to run queries.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +9,7 @@ use tokio::sync::Semaphore;
 
 use crate::engine::QueryEngine;
 use crate::error::ApiError;
+use crate::query_metrics::Protocol;
 
 /// Settings of the HTTP layer.
 #[derive(Clone)]
@@ -30,6 +31,8 @@ pub struct ApiConfig {
     pub queue_timeout: Duration,
     /// The monthly cost budgets the console shows (`[[alerts.budgets]]`).
     pub budgets: Vec<Budget>,
+    /// Open PostgreSQL connections at once; more are refused with an error.
+    pub max_connections: usize,
 }
 
 /// A monthly cost budget, as the console shows it.
@@ -53,6 +56,7 @@ impl std::fmt::Debug for ApiConfig {
             .field("cors_origins", &self.cors_origins)
             .field("queue_timeout", &self.queue_timeout)
             .field("budgets", &self.budgets)
+            .field("max_connections", &self.max_connections)
             .finish()
     }
 }
@@ -67,6 +71,7 @@ impl Default for ApiConfig {
             cors_origins: Vec::new(),
             queue_timeout: Duration::from_secs(5),
             budgets: Vec::new(),
+            max_connections: 100,
         }
     }
 }
@@ -81,7 +86,7 @@ pub struct AppState {
     /// Turns to run a query.
     pub queries: Arc<Semaphore>,
     /// Summaries of recent lake log entries (`/api/v1/pipeline`).
-    pub log_summaries: Arc<crate::log_summaries::LogSummaries>,
+    pub log_summaries: Arc<crate::engine::log_summaries::LogSummaries>,
 }
 
 impl AppState {
@@ -103,6 +108,33 @@ impl AppState {
             Ok(Ok(p)) => Ok(p),
             _ => Err(ApiError::Busy),
         }
+    }
+
+    /// Runs `query` in a turn (see [`Self::permit`]), counted and timed under `protocol`.
+    ///
+    /// # Errors
+    /// The query's error, or [`ApiError::Busy`] when no turn came in time.
+    pub async fn answer<T>(
+        &self,
+        protocol: Protocol,
+        query: impl std::future::Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, ApiError> {
+        let started = std::time::Instant::now();
+        let result = match self.permit().await {
+            Ok(_permit) => query.await,
+            Err(e) => Err(e),
+        };
+        crate::query_metrics::observe(protocol, result.is_ok(), started.elapsed());
+        result
+    }
+
+    /// Whether `given` is the token (constant time); true when no token is set.
+    pub fn token_matches(&self, given: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        self.config
+            .api_token
+            .as_ref()
+            .is_none_or(|t| given.as_bytes().ct_eq(t.expose().as_bytes()).into())
     }
 
     /// State over `engine` with `config`.

@@ -27,12 +27,12 @@ pub(crate) async fn sql(cfg: Config, query: &str, format: &str) -> anyhow::Resul
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     match format {
         "csv" => {
-            let buf = opslake_query_api::encode::to_csv(&result)?;
+            let buf = opslake_query_api::engine::encode::to_csv(&result)?;
             print!("{}", String::from_utf8_lossy(&buf));
         }
         "json" => println!(
             "{}",
-            serde_json::to_string_pretty(&opslake_query_api::encode::to_json(&result)?)?
+            serde_json::to_string_pretty(&opslake_query_api::engine::encode::to_json(&result)?)?
         ),
         "table" => {
             let rows: usize = result.batches.iter().map(|b| b.num_rows()).sum();

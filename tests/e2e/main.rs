@@ -21,4 +21,5 @@ mod restarts;
 mod rollups;
 mod scale;
 mod secrets;
+mod sql_protocols;
 mod stops;

@@ -279,6 +279,7 @@ impl Setup {
         let stdout = child.stdout.take().unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
+        let (sql_tx, sql_rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(addr) = line
@@ -286,6 +287,11 @@ impl Setup {
                     .or_else(|| line.strip_prefix("opslake health and metrics listening on "))
                 {
                     let _ = tx.send(addr.to_string());
+                } else if let Some(addr) = line.strip_prefix("opslake PostgreSQL listening on ") {
+                    let addr = addr.trim_start_matches("postgres://");
+                    let _ = sql_tx.send(("pg", addr.split(' ').next().unwrap_or("").to_string()));
+                } else if let Some(addr) = line.strip_prefix("opslake Flight SQL listening on ") {
+                    let _ = sql_tx.send(("flight", addr.trim_start_matches("grpc://").to_string()));
                 }
             }
         });
@@ -314,7 +320,21 @@ impl Setup {
         } else {
             None
         };
-        Opslake { child, url, log }
+        // The SQL protocols print their addresses before the API does.
+        let (mut pg, mut flight) = (None, None);
+        for (kind, addr) in sql_rx.try_iter() {
+            match kind {
+                "pg" => pg = Some(addr),
+                _ => flight = Some(addr),
+            }
+        }
+        Opslake {
+            child,
+            url,
+            pg,
+            flight,
+            log,
+        }
     }
 }
 
@@ -322,6 +342,10 @@ impl Setup {
 pub struct Opslake {
     pub child: Child,
     pub url: Option<String>,
+    /// Where the PostgreSQL wire protocol listens (`host:port`), when it does.
+    pub pg: Option<String>,
+    /// Where Flight SQL listens (`host:port`), when it does.
+    pub flight: Option<String>,
     pub log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 

@@ -9,9 +9,9 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type, TimeUnit, TimestampMillisecondType};
 use serde_json::{json, Value};
 
-use crate::encode;
+use crate::engine::encode;
+use crate::engine::result::QueryResult;
 use crate::error::ApiError;
-use crate::result::QueryResult;
 
 fn is_time(t: &DataType) -> bool {
     matches!(

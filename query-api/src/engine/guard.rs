@@ -27,6 +27,14 @@ pub fn sql_options() -> SQLOptions {
 /// # Errors
 /// 400 naming what was refused.
 pub fn check(sql: &str) -> Result<(), ApiError> {
+    parse_one(sql).map(drop)
+}
+
+/// Parses one read-only statement, refusing anything else.
+///
+/// # Errors
+/// 400 naming what was refused.
+pub fn parse_one(sql: &str) -> Result<Statement, ApiError> {
     if sql.trim().is_empty() {
         return Err(ApiError::BadRequest("sql is empty".into()));
     }
@@ -35,20 +43,29 @@ pub fn check(sql: &str) -> Result<(), ApiError> {
             "sql is longer than {MAX_SQL_BYTES} bytes"
         )));
     }
-    let statements = Parser::parse_sql(&GenericDialect {}, sql)
+    let mut statements = Parser::parse_sql(&GenericDialect {}, sql)
         .map_err(|e| ApiError::BadRequest(format!("sql does not parse: {e}")))?;
-    match statements.as_slice() {
-        [] => Err(ApiError::BadRequest("sql holds no statement".into())),
-        [one] => check_statement(one),
-        _ => Err(ApiError::BadRequest(format!(
-            "one statement per request, found {}",
-            statements.len()
+    match statements.len() {
+        0 => Err(ApiError::BadRequest("sql holds no statement".into())),
+        1 => {
+            let one = statements.remove(0);
+            check_statement(&one)?;
+            Ok(one)
+        }
+        n => Err(ApiError::BadRequest(format!(
+            "one statement per request, found {n}"
         ))),
     }
 }
 
-/// Table functions a query may call; none of them reads files.
-const TABLE_FUNCTIONS: [&str; 2] = ["generate_series", "range"];
+/// Table functions a query may call; none of them reads files. `pg_get_keywords` is
+/// PostgreSQL's (DBeaver asks it), also as `pg_catalog.pg_get_keywords`.
+const TABLE_FUNCTIONS: [&str; 4] = [
+    "generate_series",
+    "range",
+    "pg_get_keywords",
+    "pg_catalog.pg_get_keywords",
+];
 
 /// Refuses relations that read files or call table functions outside [`TABLE_FUNCTIONS`].
 struct NoFiles;
@@ -93,7 +110,11 @@ impl Visitor for NoFiles {
     }
 }
 
-fn check_statement(s: &Statement) -> Result<(), ApiError> {
+/// Refuses a parsed statement unless it is a read-only query.
+///
+/// # Errors
+/// 400 naming what was refused.
+pub fn check_statement(s: &Statement) -> Result<(), ApiError> {
     if let ControlFlow::Break(e) = s.visit(&mut NoFiles) {
         return Err(e);
     }
@@ -131,9 +152,7 @@ fn selects_into(body: &SetExpr) -> bool {
 }
 
 fn refused(kind: &str) -> ApiError {
-    ApiError::BadRequest(format!(
-        "only read-only queries run here (SELECT, WITH, EXPLAIN, SHOW, DESCRIBE); refused: {kind}"
-    ))
+    ApiError::ReadOnly(kind.to_string())
 }
 
 #[cfg(test)]
@@ -150,6 +169,7 @@ mod tests {
             "DESCRIBE metrics",
             "SELECT service, count(*) FROM metrics WHERE labels['endpoint'] = '/api/pay' GROUP BY service",
             "SELECT * FROM generate_series(1, 10)",
+            "SELECT string_agg(word, ',') FROM pg_catalog.pg_get_keywords()",
             "SELECT * FROM metrics m JOIN logs l ON m.service = l.service",
         ] {
             assert!(check(q).is_ok(), "{q}");
@@ -182,7 +202,11 @@ mod tests {
             "EXPLAIN SELECT * FROM '/etc/passwd'",
         ] {
             let e = check(q).expect_err(q);
-            assert!(matches!(e, ApiError::BadRequest(_)), "{q}");
+            assert!(
+                matches!(e, ApiError::ReadOnly(_) | ApiError::BadRequest(_)),
+                "{q}"
+            );
+            assert_eq!(e.status(), axum::http::StatusCode::BAD_REQUEST, "{q}");
         }
     }
 }

@@ -4,7 +4,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 
 /// A query's answer.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct QueryResult {
     /// The answer's schema.
     pub schema: SchemaRef,

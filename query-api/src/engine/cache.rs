@@ -17,7 +17,7 @@ use datafusion::physical_plan::{displayable, ExecutionPlan};
 use lru::LruCache;
 use prometheus::{register_int_counter_vec, register_int_gauge, IntCounterVec, IntGauge};
 
-use crate::result::QueryResult;
+use crate::engine::result::QueryResult;
 
 struct CacheMetrics {
     requests: IntCounterVec,

@@ -31,7 +31,7 @@ macro_rules! asset {
     ($name:literal, $mime:expr) => {
         Asset {
             name: $name,
-            body: include_str!(concat!("../console/", $name)),
+            body: include_str!(concat!("../../console/", $name)),
             mime: $mime,
         }
     };
@@ -58,7 +58,7 @@ static ASSETS: &[Asset] = &[
     asset!("pages/pipeline.js", JS),
 ];
 
-const INDEX: &str = include_str!("../console/index.html");
+const INDEX: &str = include_str!("../../console/index.html");
 
 /// The console's routes: its pages, and its assets under `/console/`.
 pub fn router() -> Router<AppState> {

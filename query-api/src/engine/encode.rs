@@ -8,7 +8,7 @@ use datafusion::arrow::json::writer::{make_encoder, EncoderOptions};
 use datafusion::arrow::record_batch::RecordBatch;
 use serde_json::{json, Value};
 
-use crate::result::QueryResult;
+use crate::engine::result::QueryResult;
 
 /// `{"name", "type"}` of every column.
 pub fn columns(schema: &SchemaRef) -> Vec<Value> {

@@ -16,8 +16,8 @@ use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
 
+pub use crate::engine::log_summaries::LogSummaries;
 use crate::error::ApiError;
-pub use crate::log_summaries::LogSummaries;
 use crate::state::AppState;
 
 /// How far back the ingest rate reaches.

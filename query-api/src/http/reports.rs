@@ -9,7 +9,7 @@ use axum::Json;
 use object_store::ObjectStoreExt;
 use serde_json::{json, Value};
 
-use crate::encode;
+use crate::engine::encode;
 use crate::error::ApiError;
 use crate::state::AppState;
 

@@ -10,7 +10,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::encode;
+use crate::engine::encode;
 use crate::error::ApiError;
 use crate::state::AppState;
 

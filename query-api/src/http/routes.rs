@@ -19,9 +19,10 @@ use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use crate::encode;
+use crate::engine::encode;
 use crate::error::ApiError;
-pub use crate::state::{ApiConfig, AppState, Budget, IngestReadiness, NotReady};
+use crate::query_metrics::Protocol;
+use crate::state::{AppState, IngestReadiness, NotReady};
 
 struct ApiMetrics {
     requests: IntCounterVec,
@@ -48,16 +49,20 @@ static METRICS: LazyLock<ApiMetrics> = LazyLock::new(|| ApiMetrics {
 pub fn router(state: AppState) -> Router {
     // Registered up front, so the first scrape already lists the API's metrics.
     LazyLock::force(&METRICS);
+    crate::query_metrics::register();
     let protected = Router::new()
         .route("/metrics", get(metrics))
         .route("/api/v1/sql", post(sql))
         .route("/api/v1/tables", get(tables))
-        .route("/api/v1/reports", get(crate::reports::list))
-        .route("/api/v1/alerts", get(crate::alerts::active))
-        .route("/api/v1/slos", get(crate::alerts::slos))
-        .route("/api/v1/pipeline", get(crate::pipeline::pipeline))
+        .route("/api/v1/reports", get(crate::http::reports::list))
+        .route("/api/v1/alerts", get(crate::http::alerts::active))
+        .route("/api/v1/slos", get(crate::http::alerts::slos))
+        .route("/api/v1/pipeline", get(crate::http::pipeline::pipeline))
         .route("/api/v1/budgets", get(budgets))
-        .route("/api/v1/reports/{report_id}", get(crate::reports::one))
+        .route(
+            "/api/v1/reports/{report_id}",
+            get(crate::http::reports::one),
+        )
         .route("/grafana/", get(crate::grafana::health))
         .nest("/grafana", crate::grafana::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
@@ -66,7 +71,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/v1/openapi.json", get(openapi))
-        .merge(crate::console::router())
+        .merge(crate::http::console::router())
         .merge(protected)
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(middleware::map_response(protect_html))
@@ -146,7 +151,7 @@ async fn auth(State(state): State<AppState>, req: Request, next: Next) -> Respon
 
 /// This API's OpenAPI 3.0 document (`query-api/openapi.json`, checked against the real
 /// responses by the end-to-end tests).
-pub const OPENAPI: &str = include_str!("../openapi.json");
+pub const OPENAPI: &str = include_str!("../../openapi.json");
 
 async fn openapi() -> Response {
     (
@@ -323,9 +328,10 @@ async fn run_sql(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Re
     let req: SqlRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::BadRequest(format!("body must be JSON {{\"sql\": \"...\"}}: {e}"))
     })?;
-    let _permit = state.permit().await?;
     let started = Instant::now();
-    let result = state.engine.query(&req.sql).await;
+    let result = state
+        .answer(Protocol::Http, state.engine.query(&req.sql))
+        .await;
     let elapsed_ms = started.elapsed().as_millis();
     let sql: String = req.sql.chars().take(2000).collect();
     match &result {
@@ -369,6 +375,7 @@ async fn tables(State(state): State<AppState>) -> Result<Json<serde_json::Value>
 #[cfg(test)]
 mod tests {
     use crate::engine::QueryEngine;
+    use crate::state::ApiConfig;
     use axum::body::Body;
     use axum::http::{Request, StatusCode};
     use tower::ServiceExt;

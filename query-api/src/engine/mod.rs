@@ -1,4 +1,15 @@
-//! The query engine: a DataFusion session over the lake's current snapshot.
+//! The query engine: a DataFusion session over the lake's current snapshot, shared by every
+//! front end (HTTP, PostgreSQL, Flight SQL): its read-only guard, result cache, snapshot store
+//! and partition pruning.
+
+pub mod cache;
+pub mod encode;
+pub mod guard;
+pub mod log_summaries;
+pub mod pg_compat;
+pub mod prune;
+pub mod result;
+pub mod store;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
@@ -11,17 +22,20 @@ use datafusion::datasource::listing::{
 };
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::Statement;
 use futures::StreamExt;
 use object_store::ObjectMeta;
 use opslake_lake::Lake;
 
-use crate::cache::{self, ResultCache};
 use crate::error::{from_datafusion, ApiError};
-use crate::guard;
-use crate::prune::TimePartitioned;
-pub use crate::result::QueryResult;
-use crate::store::{LiveFiles, SnapshotStore};
+use cache::ResultCache;
+
+use prune::TimePartitioned;
+pub use result::QueryResult;
+use store::{LiveFiles, SnapshotStore};
 
 /// Limits of one query.
 #[derive(Debug, Clone)]
@@ -117,6 +131,9 @@ impl QueryEngine {
             engine.register(name, schema, partitioned)?;
         }
         opslake_sketch::udf::register(&engine.ctx);
+        // PostgreSQL's catalog and functions, so PostgreSQL clients can list tables and
+        // columns; every front end sees the same.
+        crate::engine::pg_compat::install(&engine.ctx).map_err(from_datafusion)?;
         Ok(engine)
     }
 
@@ -228,53 +245,117 @@ impl QueryEngine {
     pub async fn query(&self, sql: &str) -> Result<QueryResult, ApiError> {
         guard::check(sql)?;
         self.refresh().await?;
-        let limits = self.limits.clone();
-        let run = async {
+        self.within_timeout(async {
             let df = self
                 .ctx
                 .sql_with_options(sql, guard::sql_options())
                 .await
                 .map_err(from_datafusion)?;
-            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-            let task = Arc::new(df.task_ctx());
-            let cacheable = self.cache.enabled() && cache::cacheable(df.logical_plan());
-            let plan = df.create_physical_plan().await.map_err(from_datafusion)?;
-            let key = cacheable.then(|| cache::key(plan.as_ref()));
-            if let Some(hit) = key.as_deref().and_then(|k| self.cache.get(k)) {
-                return Ok(hit);
-            }
-            let mut stream =
-                datafusion::physical_plan::execute_stream(plan, task).map_err(from_datafusion)?;
-            let mut batches = Vec::new();
-            let mut rows = 0usize;
-            let mut truncated = false;
-            while let Some(b) = stream.next().await {
-                let b = b.map_err(from_datafusion)?;
-                if rows + b.num_rows() > limits.max_rows {
-                    let keep = limits.max_rows - rows;
-                    if keep > 0 {
-                        batches.push(b.slice(0, keep));
-                    }
-                    truncated = true;
-                    break;
-                }
-                rows += b.num_rows();
-                batches.push(b);
-            }
-            let result = QueryResult {
-                schema,
-                batches,
-                truncated,
-            };
-            if let Some(k) = key {
-                self.cache.put(k, &result);
-            }
-            Ok::<_, ApiError>(result)
-        };
-        match tokio::time::timeout(limits.timeout, run).await {
+            self.collect(df).await
+        })
+        .await
+    }
+
+    /// Plans one parsed statement, which may hold placeholders (`$1`): a PostgreSQL client's
+    /// prepared statement, or a Flight SQL client's. [`Self::run`] runs the plan.
+    ///
+    /// # Errors
+    /// 400 for a refused or wrong statement.
+    pub async fn plan(&self, statement: &Statement) -> Result<LogicalPlan, ApiError> {
+        guard::check_statement(statement)?;
+        self.refresh().await?;
+        let plan = self
+            .ctx
+            .state()
+            .statement_to_plan(DfStatement::Statement(Box::new(statement.clone())))
+            .await
+            .map_err(from_datafusion)?;
+        guard::sql_options()
+            .verify_plan(&plan)
+            .map_err(from_datafusion)?;
+        Ok(plan)
+    }
+
+    /// Plans SQL text of one statement, which may hold placeholders (`$1`).
+    ///
+    /// # Errors
+    /// 400 for a refused or wrong statement.
+    pub async fn plan_sql(&self, sql: &str) -> Result<LogicalPlan, ApiError> {
+        let statement = guard::parse_one(sql)?;
+        self.plan(&statement).await
+    }
+
+    /// Runs a plan of [`Self::plan`] (its placeholders filled) under the limits, with the result
+    /// cache, exactly as [`Self::query`] runs SQL text.
+    ///
+    /// # Errors
+    /// 400 for a refused or wrong plan, 408 on timeout.
+    pub async fn run(&self, plan: LogicalPlan) -> Result<QueryResult, ApiError> {
+        guard::sql_options()
+            .verify_plan(&plan)
+            .map_err(from_datafusion)?;
+        self.refresh().await?;
+        self.within_timeout(async {
+            let df = self
+                .ctx
+                .execute_logical_plan(plan)
+                .await
+                .map_err(from_datafusion)?;
+            self.collect(df).await
+        })
+        .await
+    }
+
+    async fn within_timeout(
+        &self,
+        run: impl std::future::Future<Output = Result<QueryResult, ApiError>>,
+    ) -> Result<QueryResult, ApiError> {
+        let timeout = self.limits.timeout;
+        match tokio::time::timeout(timeout, run).await {
             Ok(r) => r,
-            Err(_) => Err(ApiError::Timeout(limits.timeout)),
+            Err(_) => Err(ApiError::Timeout(timeout)),
         }
+    }
+
+    /// Runs a planned query: from the result cache when it holds the answer, else up to
+    /// `max_rows` rows.
+    async fn collect(&self, df: DataFrame) -> Result<QueryResult, ApiError> {
+        let max_rows = self.limits.max_rows;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let task = Arc::new(df.task_ctx());
+        let cacheable = self.cache.enabled() && cache::cacheable(df.logical_plan());
+        let plan = df.create_physical_plan().await.map_err(from_datafusion)?;
+        let key = cacheable.then(|| cache::key(plan.as_ref()));
+        if let Some(hit) = key.as_deref().and_then(|k| self.cache.get(k)) {
+            return Ok(hit);
+        }
+        let mut stream =
+            datafusion::physical_plan::execute_stream(plan, task).map_err(from_datafusion)?;
+        let mut batches = Vec::new();
+        let mut rows = 0usize;
+        let mut truncated = false;
+        while let Some(b) = stream.next().await {
+            let b = b.map_err(from_datafusion)?;
+            if rows + b.num_rows() > max_rows {
+                let keep = max_rows - rows;
+                if keep > 0 {
+                    batches.push(b.slice(0, keep));
+                }
+                truncated = true;
+                break;
+            }
+            rows += b.num_rows();
+            batches.push(b);
+        }
+        let result = QueryResult {
+            schema,
+            batches,
+            truncated,
+        };
+        if let Some(k) = key {
+            self.cache.put(k, &result);
+        }
+        Ok(result)
     }
 
     /// Every registered table with its columns and types.
@@ -330,7 +411,7 @@ mod tests {
             let e = &engine;
             async move {
                 let r = e.query(&sql).await.unwrap();
-                let rows = crate::encode::rows(&r.schema, &r.batches).unwrap();
+                let rows = crate::engine::encode::rows(&r.schema, &r.batches).unwrap();
                 rows[0][0].as_i64().unwrap()
             }
         };
@@ -338,7 +419,7 @@ mod tests {
             let e = &engine;
             async move {
                 let r = e.query(&format!("EXPLAIN {sql}")).await.unwrap();
-                let text = crate::encode::to_csv(&r).unwrap();
+                let text = crate::engine::encode::to_csv(&r).unwrap();
                 String::from_utf8(text).unwrap().matches(".parquet").count()
             }
         };
