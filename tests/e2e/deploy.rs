@@ -100,6 +100,15 @@ fn check_command(args: &[String], context: &str) {
 /// `opslake config` accepts the settings (a TOML file and/or `OPSLAKE_*` variables) and
 /// reflects every variable in the effective configuration, so none is silently ignored.
 /// Returns the effective configuration.
+/// The ports of the PostgreSQL and Flight SQL listeners the settings turn on.
+fn sql_protocol_ports(effective: &toml::Table) -> BTreeSet<u16> {
+    ["pg_listen", "flight_listen"]
+        .iter()
+        .filter_map(|k| effective.get(*k).and_then(|v| v.as_str()))
+        .map(port_of)
+        .collect()
+}
+
 fn check_settings(file: Option<&Path>, env: &[(String, String)], context: &str) -> toml::Table {
     let mut args = vec!["config"];
     let file_arg;
@@ -354,7 +363,6 @@ fn kubernetes_names_only_what_opslake_has() {
             assert!(config_files.contains_key(file), "{context}: {file}");
             // Ports, probes and the scrape annotation name the port opslake listens on.
             let ports = c["ports"].as_sequence().unwrap();
-            assert_eq!(ports.len(), 1, "{context}");
             assert_eq!(ports[0]["containerPort"].as_u64(), Some(listen_port as u64));
             let port_name = s(&ports[0]["name"]);
             for (probe, path) in [("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")] {
@@ -386,6 +394,14 @@ fn kubernetes_names_only_what_opslake_has() {
                 })
                 .collect();
             check_settings(None, &env, &context);
+            // Any further port is where the container's settings put PostgreSQL or Flight SQL.
+            let all_env: Vec<(String, String)> = secret_env.iter().chain(&env).cloned().collect();
+            let mine = check_settings(Some(&config_files[file]), &all_env, &context);
+            let sql_ports = sql_protocol_ports(&mine);
+            for p in &ports[1..] {
+                let port = p["containerPort"].as_u64().unwrap() as u16;
+                assert!(sql_ports.contains(&port), "{context}: port {port}");
+            }
         }
         // Every Deployment has a disruption budget selecting its pods.
         let pdb = of_kind("PodDisruptionBudget")
@@ -490,9 +506,13 @@ fn compose_names_only_what_opslake_has() {
             health.contains(&format!("localhost:{port}/readyz")),
             "{context}: healthcheck {health}"
         );
+        let sql_ports = sql_protocol_ports(&effective);
         for p in svc["ports"].as_sequence().into_iter().flatten() {
             let container: u16 = s(p).rsplit(':').next().unwrap().parse().unwrap();
-            assert_eq!(container, port, "{context}: published port");
+            assert!(
+                container == port || sql_ports.contains(&container),
+                "{context}: published port {container}"
+            );
         }
         scraped_roles.insert(name.to_owned(), (args[0].clone(), port));
     }

@@ -13,24 +13,6 @@ use crate::support::{wait_for, Api, Broker, Setup, TestProducer};
 const TOKEN: &str = "pg-s3cret";
 const T0: i64 = 1_795_341_600_000; // 2026-11-22T10:00:00Z
 
-/// The HTTP API with the token.
-fn http_rows(base: &str, sql: &str) -> Vec<Vec<Value>> {
-    let r = Api::client()
-        .post(format!("{base}/api/v1/sql"))
-        .bearer_auth(TOKEN)
-        .json(&json!({ "sql": sql }))
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 200, "{sql}");
-    let body: Value = r.json().unwrap();
-    body["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r.as_array().unwrap().clone())
-        .collect()
-}
-
 /// `psql` with `args`, without TLS; answers (exit code, stdout, stderr).
 fn psql(port: &str, password: &str, args: &[&str]) -> (i32, String, String) {
     psql_with(port, password, "disable", args)
@@ -136,7 +118,12 @@ fn postgres_and_flight_sql_clients_answer_as_the_http_api() {
             ("OPSLAKE_PG_TLS_KEY", key_file.to_str().unwrap()),
         ],
     );
-    let base = opslake.api().base;
+    let api = Api {
+        token: Some(TOKEN.into()),
+        ..opslake.api()
+    };
+    let base = api.base.clone();
+    let http_rows = |sql: &str| api.rows(sql);
     let pg_port = opslake
         .pg
         .clone()
@@ -158,10 +145,7 @@ fn postgres_and_flight_sql_clients_answer_as_the_http_api() {
         "every event in the rollups",
         Duration::from_secs(120),
         || {
-            let n = http_rows(
-                &base,
-                "SELECT coalesce(sum(count), 0) FROM metric_rollups_1m",
-            );
+            let n = http_rows("SELECT coalesce(sum(count), 0) FROM metric_rollups_1m");
             (n[0][0].as_i64() == Some(events.len() as i64)).then_some(())
         },
     );
@@ -192,7 +176,6 @@ fn postgres_and_flight_sql_clients_answer_as_the_http_api() {
     let (code, out, err) = psql(&pg_port, TOKEN, &["-c", r"\d metric_rollups_1m"]);
     assert_eq!(code, 0, "{err}");
     let columns = http_rows(
-        &base,
         "SELECT column_name FROM information_schema.columns WHERE table_name = 'metric_rollups_1m'",
     );
     assert!(columns.len() >= 5);
@@ -256,18 +239,16 @@ fn postgres_and_flight_sql_clients_answer_as_the_http_api() {
             {"sql": "SELECT * FROM no_such_table"},
             // Grafana's PostgreSQL datasource (pgx: prepared statements): its table and column
             // pickers, then a time series with its macros expanded as Grafana sends it.
-            {"sql": GRAFANA_TABLES, "prepare": true},
-            {"sql": GRAFANA_COLUMNS, "prepare": true},
+            {"sql": grafana_tables(), "prepare": true},
+            {"sql": grafana_columns("metric_rollups_1m"), "prepare": true},
             {"sql": grafana_series, "prepare": true},
             {"sql": "SELECT version()", "simple": true},
         ]),
     );
-    let expect = http_rows(
-        &base,
-        "SELECT service, count(*) AS n FROM metrics WHERE service = 'checkout' AND value > 20.5 GROUP BY service",
+    let expect = http_rows("SELECT service, count(*) AS n FROM metrics WHERE service = 'checkout' AND value > 20.5 GROUP BY service",
     );
     assert_eq!(answers[0]["rows"], json!(expect), "{}", answers[0]);
-    let expect = http_rows(&base, &p99_sql);
+    let expect = http_rows(&p99_sql);
     assert_eq!(expect.len(), 3);
     assert_eq!(
         answers[1]["rows"],
@@ -275,9 +256,7 @@ fn postgres_and_flight_sql_clients_answer_as_the_http_api() {
         "quantile_merge as over HTTP"
     );
     assert_eq!(answers[1]["types"][1], "float8");
-    let expect = http_rows(
-        &base,
-        "SELECT window_start, service FROM metric_rollups_1m ORDER BY window_start, service LIMIT 5",
+    let expect = http_rows("SELECT window_start, service FROM metric_rollups_1m ORDER BY window_start, service LIMIT 5",
     );
     assert_eq!(answers[2]["types"][0], "timestamptz", "{}", answers[2]);
     for (got, want) in answers[2]["rows"].as_array().unwrap().iter().zip(&expect) {
@@ -374,17 +353,13 @@ fn postgres_and_flight_sql_clients_answer_as_the_http_api() {
             {"sql": "DROP TABLE metrics"},
         ]),
     );
-    let expect = http_rows(
-        &base,
-        "SELECT service, count(*) AS n FROM metrics GROUP BY service ORDER BY service",
-    );
+    let expect =
+        http_rows("SELECT service, count(*) AS n FROM metrics GROUP BY service ORDER BY service");
     assert_eq!(answers[0]["rows"], json!(expect), "{}", answers[0]);
-    let expect = http_rows(
-        &base,
-        "SELECT count(*) AS n FROM metrics WHERE service = 'search' AND value > 30.0",
-    );
+    let expect =
+        http_rows("SELECT count(*) AS n FROM metrics WHERE service = 'search' AND value > 30.0");
     assert_eq!(answers[1]["rows"], json!(expect), "{}", answers[1]);
-    assert_eq!(answers[2]["rows"], json!(http_rows(&base, &p99_sql)));
+    assert_eq!(answers[2]["rows"], json!(http_rows(&p99_sql)));
     let names: Vec<Value> = columns.iter().map(|c| c[0].clone()).collect();
     assert_eq!(answers[3]["columns"], json!(names), "{}", answers[3]);
     let listed = answers[4]["tables"].as_array().unwrap();
@@ -425,9 +400,9 @@ fn postgres_and_flight_sql_clients_answer_as_the_http_api() {
     }
 }
 
-/// The table picker's query of Grafana's PostgreSQL datasource.
-const GRAFANA_TABLES: &str = r#"SELECT
-    CASE WHEN
+/// The schema test of Grafana's PostgreSQL datasource (`buildSchemaConstraint` of its
+/// `postgresMetaQuery.ts`): is a table's schema on the search path.
+const GRAFANA_ON_SEARCH_PATH: &str = r#"
           quote_ident(table_schema) IN (
           SELECT
             CASE WHEN trim(s[i]) = '"$user"' THEN user ELSE trim(s[i]) END
@@ -437,7 +412,14 @@ const GRAFANA_TABLES: &str = r#"SELECT
               array_upper(string_to_array(current_setting('search_path'),','),1)
             ) as i,
             string_to_array(current_setting('search_path'),',') s
-          )
+          )"#;
+
+/// The table picker's query of Grafana's PostgreSQL datasource (`showTables()`).
+fn grafana_tables() -> String {
+    let on_path = GRAFANA_ON_SEARCH_PATH;
+    format!(
+        r#"SELECT
+    CASE WHEN {on_path}
       THEN quote_ident(table_name)
       ELSE quote_ident(table_schema) || '.' || quote_ident(table_name)
     END AS "table"
@@ -450,38 +432,25 @@ const GRAFANA_TABLES: &str = r#"SELECT
                              '_timescaledb_config',
                              'timescaledb_information',
                              'timescaledb_experimental')
-    ORDER BY CASE WHEN
-          quote_ident(table_schema) IN (
-          SELECT
-            CASE WHEN trim(s[i]) = '"$user"' THEN user ELSE trim(s[i]) END
-          FROM
-            generate_series(
-              array_lower(string_to_array(current_setting('search_path'),','),1),
-              array_upper(string_to_array(current_setting('search_path'),','),1)
-            ) as i,
-            string_to_array(current_setting('search_path'),',') s
-          ) THEN 0 ELSE 1 END, 1"#;
+    ORDER BY CASE WHEN {on_path} THEN 0 ELSE 1 END, 1"#
+    )
+}
 
-/// The column picker's query of Grafana's PostgreSQL datasource, for `metric_rollups_1m`.
-const GRAFANA_COLUMNS: &str = r#"SELECT quote_ident(column_name) AS "column", data_type AS "type"
+/// The column picker's query of Grafana's PostgreSQL datasource (`getSchema(table)`).
+fn grafana_columns(table: &str) -> String {
+    let on_path = GRAFANA_ON_SEARCH_PATH;
+    format!(
+        r#"SELECT quote_ident(column_name) AS "column", data_type AS "type"
     FROM information_schema.columns
     WHERE
-      CASE WHEN array_length(parse_ident('metric_rollups_1m'),1) = 2
-        THEN quote_ident(table_schema) = (parse_ident('metric_rollups_1m'))[1]
-          AND quote_ident(table_name) = (parse_ident('metric_rollups_1m'))[2]
-        ELSE quote_ident(table_name) = 'metric_rollups_1m'
-          AND
-          quote_ident(table_schema) IN (
-          SELECT
-            CASE WHEN trim(s[i]) = '"$user"' THEN user ELSE trim(s[i]) END
-          FROM
-            generate_series(
-              array_lower(string_to_array(current_setting('search_path'),','),1),
-              array_upper(string_to_array(current_setting('search_path'),','),1)
-            ) as i,
-            string_to_array(current_setting('search_path'),',') s
-          )
-      END"#;
+      CASE WHEN array_length(parse_ident('{table}'),1) = 2
+        THEN quote_ident(table_schema) = (parse_ident('{table}'))[1]
+          AND quote_ident(table_name) = (parse_ident('{table}'))[2]
+        ELSE quote_ident(table_name) = '{table}'
+          AND {on_path}
+      END"#
+    )
+}
 
 /// The raw SQL of every panel of `deploy/grafana/dashboards/services-postgres.json` and of the
 /// alert rules of `deploy/grafana/provisioning/alerting/opslake.yaml`, with where it is.

@@ -378,6 +378,7 @@ impl Opslake {
     pub fn api(&self) -> Api {
         Api {
             base: self.url.clone().expect("this role serves the API"),
+            token: None,
         }
     }
 
@@ -395,6 +396,8 @@ impl Drop for Opslake {
 /// The HTTP API of one process.
 pub struct Api {
     pub base: String,
+    /// The bearer token queries carry, when the API asks for one.
+    pub token: Option<String>,
 }
 
 impl Api {
@@ -413,11 +416,13 @@ impl Api {
     }
 
     pub fn sql_status(&self, sql: &str) -> (u16, Value) {
-        let r = Self::client()
+        let mut r = Self::client()
             .post(format!("{}/api/v1/sql", self.base))
-            .json(&json!({ "sql": sql }))
-            .send()
-            .unwrap();
+            .json(&json!({ "sql": sql }));
+        if let Some(t) = &self.token {
+            r = r.bearer_auth(t);
+        }
+        let r = r.send().unwrap();
         let status = r.status().as_u16();
         (status, r.json().unwrap_or(Value::Null))
     }

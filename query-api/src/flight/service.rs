@@ -137,7 +137,29 @@ fn flight_info(
     Ok(Response::new(info))
 }
 
+/// The flight of a catalog command (`GetTables`, ...): its ticket is the command itself.
+fn describe(
+    schema: &Schema,
+    command: &impl ProstMessageExt,
+    request: Request<FlightDescriptor>,
+) -> Result<Response<FlightInfo>, Status> {
+    flight_info(
+        schema,
+        command.as_any().encode_to_vec(),
+        request.into_inner(),
+    )
+}
+
 type DataStream = <OpslakeFlightSql as FlightService>::DoGetStream;
+
+/// Streams the one batch a catalog command's builder made.
+fn one_batch<E: std::fmt::Display>(
+    schema: SchemaRef,
+    batch: Result<RecordBatch, E>,
+) -> Result<Response<DataStream>, Status> {
+    let batch = batch.map_err(|e| Status::internal(e.to_string()))?;
+    Ok(stream(schema, vec![batch]))
+}
 
 /// Streams batches as Flight data.
 fn stream(schema: SchemaRef, batches: Vec<RecordBatch>) -> Response<DataStream> {
@@ -338,12 +360,8 @@ impl FlightSqlService for OpslakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.authorize(&request)?;
-        let schema = query.into_builder().schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        let schema = query.clone().into_builder().schema();
+        describe(&schema, &query, request)
     }
 
     async fn do_get_catalogs(
@@ -354,9 +372,7 @@ impl FlightSqlService for OpslakeFlightSql {
         self.authorize(&request)?;
         let mut b = query.into_builder();
         b.append(CATALOG);
-        let schema = b.schema();
-        let batch = b.build().map_err(|e| Status::internal(e.to_string()))?;
-        Ok(stream(schema, vec![batch]))
+        one_batch(b.schema(), b.build())
     }
 
     async fn get_flight_info_schemas(
@@ -366,11 +382,7 @@ impl FlightSqlService for OpslakeFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         self.authorize(&request)?;
         let schema = query.clone().into_builder().schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        describe(&schema, &query, request)
     }
 
     async fn do_get_schemas(
@@ -381,9 +393,7 @@ impl FlightSqlService for OpslakeFlightSql {
         self.authorize(&request)?;
         let mut b = query.into_builder();
         b.append(CATALOG, SCHEMA);
-        let schema = b.schema();
-        let batch = b.build().map_err(|e| Status::internal(e.to_string()))?;
-        Ok(stream(schema, vec![batch]))
+        one_batch(b.schema(), b.build())
     }
 
     async fn get_flight_info_tables(
@@ -393,11 +403,7 @@ impl FlightSqlService for OpslakeFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         self.authorize(&request)?;
         let schema = query.clone().into_builder().schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        describe(&schema, &query, request)
     }
 
     async fn do_get_tables(
@@ -412,9 +418,7 @@ impl FlightSqlService for OpslakeFlightSql {
             b.append(CATALOG, SCHEMA, name, "TABLE", &schema)
                 .map_err(|e| Status::internal(e.to_string()))?;
         }
-        let schema = b.schema();
-        let batch = b.build().map_err(|e| Status::internal(e.to_string()))?;
-        Ok(stream(schema, vec![batch]))
+        one_batch(b.schema(), b.build())
     }
 
     async fn get_flight_info_table_types(
@@ -423,12 +427,8 @@ impl FlightSqlService for OpslakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.authorize(&request)?;
-        let schema = query.into_builder().schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        let schema = query.clone().into_builder().schema();
+        describe(&schema, &query, request)
     }
 
     async fn do_get_table_types(
@@ -439,9 +439,7 @@ impl FlightSqlService for OpslakeFlightSql {
         self.authorize(&request)?;
         let mut b = query.into_builder();
         b.append("TABLE");
-        let schema = b.schema();
-        let batch = b.build().map_err(|e| Status::internal(e.to_string()))?;
-        Ok(stream(schema, vec![batch]))
+        one_batch(b.schema(), b.build())
     }
 
     async fn get_flight_info_sql_info(
@@ -451,11 +449,7 @@ impl FlightSqlService for OpslakeFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         self.authorize(&request)?;
         let schema = query.clone().into_builder(&SQL_INFO).schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        describe(&schema, &query, request)
     }
 
     async fn do_get_sql_info(
@@ -465,9 +459,7 @@ impl FlightSqlService for OpslakeFlightSql {
     ) -> Result<Response<DataStream>, Status> {
         self.authorize(&request)?;
         let b = query.into_builder(&SQL_INFO);
-        let schema = b.schema();
-        let batch = b.build().map_err(|e| Status::internal(e.to_string()))?;
-        Ok(stream(schema, vec![batch]))
+        one_batch(b.schema(), b.build())
     }
 
     async fn do_get_fallback(
