@@ -360,7 +360,7 @@ impl FlightSqlService for OpslakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.authorize(&request)?;
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         describe(&schema, &query, request)
     }
 
@@ -427,7 +427,7 @@ impl FlightSqlService for OpslakeFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.authorize(&request)?;
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         describe(&schema, &query, request)
     }
 
