@@ -118,6 +118,10 @@ pub async fn serve(
             tracing::warn!(%peer, "PostgreSQL connection refused: max_connections reached");
             continue;
         };
+        // Small answers go out at once rather than after the client's delayed ACK.
+        if let Err(e) = socket.set_nodelay(true) {
+            tracing::debug!(%peer, error = %e, "failed to set TCP_NODELAY");
+        }
         let handlers = Arc::clone(&handlers);
         let tls = tls.clone();
         tokio::spawn(async move {
