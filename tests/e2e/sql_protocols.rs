@@ -243,6 +243,11 @@ fn postgres_and_flight_sql_clients_answer_as_the_http_api() {
             {"sql": grafana_columns("metric_rollups_1m"), "prepare": true},
             {"sql": grafana_series, "prepare": true},
             {"sql": "SELECT version()", "simple": true},
+            // Grafana's version probe, schema picker, tables of a schema, TimescaleDB probe.
+            {"sql": "SELECT current_setting('server_version_num')::int/100 as version", "prepare": true},
+            {"sql": "SELECT schema_name AS \"name\" FROM information_schema.schemata WHERE schema_name NOT IN ('information_schema', 'pg_catalog', 'pg_toast') ORDER BY schema_name", "prepare": true},
+            {"sql": "SELECT quote_ident(table_name) AS \"table\" FROM information_schema.tables WHERE quote_ident(table_schema) = 'public' ORDER BY 1", "prepare": true},
+            {"sql": "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'", "prepare": true},
         ]),
     );
     let expect = http_rows("SELECT service, count(*) AS n FROM metrics WHERE service = 'checkout' AND value > 20.5 GROUP BY service",
@@ -304,6 +309,21 @@ fn postgres_and_flight_sql_clients_answer_as_the_http_api() {
         .as_str()
         .unwrap()
         .contains("PostgreSQL"));
+    assert_eq!(answers[10]["rows"], json!([[1600]]), "{}", answers[10]);
+    assert_eq!(answers[11]["rows"], json!([["public"]]), "{}", answers[11]);
+    assert!(
+        answers[12]["rows"]
+            .to_string()
+            .contains("\"metric_rollups_1m\""),
+        "{}",
+        answers[12]
+    );
+    assert_eq!(
+        answers[13]["rows"],
+        json!([]),
+        "no TimescaleDB: {}",
+        answers[13]
+    );
     assert_eq!(answers.last().unwrap()["after_errors"], 1);
 
     // What DBeaver and Metabase ask when they connect and list tables, as each sends it (the
