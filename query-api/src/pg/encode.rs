@@ -104,3 +104,48 @@ fn map_as_json(map: &MapArray) -> PgWireResult<ArrayRef> {
     }
     Ok(Arc::new(out.finish()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Int64Array, MapBuilder, StringBuilder as Strings};
+
+    #[test]
+    fn maps_become_json_text_and_other_columns_stay() {
+        let mut labels = MapBuilder::new(None, Strings::new(), Strings::new());
+        labels.keys().append_value("endpoint");
+        labels.values().append_value("/api/pay");
+        labels.keys().append_value("quote\"d");
+        labels.values().append_null();
+        labels.append(true).unwrap();
+        labels.append(false).unwrap();
+        let labels = labels.finish();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("n", DataType::Int64, false),
+            Field::new("labels", labels.data_type().clone(), true),
+        ]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![Arc::new(Int64Array::from(vec![1, 2])), Arc::new(labels)],
+        )
+        .unwrap();
+        let pg = Arc::new(pg_schema(&schema));
+        assert_eq!(pg.field(1).data_type(), &DataType::Utf8);
+        let out = maps_as_json(batch, &pg).unwrap();
+        let text = out
+            .column(1)
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::StringArray>()
+            .unwrap();
+        let first: serde_json::Value = serde_json::from_str(text.value(0)).unwrap();
+        assert_eq!(
+            first,
+            serde_json::json!({"endpoint": "/api/pay", "quote\"d": null})
+        );
+        assert!(text.is_null(1), "a null map stays null");
+        assert_eq!(out.column(0).len(), 2);
+        let fields = fields(&schema, &Format::UnifiedText, None).unwrap();
+        assert_eq!(fields[1].datatype(), &pgwire::api::Type::TEXT);
+        assert_eq!(fields[0].datatype(), &pgwire::api::Type::INT8);
+    }
+}
