@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: unit, property and end-to-end (real Tansu broker processes, a real S3 server
 # process, real Parquet files, the real HTTP, PostgreSQL and Flight SQL servers). Installs Tansu,
-# moto, kubernetes-validate, psycopg and ADBC first when missing; Alertmanager, Chromium and psql
+# moto, kubernetes-validate, psycopg, ADBC and the OpenTelemetry SDK first when missing; Alertmanager, Chromium and psql
 # from Debian.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +15,9 @@ python3 -c "import kubernetes_validate" 2>/dev/null || python3 -m pip install -q
 # driver (with pyarrow) from PyPI, psql from Debian.
 python3 -c "import psycopg, adbc_driver_flightsql.dbapi, pyarrow" 2>/dev/null \
   || python3 -m pip install -q 'psycopg[binary]' adbc-driver-flightsql adbc-driver-manager pyarrow
+# The OpenTelemetry SDK whose payloads the OTLP tests ingest (PyPI).
+python3 -c "import opentelemetry.sdk.metrics, opentelemetry.exporter.otlp.proto.common" 2>/dev/null \
+  || python3 -m pip install -q opentelemetry-sdk opentelemetry-exporter-otlp-proto-common
 # Alertmanager, the peer the alerts tests notify: Debian's package,
 # and the browser the console tests drive (headless, through WebDriver): Debian's chromium.
 missing=()

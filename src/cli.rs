@@ -110,6 +110,15 @@ pub(crate) enum ReportKind {
     },
 }
 
+/// The encoding of `opslake produce --otlp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum OtlpFormat {
+    /// Protobuf (the exporter's `otlp_proto`).
+    Proto,
+    /// OTLP/JSON (the exporter's `otlp_json`).
+    Json,
+}
+
 #[derive(clap::Args)]
 pub(crate) struct ProduceArgs {
     /// Messages per second [default: as fast as possible].
@@ -149,6 +158,10 @@ pub(crate) struct ProduceArgs {
     /// Do not show the progress bar.
     #[arg(long)]
     pub(crate) no_progress: bool,
+    /// Send synthetic metrics and logs as OpenTelemetry requests, as the Collector's Kafka
+    /// exporter writes them (`proto`: otlp_proto, `json`: otlp_json), to the OTLP topics.
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "proto")]
+    pub(crate) otlp: Option<OtlpFormat>,
     /// Synthetic load without incidents: no error bursts, and deploys that leave latency as
     /// it was (what detection must stay quiet on; see bench/detect.py).
     #[arg(long)]

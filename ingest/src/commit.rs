@@ -19,6 +19,7 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error};
 
+use crate::cumulative::PartitionSeries;
 use crate::dead_letters;
 use crate::encode::Encoded;
 use crate::error::IngestError;
@@ -36,6 +37,11 @@ pub(crate) struct Session<'a> {
     pub(crate) parts: HashMap<(String, i32), PartitionState>,
     /// The next offset of each partition as of this process's last commit.
     pub(crate) committed_ends: HashMap<(String, i32), i64>,
+    /// The cumulative histogram series of each assigned partition.
+    pub(crate) cumulative: HashMap<(String, i32), PartitionSeries>,
+    /// The series of partitions revoked after their last commit here, with the offset they
+    /// match: what a reassignment resumes with when the lake it read lags behind that commit.
+    pub(crate) revoked_series: HashMap<(String, i32), (i64, PartitionSeries)>,
 }
 
 /// What a commit needs of its ingest worker.
@@ -55,6 +61,7 @@ impl Committer<'_> {
             files,
             dead_letters,
             offsets,
+            state,
             started,
         } = encoded;
         let mut entry_offsets: BTreeMap<String, BTreeMap<i32, PartitionOffsets>> = BTreeMap::new();
@@ -101,6 +108,7 @@ impl Committer<'_> {
                     writer: self.writer.to_string(),
                     add: adds,
                     offsets: entry_offsets.clone(),
+                    state: state.clone(),
                     ..Default::default()
                 };
                 self.lake.commit(entry, &check).await.map_err(|e| match e {

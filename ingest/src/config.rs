@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use opslake_schemas::KafkaProperties;
+use opslake_schemas::{decode_message, Decoded, EventKind, KafkaProperties};
 use serde::{Deserialize, Serialize};
 
 use crate::membership::Assignment;
@@ -17,8 +17,48 @@ pub struct Topics {
     pub logs: String,
     /// Topic of billing events.
     pub billing: String,
+    /// Topic of OpenTelemetry metrics as the Collector's Kafka exporter writes them
+    /// (`ExportMetricsServiceRequest`, `otlp_proto` or `otlp_json`; CONTRACT section 9).
+    pub otlp_metrics: String,
+    /// Topic of OpenTelemetry logs as the Collector's Kafka exporter writes them.
+    pub otlp_logs: String,
     /// Topic opslake writes every refused item to, reason in header `opslake.error`.
     pub dead_letter: String,
+}
+
+impl Topics {
+    /// Every topic ingest reads, with what its messages hold.
+    pub fn read(&self) -> Vec<(String, TopicKind)> {
+        vec![
+            (self.metrics.clone(), TopicKind::Json(EventKind::Metric)),
+            (self.logs.clone(), TopicKind::Json(EventKind::Log)),
+            (self.billing.clone(), TopicKind::Json(EventKind::Billing)),
+            (self.otlp_metrics.clone(), TopicKind::OtlpMetrics),
+            (self.otlp_logs.clone(), TopicKind::OtlpLogs),
+        ]
+    }
+}
+
+/// What the messages of a topic hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicKind {
+    /// opslake JSON events of one kind (CONTRACT section 2).
+    Json(EventKind),
+    /// OTLP `ExportMetricsServiceRequest`s.
+    OtlpMetrics,
+    /// OTLP `ExportLogsServiceRequest`s.
+    OtlpLogs,
+}
+
+impl TopicKind {
+    /// Decodes one message value.
+    pub fn decode(self, payload: &[u8]) -> Decoded {
+        match self {
+            Self::Json(kind) => decode_message(kind, payload),
+            Self::OtlpMetrics => opslake_schemas::otlp::decode_metrics(payload),
+            Self::OtlpLogs => opslake_schemas::otlp::decode_logs(payload),
+        }
+    }
 }
 
 impl Default for Topics {
@@ -27,6 +67,8 @@ impl Default for Topics {
             metrics: "telemetry.metrics".into(),
             logs: "telemetry.logs".into(),
             billing: "telemetry.billing".into(),
+            otlp_metrics: "otlp_metrics".into(),
+            otlp_logs: "otlp_logs".into(),
             dead_letter: "telemetry.dead-letter".into(),
         }
     }

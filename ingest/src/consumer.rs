@@ -15,7 +15,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use opslake_schemas::{decode_message, EventKind, KafkaProperties};
+use opslake_schemas::series::write_series_key;
+use opslake_schemas::{HistogramBuckets, HistogramEvent, KafkaProperties};
+use opslake_sketch::{DDSketch, ExponentialBuckets, PointSummary, DEFAULT_ALPHA};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -26,7 +28,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::commit::{Committer, Session};
-use crate::config::IngestConfig;
+use crate::config::{IngestConfig, TopicKind};
+use crate::cumulative::{partition_prefix, to_delta};
 use crate::encode::{encode, Encoding};
 use crate::error::IngestError;
 use crate::membership::{close, follow_partitions, Assignment, Change, Ctx};
@@ -43,18 +46,14 @@ pub struct Ingest {
     cfg: IngestConfig,
     lake: Arc<Lake>,
     writer: String,
-    kinds: HashMap<String, EventKind>,
+    kinds: HashMap<String, TopicKind>,
     health: IngestHealth,
 }
 
 impl Ingest {
     /// A worker consuming from `brokers` with `cfg`, writing to `lake`.
     pub fn new(brokers: &str, cfg: IngestConfig, lake: Arc<Lake>) -> Self {
-        let kinds = HashMap::from([
-            (cfg.topics.metrics.clone(), EventKind::Metric),
-            (cfg.topics.logs.clone(), EventKind::Log),
-            (cfg.topics.billing.clone(), EventKind::Billing),
-        ]);
+        let kinds = cfg.topics.read().into_iter().collect();
         let writer = format!(
             "ingest-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..12]
@@ -86,11 +85,7 @@ impl Ingest {
     }
 
     fn topics(&self) -> Vec<String> {
-        vec![
-            self.cfg.topics.metrics.clone(),
-            self.cfg.topics.logs.clone(),
-            self.cfg.topics.billing.clone(),
-        ]
+        self.cfg.topics.read().into_iter().map(|(t, _)| t).collect()
     }
 
     fn direct(&self) -> bool {
@@ -250,6 +245,8 @@ impl Ingest {
             shutdown,
             parts: HashMap::new(),
             committed_ends: HashMap::new(),
+            cumulative: HashMap::new(),
+            revoked_series: HashMap::new(),
         };
         let mut batch = Batch::new();
         // At most one full batch is encoded on a blocking thread while the next one fills;
@@ -288,14 +285,28 @@ impl Ingest {
                         }
                         for key in list {
                             s.parts.remove(&key);
+                            let series = s.cumulative.remove(&key).unwrap_or_default();
+                            if let Some(end) = s.committed_ends.get(&key) {
+                                s.revoked_series.insert(key, (*end, series));
+                            }
                         }
                     }
                     Change::Assigned(list) => {
-                        for (key, next) in list {
-                            let next = match (next, s.committed_ends.get(&key)) {
+                        for resume in list {
+                            let key = resume.key;
+                            let next = match (resume.next, s.committed_ends.get(&key)) {
                                 (Some(n), Some(c)) => Some(n.max(*c)),
                                 (n, c) => n.or(c.copied()),
                             };
+                            // The series as of `next`: the lake's, unless this process
+                            // committed past what the lake showed the assignment.
+                            let series = match s.revoked_series.remove(&key) {
+                                Some((end, series)) if Some(end) == next && resume.next != next => {
+                                    series
+                                }
+                                _ => resume.series,
+                            };
+                            s.cumulative.insert(key.clone(), series);
                             s.parts.insert(key, PartitionState::at(next));
                         }
                     }
@@ -312,7 +323,7 @@ impl Ingest {
                 }
                 Some(Ok(m)) => {
                     METRICS.broker_up.set(1);
-                    if let Err(e) = self.accept(&m, &consumer, &mut s.parts, &mut batch) {
+                    if let Err(e) = self.accept(&m, &mut s, &mut batch) {
                         break Err(e);
                     }
                 }
@@ -397,15 +408,15 @@ impl Ingest {
     fn accept<M: Message>(
         &self,
         m: &M,
-        consumer: &BaseConsumer<Ctx>,
-        parts: &mut HashMap<(String, i32), PartitionState>,
+        s: &mut Session<'_>,
         batch: &mut Batch,
     ) -> Result<(), IngestError> {
+        let consumer = s.consumer;
         let topic = m.topic();
         let partition = m.partition();
         let offset = m.offset();
         let key = (topic.to_string(), partition);
-        let Some(state) = parts.get_mut(&key) else {
+        let Some(state) = s.parts.get_mut(&key) else {
             debug!(
                 topic,
                 partition, offset, "message of a partition not assigned here; skipped"
@@ -457,9 +468,10 @@ impl Ingest {
                     reason: "message has no value".to_string(),
                     element: None,
                 }],
+                ..opslake_schemas::Decoded::default()
             }
         } else {
-            decode_message(kind, payload)
+            kind.decode(payload)
         };
         for (index, event) in &decoded.events {
             let prov = Provenance {
@@ -471,13 +483,49 @@ impl Ingest {
             };
             batch.push_event(event, &prov);
         }
-        if !decoded.events.is_empty() {
+        let mut refused = decoded.refused;
+        let mut accepted = decoded.events.len();
+        if !decoded.histograms.is_empty() {
+            let series = s.cumulative.entry(key.clone()).or_default();
+            let prefix = partition_prefix(topic, partition);
+            let mut series_key = Vec::new();
+            for (index, h) in &decoded.histograms {
+                write_series_key(
+                    &mut series_key,
+                    &h.service,
+                    &h.name,
+                    h.version.as_deref(),
+                    &h.labels,
+                );
+                let series_key = std::str::from_utf8(&series_key).expect("JSON is UTF-8");
+                match to_delta(series, &prefix, series_key, h, &mut batch.state) {
+                    Ok(Some(delta)) => {
+                        let prov = Provenance {
+                            topic,
+                            partition,
+                            offset,
+                            index: i32::try_from(*index).unwrap_or(i32::MAX),
+                            ingested_at_ms: now,
+                        };
+                        batch.push_histogram(&delta, &sketch_of(&delta).to_bytes(), &prov);
+                        accepted += 1;
+                    }
+                    Ok(None) => accepted += 1,
+                    Err(reason) => refused.push(opslake_schemas::Refusal {
+                        index: Some(*index),
+                        reason: format!("metric {:?} of service {:?}: {reason}", h.name, h.service),
+                        element: None,
+                    }),
+                }
+            }
+        }
+        if accepted > 0 {
             METRICS
                 .events_accepted
                 .with_label_values(&[topic])
-                .inc_by(decoded.events.len() as u64);
+                .inc_by(accepted as u64);
         }
-        for r in decoded.refused {
+        for r in refused {
             METRICS
                 .events_rejected
                 .with_label_values(&[topic, &reason_class(&r.reason)])
@@ -519,6 +567,40 @@ impl Ingest {
             .block_on(task)
             .map_err(|e| IngestError::Restart(format!("the encoding task failed: {e}")))??;
         self.committer().commit(encoded, s)
+    }
+}
+
+/// The sketch of a histogram point's values (see [`opslake_sketch::ExponentialBuckets`]).
+fn sketch_of(h: &HistogramEvent) -> DDSketch {
+    let summary = PointSummary {
+        sum: h.sum,
+        min: h.min,
+        max: h.max,
+    };
+    match &h.buckets {
+        HistogramBuckets::Explicit { bounds, counts } => {
+            DDSketch::from_explicit(DEFAULT_ALPHA, bounds, counts, h.count, summary)
+        }
+        HistogramBuckets::Exponential {
+            scale,
+            zero_count,
+            positive_offset,
+            positive,
+            negative_offset,
+            negative,
+            ..
+        } => DDSketch::from_exponential(
+            DEFAULT_ALPHA,
+            &ExponentialBuckets {
+                scale: *scale,
+                zero_count: *zero_count,
+                positive_offset: *positive_offset,
+                positive,
+                negative_offset: *negative_offset,
+                negative,
+            },
+            summary,
+        ),
     }
 }
 

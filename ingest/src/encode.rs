@@ -17,6 +17,8 @@ pub(crate) struct Encoded {
     pub(crate) dead_letters: Vec<DeadLetter>,
     /// (topic, partition) -> (first offset covered, next offset).
     pub(crate) offsets: BTreeMap<(String, i32), (i64, i64)>,
+    /// Role state committed with the files (cumulative histogram series).
+    pub(crate) state: BTreeMap<String, serde_json::Value>,
     /// When the batch was handed over to be written.
     pub(crate) started: Instant,
 }
@@ -33,6 +35,7 @@ pub(crate) fn encode(batch: Batch, writer: &str) -> Result<Encoded, IngestError>
         parts: record_batches,
         dead_letters,
         offsets,
+        state,
     } = batch
         .finish()
         .map_err(|source| IngestError::Build { source })?;
@@ -50,6 +53,7 @@ pub(crate) fn encode(batch: Batch, writer: &str) -> Result<Encoded, IngestError>
         files,
         dead_letters,
         offsets,
+        state,
         started,
     })
 }

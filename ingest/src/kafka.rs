@@ -13,7 +13,14 @@ pub async fn ensure_topics(brokers: &str, cfg: &IngestConfig) -> Result<(), Kafk
     create_topics(
         brokers,
         &cfg.kafka,
-        &[&t.metrics, &t.logs, &t.billing, &t.dead_letter],
+        &[
+            &t.metrics,
+            &t.logs,
+            &t.billing,
+            &t.otlp_metrics,
+            &t.otlp_logs,
+            &t.dead_letter,
+        ],
         cfg.partitions,
         cfg.replication_factor,
     )

@@ -6,6 +6,7 @@
 mod commit;
 pub mod config;
 pub mod consumer;
+mod cumulative;
 mod dead_letters;
 mod encode;
 pub mod error;
@@ -15,7 +16,7 @@ pub mod metrics;
 mod partition;
 pub mod watchdog;
 
-pub use config::{IngestConfig, Topics};
+pub use config::{IngestConfig, TopicKind, Topics};
 pub use consumer::Ingest;
 pub use error::IngestError;
 pub use membership::Assignment;

@@ -25,6 +25,7 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::cumulative::{load, partition_prefix, PartitionSeries};
 use crate::metrics::METRICS;
 use opslake_lake::{Lake, Snapshot};
 
@@ -57,10 +58,21 @@ impl Assignment {
 
 /// A change of the partitions assigned to this consumer, applied by the consume loop in order.
 pub(crate) enum Change {
-    /// Partitions now assigned, each with the lake's next offset (`None`: the lake holds none).
-    Assigned(Vec<((String, i32), Option<i64>)>),
+    /// Partitions now assigned, each with the lake's next offset (`None`: the lake holds none)
+    /// and the state of its cumulative histogram series as of that offset.
+    Assigned(Vec<Resume>),
     /// Partitions taken away.
     Revoked(Vec<(String, i32)>),
+}
+
+/// Where a newly assigned partition resumes, as the lake records it.
+pub(crate) struct Resume {
+    /// (topic, partition).
+    pub(crate) key: (String, i32),
+    /// The lake's next offset; `None`: the lake holds none of the partition.
+    pub(crate) next: Option<i64>,
+    /// The partition's cumulative histogram series at that offset.
+    pub(crate) series: PartitionSeries,
 }
 
 /// The consumer's context: statistics into metrics, and the rebalance callback.
@@ -119,9 +131,26 @@ impl Ctx {
             if let Err(e) = tpl.set_partition_offset(&topic, p, offset) {
                 error!(error = %e, topic, partition = p, "cannot set start offset");
             }
-            assigned.push(((topic, p), next));
+            let series = snapshot.as_ref().map(|s| {
+                let prefix = partition_prefix(&topic, p);
+                load(
+                    &prefix,
+                    s.state
+                        .range(prefix.clone()..)
+                        .take_while(|(k, _)| k.starts_with(&prefix)),
+                )
+            });
+            assigned.push(Resume {
+                key: (topic, p),
+                next,
+                series: series.unwrap_or_default(),
+            });
         }
-        info!(partitions = ?assigned, "partitions assigned; resuming from the lake's offsets");
+        let partitions: Vec<_> = assigned.iter().map(|r| (&r.key, r.next)).collect();
+        info!(
+            ?partitions,
+            "partitions assigned; resuming from the lake's offsets"
+        );
         Change::Assigned(assigned)
     }
 }

@@ -280,11 +280,11 @@ pub(crate) struct RawChanges {
 const MAX_UNREAD_TAIL: u64 = 100;
 
 impl RawChanges {
-    /// The files of `table` that ingest committed since the progress under `key`, folded with
+    /// The files of `tables` that ingest committed since the progress under `key`, folded with
     /// `window_ms`; `None` when the log has not moved since.
     pub(crate) async fn since(
         cx: &Cycle<'_>,
-        table: &str,
+        tables: &[&str],
         key: &str,
         window_ms: i64,
     ) -> Result<Option<Self>, ProcessError> {
@@ -302,7 +302,7 @@ impl RawChanges {
                 // longer known, so its tables are built again from every raw file.
                 Err(LakeError::EntryGone { version }) => {
                     warn!(
-                        table,
+                        ?tables,
                         progress = prev.version,
                         gone = version,
                         "the log entries since this job's progress were trimmed; rebuilding \
@@ -325,11 +325,18 @@ impl RawChanges {
                         continue;
                     }
                     newest_commit_ms = newest_commit_ms.max(e.timestamp_ms);
-                    files.extend(e.add.into_iter().filter(|f| f.table == table));
+                    files.extend(
+                        e.add
+                            .into_iter()
+                            .filter(|f| tables.contains(&f.table.as_str())),
+                    );
                 }
                 files
             }
-            None => cx.snap.table_files(table).cloned().collect(),
+            None => tables
+                .iter()
+                .flat_map(|t| cx.snap.table_files(t).cloned())
+                .collect(),
         };
         Ok(Some(Self {
             prev,

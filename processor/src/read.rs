@@ -29,6 +29,9 @@ pub(crate) const METRIC_DICTIONARY_COLUMNS: [&str; 4] = ["service", "name", "ver
 /// since the column exists): one dictionary column instead of three strings and a map.
 pub(crate) const METRIC_FOLD_SERIES_COLUMNS: [&str; 3] = ["timestamp", "value", "series"];
 
+/// Columns of `metric_histograms` that rollups read: each row's sketch merges into its window.
+pub(crate) const HISTOGRAM_FOLD_COLUMNS: [&str; 3] = ["timestamp", "sketch", "series"];
+
 /// Which columns of a file to read, and which of them as dictionaries.
 pub(crate) type Projection = (Option<&'static [&'static str]>, &'static [&'static str]);
 
@@ -90,17 +93,28 @@ pub(crate) async fn fold_metric_files(
                 let fold = folds.remove(&group).unwrap_or_default();
                 let fold = tokio::task::spawn_blocking(move || {
                     let mut fold = fold;
-                    let reader = reader(bytes, &path, metric_fold_projection)?;
+                    let histograms = path.starts_with("metric_histograms/");
+                    let reader = if histograms {
+                        reader(bytes, &path, |_| {
+                            (Some(&HISTOGRAM_FOLD_COLUMNS), &["series"])
+                        })?
+                    } else {
+                        reader(bytes, &path, metric_fold_projection)?
+                    };
                     for b in reader {
                         let b = b.map_err(|e| ProcessError::Read {
                             path: path.clone(),
                             source: e.into(),
                         })?;
-                        fold.add(&b, window_ms)
-                            .map_err(|source| ProcessError::Rows {
-                                path: path.clone(),
-                                source,
-                            })?;
+                        let folded = if histograms {
+                            fold.add_histograms(&b, window_ms)
+                        } else {
+                            fold.add(&b, window_ms)
+                        };
+                        folded.map_err(|source| ProcessError::Rows {
+                            path: path.clone(),
+                            source,
+                        })?;
                     }
                     Ok::<_, ProcessError>(fold)
                 })

@@ -24,6 +24,8 @@ use opslake_sketch::DDSketch;
 
 use crate::columns::{column, dictionary, map_entries, strings, timestamps};
 
+mod histograms;
+
 /// Per-window metric rollups (one row per series, version and window).
 pub const METRIC_ROLLUPS_1M: &str = "metric_rollups_1m";
 /// The same, per hour.

@@ -57,6 +57,8 @@ pub struct Refusal {
 pub struct Decoded {
     /// Accepted events with their `_index` (position in the array, else 0).
     pub events: Vec<(u32, Event)>,
+    /// Accepted histogram points with their `_index` (OTLP only; see [`crate::otlp`]).
+    pub histograms: Vec<(u32, crate::events::HistogramEvent)>,
     /// Refused items.
     pub refused: Vec<Refusal>,
 }
@@ -67,7 +69,7 @@ pub fn decode_message(kind: EventKind, payload: &[u8]) -> Decoded {
         if let Some(m) = crate::fast::metric(payload) {
             return Decoded {
                 events: vec![(0, Event::Metric(m))],
-                refused: Vec::new(),
+                ..Decoded::default()
             };
         }
     }

@@ -109,6 +109,87 @@ pub struct BillingEvent {
     pub extra: Vec<(String, String)>,
 }
 
+/// Whether a histogram point counts the values since the previous point of its series (delta)
+/// or since a fixed start time (cumulative), as OpenTelemetry's `AggregationTemporality`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Temporality {
+    /// Counts since the previous point.
+    Delta,
+    /// Counts since `start_time_ns`.
+    Cumulative,
+}
+
+/// The buckets of a histogram point.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HistogramBuckets {
+    /// OpenTelemetry's explicit-bucket histogram: `counts[i]` values in
+    /// `(bounds[i-1], bounds[i]]`, the first bucket open below, the last open above;
+    /// `counts.len() == bounds.len() + 1` (both empty: only count and sum are known).
+    Explicit {
+        /// Upper bounds, strictly increasing.
+        bounds: Vec<f64>,
+        /// Values per bucket.
+        counts: Vec<u64>,
+    },
+    /// OpenTelemetry's exponential histogram: bucket `offset + i` holds the values in
+    /// `(base^(offset+i), base^(offset+i+1)]` with `base = 2^(2^-scale)`; `zero_count` values
+    /// are within `zero_threshold` of zero.
+    Exponential {
+        /// The resolution: `base = 2^(2^-scale)`.
+        scale: i32,
+        /// Values counted as zero.
+        zero_count: u64,
+        /// Magnitudes at most this are counted as zero.
+        zero_threshold: f64,
+        /// Index of the first positive bucket.
+        positive_offset: i32,
+        /// Counts of positive buckets from `positive_offset` on.
+        positive: Vec<u64>,
+        /// Index of the first negative bucket (of magnitudes).
+        negative_offset: i32,
+        /// Counts of negative buckets from `negative_offset` on.
+        negative: Vec<u64>,
+    },
+}
+
+/// A histogram point (OpenTelemetry's `Histogram` and `ExponentialHistogram` data points), the
+/// input of the `metric_histograms` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramEvent {
+    /// The point's time, epoch milliseconds UTC.
+    pub timestamp_ms: i64,
+    /// The point's start time, epoch nanoseconds (0: unknown).
+    pub start_time_ns: u64,
+    /// The point's time, epoch nanoseconds.
+    pub time_ns: u64,
+    /// The service that measured it.
+    pub service: String,
+    /// Metric name.
+    pub name: String,
+    /// Unit, e.g. `ms`.
+    pub unit: Option<String>,
+    /// The host it came from.
+    pub host: Option<String>,
+    /// The service's version.
+    pub version: Option<String>,
+    /// Sorted by key, keys unique.
+    pub labels: Vec<(String, String)>,
+    /// Delta or cumulative.
+    pub temporality: Temporality,
+    /// Values counted.
+    pub count: u64,
+    /// Their sum, when known.
+    pub sum: Option<f64>,
+    /// Their minimum, when known.
+    pub min: Option<f64>,
+    /// Their maximum, when known.
+    pub max: Option<f64>,
+    /// How they are distributed.
+    pub buckets: HistogramBuckets,
+}
+
 /// Any accepted event.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {

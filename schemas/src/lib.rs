@@ -9,6 +9,7 @@ pub mod decode;
 pub mod events;
 pub mod fast;
 pub mod json_schema;
+pub mod otlp;
 pub mod secret;
 pub mod series;
 pub mod tables;
@@ -16,5 +17,8 @@ pub mod time;
 
 pub use config_error::ConfigError;
 pub use decode::{decode_message, Decoded, EventKind, Refusal};
-pub use events::{BillingEvent, Event, LogEvent, MetricEvent, MetricKind};
+pub use events::{
+    BillingEvent, Event, HistogramBuckets, HistogramEvent, LogEvent, MetricEvent, MetricKind,
+    Temporality,
+};
 pub use secret::{KafkaProperties, Secret};

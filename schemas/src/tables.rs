@@ -65,6 +65,32 @@ pub fn metrics() -> SchemaRef {
     ])
 }
 
+/// Schema of the `metric_histograms` table: one row per OpenTelemetry histogram point (as a
+/// delta: cumulative points are turned into the change since the series' previous point), its
+/// values in a DDSketch that merges with the rollups' sketches.
+pub fn metric_histograms() -> SchemaRef {
+    with_provenance(vec![
+        Field::new("timestamp", ts(), false),
+        // The start of the interval the point counts (its previous point's time, or the
+        // series' start); null when not known.
+        Field::new("start_time", ts(), true),
+        s("service", false),
+        s("name", false),
+        s("unit", true),
+        s("host", true),
+        s("version", true),
+        Field::new("labels", string_map(), false),
+        Field::new("count", DataType::Int64, false),
+        Field::new("sum", DataType::Float64, true),
+        Field::new("min", DataType::Float64, true),
+        Field::new("max", DataType::Float64, true),
+        // `explicit` or `exponential`: the kind of buckets the point came with.
+        s("buckets", false),
+        Field::new("sketch", DataType::Binary, false),
+        s("series", false),
+    ])
+}
+
 /// Schema of the `logs` table.
 pub fn logs() -> SchemaRef {
     with_provenance(vec![
@@ -121,6 +147,7 @@ pub fn dead_letters() -> SchemaRef {
 pub fn raw_tables() -> Vec<(&'static str, SchemaRef)> {
     vec![
         ("metrics", metrics()),
+        ("metric_histograms", metric_histograms()),
         ("logs", logs()),
         ("billing", billing()),
         ("dead_letters", dead_letters()),

@@ -13,8 +13,11 @@
 //! `2γ^k / (γ + 1)`, which is within `α` of every value in `(γ^(k-1), γ^k]`. Negative values
 //! use a mirrored store; magnitudes under [`MIN_INDEXABLE`] count as zero.
 
+mod histogram;
 mod rank;
 pub mod udf;
+
+pub use histogram::{ExponentialBuckets, PointSummary, SPREAD_POINTS};
 
 use std::fmt;
 

@@ -3,16 +3,19 @@
 use anyhow::{bail, Context};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::ProduceArgs;
+use crate::cli::{OtlpFormat, ProduceArgs};
 use crate::config::Config;
 use crate::produce::{produce_blocking, Pace, Source, SyntheticOptions};
 use crate::supervisor::spawn_signal_handler;
+use opslake_schemas::otlp::OtlpEncoding;
 
 fn resolve_topic(cfg: &Config, name: &str) -> String {
     match name {
         "metrics" => cfg.ingest.topics.metrics.clone(),
         "logs" => cfg.ingest.topics.logs.clone(),
         "billing" => cfg.ingest.topics.billing.clone(),
+        "otlp_metrics" => cfg.ingest.topics.otlp_metrics.clone(),
+        "otlp_logs" => cfg.ingest.topics.otlp_logs.clone(),
         other => other.to_string(),
     }
 }
@@ -81,6 +84,10 @@ pub(crate) async fn produce(cfg: Config, args: ProduceArgs) -> anyhow::Result<()
         count: args.count,
         duration: args.duration,
         progress: !args.no_progress,
+        otlp: args.otlp.map(|o| match o {
+            OtlpFormat::Proto => OtlpEncoding::Proto,
+            OtlpFormat::Json => OtlpEncoding::Json,
+        }),
     };
     let brokers = cfg.brokers.clone();
     let kafka = cfg.ingest.kafka.clone();

@@ -23,6 +23,7 @@ use opslake_kafka::client_config;
 use generator::Generator;
 
 mod generator;
+mod otlp;
 
 /// Errors of `opslake produce`.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +82,8 @@ pub struct Pace {
     pub duration: Option<Duration>,
     /// Show a progress bar.
     pub progress: bool,
+    /// Send metrics and logs as OTLP requests in this encoding, to the OTLP topics.
+    pub otlp: Option<opslake_schemas::otlp::OtlpEncoding>,
 }
 
 /// What was sent.
@@ -122,7 +125,23 @@ pub fn produce_blocking(
                 let Some((topic, value)) = generator.next_message() else {
                     break;
                 };
-                sender.send(&topic, None, value.as_bytes())?;
+                let otlp = pace.otlp.and_then(|encoding| {
+                    let logs = topic == topics.logs;
+                    if !logs && topic != topics.metrics {
+                        return None;
+                    }
+                    let request = otlp::to_otlp(&value, logs, encoding)?;
+                    let to = if logs {
+                        &topics.otlp_logs
+                    } else {
+                        &topics.otlp_metrics
+                    };
+                    Some((to, request))
+                });
+                match otlp {
+                    Some((to, request)) => sender.send(to, None, &request)?,
+                    None => sender.send(&topic, None, value.as_bytes())?,
+                }
             }
         }
         Source::Ndjson { path, topic } => {

@@ -15,6 +15,7 @@ mod exactly_once;
 mod faults;
 mod grafana;
 mod openapi;
+mod otlp;
 mod raw_tables;
 mod receivers;
 mod restarts;

@@ -222,6 +222,14 @@ impl Setup {
                 self.topic("billing"),
             ),
             (
+                "OPSLAKE_INGEST__TOPICS__OTLP_METRICS".into(),
+                self.topic("otlp_metrics"),
+            ),
+            (
+                "OPSLAKE_INGEST__TOPICS__OTLP_LOGS".into(),
+                self.topic("otlp_logs"),
+            ),
+            (
                 "OPSLAKE_INGEST__TOPICS__DEAD_LETTER".into(),
                 self.topic("dead-letter"),
             ),

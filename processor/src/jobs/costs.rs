@@ -77,7 +77,7 @@ impl Job for Costs {
     }
 
     async fn plan(&self, cx: &Cycle<'_>) -> Result<Option<CostPlan>, ProcessError> {
-        let Some(changes) = RawChanges::since(cx, "billing", PROGRESS_KEY, 0).await? else {
+        let Some(changes) = RawChanges::since(cx, &["billing"], PROGRESS_KEY, 0).await? else {
             return Ok(None);
         };
         let dirty: BTreeSet<String> = changes

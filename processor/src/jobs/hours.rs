@@ -21,11 +21,11 @@ pub struct RollupPlan {
 }
 
 impl RollupPlan {
-    /// The plan of the job that folds raw table `raw` with its progress under `key`; `None`
+    /// The plan of the job that folds raw tables `raw` with its progress under `key`; `None`
     /// when nothing is worth a commit.
     pub(crate) async fn since(
         cx: &Cycle<'_>,
-        raw: &str,
+        raw: &[&str],
         key: &str,
     ) -> Result<Option<Self>, ProcessError> {
         let window_ms = cx.config.window_ms();
@@ -88,16 +88,19 @@ fn plan_hours(snap: &Snapshot, changes: &RawChanges) -> Hours {
     hours
 }
 
-/// The raw files of `table` to fold for an hour: the new ones, or every live one when the hour
-/// is recomputed.
+/// The raw files of `tables` to fold for an hour: the new ones, or every live one when the
+/// hour is recomputed.
 pub(crate) fn raw_files(
     snap: &Snapshot,
-    table: &str,
+    tables: &[&str],
     (date, hour): (&str, u32),
     plan: &HourPlan,
 ) -> Vec<String> {
     if plan.recompute {
-        stored(snap, table, date, hour)
+        tables
+            .iter()
+            .flat_map(|t| stored(snap, t, date, hour))
+            .collect()
     } else {
         plan.new.clone()
     }

@@ -35,7 +35,7 @@ impl Job for LogRollups {
     }
 
     async fn plan(&self, cx: &Cycle<'_>) -> Result<Option<RollupPlan>, ProcessError> {
-        RollupPlan::since(cx, RAW, PROGRESS_KEY).await
+        RollupPlan::since(cx, &[RAW], PROGRESS_KEY).await
     }
 
     async fn run(&self, cx: &Cycle<'_>, plan: &RollupPlan) -> Result<Work, ProcessError> {
@@ -80,7 +80,7 @@ async fn rewrite_hour(
     hp: &HourPlan,
 ) -> Result<(AddFile, Vec<String>, HourRollups), ProcessError> {
     let old = stored(cx.snap, LOG_ROLLUPS_1M, date, hour);
-    let raw = raw_files(cx.snap, RAW, (date, hour), hp);
+    let raw = raw_files(cx.snap, &[RAW], (date, hour), hp);
     let mut windows = LogWindows::new();
     if !(hp.recompute || plan.changes.starts_from_scratch()) {
         for p in &old {

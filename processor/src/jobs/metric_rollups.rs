@@ -30,8 +30,8 @@ use crate::rollup::{
 /// State key of the job's progress (named before the processor had other jobs).
 pub const PROGRESS_KEY: &str = "processor.rollups";
 
-/// The raw table the job folds.
-const RAW: &str = "metrics";
+/// The raw tables the job folds: samples, and OpenTelemetry histogram points of the same series.
+const RAW: &[&str] = &["metrics", "metric_histograms"];
 
 /// Metric rollups, anomalies and regressions of metric series.
 #[derive(Debug, Clone, Copy, Default)]
@@ -103,7 +103,7 @@ impl Job for MetricRollups {
                     .map(|((((date, hour), hp), folded), raw)| {
                         METRICS
                             .files_processed
-                            .with_label_values(&[RAW, mode(hp)])
+                            .with_label_values(&["metrics", mode(hp)])
                             .inc_by(raw.len() as u64);
                         rewrite_hour(cx, plan, (date, *hour), hp, folded)
                     });

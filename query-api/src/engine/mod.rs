@@ -75,7 +75,7 @@ pub struct QueryEngine {
 /// The column whose hour names the `date=/hour=` directory of a partitioned table's rows.
 fn time_column(table: &str) -> Option<&'static str> {
     match table {
-        "metrics" | "logs" => Some("timestamp"),
+        "metrics" | "metric_histograms" | "logs" => Some("timestamp"),
         "billing" => Some("charge_period_start"),
         "dead_letters" => Some("received_at"),
         "metric_rollups_1m" | "metric_rollups_1h" | "log_rollups_1m" => Some("window_start"),
