@@ -1,13 +1,18 @@
 //! Compaction: merges the small files of an hour that has gone quiet into one large file, in
 //! one lake commit that removes the small files and adds the large one, so a query sees every
 //! row exactly once before, during and after. Removed files are deleted after a grace period
-//! that lets running queries finish.
+//! that lets running queries finish. The merged rows are sorted by the table's cluster columns
+//! (service, name, time: `opslake_schemas::tables::cluster_columns`), so queries that filter
+//! on a service or a time range skip most of the file by its row group and page statistics.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use datafusion::arrow::compute::{concat_batches, lexsort_to_indices, take_record_batch};
+use datafusion::arrow::compute::{SortColumn, SortOptions};
+use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use object_store::ObjectStoreExt;
@@ -57,6 +62,14 @@ pub enum CompactError {
         path: String,
         /// The Parquet reader's error.
         source: datafusion::parquet::errors::ParquetError,
+    },
+    /// The merged rows could not be sorted.
+    #[error("failed to sort the merged rows of {dir}")]
+    Sort {
+        /// The folder (table, day, hour) being compacted.
+        dir: String,
+        /// Arrow's error.
+        source: ArrowError,
     },
     /// The merged file could not be encoded.
     #[error("failed to write the merged file of {dir}")]
@@ -147,11 +160,15 @@ pub async fn merge(
     }
     let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
     let table = files[0].table.clone();
-    let encoded = tokio::task::block_in_place(|| encode_parquet(&batches)).map_err(|source| {
-        CompactError::Write {
+    let encoded = tokio::task::block_in_place(|| {
+        let sorted = clustered(&batches).map_err(|source| CompactError::Sort {
             dir: dir.to_string(),
             source,
-        }
+        })?;
+        encode_parquet(&sorted).map_err(|source| CompactError::Write {
+            dir: dir.to_string(),
+            source,
+        })
     })?;
     let rel = format!(
         "{dir}/compacted-{writer}-{}.parquet",
@@ -183,6 +200,30 @@ pub async fn merge(
         }
         Err(CommitError::Lake(e)) => Err(e.into()),
     }
+}
+
+/// `batches` as one batch sorted by their cluster columns (nulls first).
+fn clustered(batches: &[RecordBatch]) -> Result<Vec<RecordBatch>, ArrowError> {
+    let Some(first) = batches.first() else {
+        return Ok(Vec::new());
+    };
+    let schema = first.schema();
+    let keys = opslake_schemas::tables::cluster_columns(&schema);
+    if keys.is_empty() {
+        return Ok(batches.to_vec());
+    }
+    let all = concat_batches(&schema, batches)?;
+    let columns = keys
+        .iter()
+        .map(|k| {
+            Ok(SortColumn {
+                values: Arc::clone(all.column(schema.index_of(k)?)),
+                options: Some(SortOptions::default()),
+            })
+        })
+        .collect::<Result<Vec<_>, ArrowError>>()?;
+    let order = lexsort_to_indices(&columns, None)?;
+    Ok(vec![take_record_batch(&all, &order)?])
 }
 
 /// Compacts every `interval` until `shutdown`, deleting removed files after the grace period.
@@ -284,5 +325,74 @@ mod tests {
             0
         );
         assert_eq!(lake.snapshot().await.unwrap().version, after.version);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn merged_rows_are_sorted_by_service_name_and_time() {
+        use crate::test_util::metric;
+        use datafusion::arrow::array::{AsArray, TimestampMillisecondArray};
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let t0 = 1_763_805_600_000;
+        // Two files of one hour, services and times interleaved.
+        for (f, first) in [(0, 0), (1, 3)] {
+            let events: Vec<_> = (0..3)
+                .map(|i| {
+                    let svc = ["b", "a", "c"][(i + f) % 3];
+                    metric(t0 + 1000 * (10 - i as i64 - first), svc, "n", 1.0)
+                })
+                .collect();
+            commit_events(&lake, "t", i64::try_from(first).unwrap(), &events)
+                .await
+                .unwrap();
+        }
+        let snap = lake.snapshot().await.unwrap();
+        let policy = CompactionPolicy {
+            quiet_for: Duration::ZERO,
+            ..Default::default()
+        };
+        let groups = plan(&snap, &policy, chrono::Utc::now().timestamp_millis() + 1);
+        merge(&lake, &groups[0].0, &groups[0].1, "test")
+            .await
+            .unwrap();
+        let after = lake.snapshot().await.unwrap();
+        let file = after.files.values().next().unwrap();
+        let bytes = lake
+            .store()
+            .get(&lake.path(&file.path))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let batches: Vec<RecordBatch> = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .unwrap()
+            .build()
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let b = concat_batches(&batches[0].schema(), &batches).unwrap();
+        let service: Vec<&str> = b
+            .column_by_name("service")
+            .unwrap()
+            .as_string::<i32>()
+            .iter()
+            .map(Option::unwrap)
+            .collect();
+        let time = b
+            .column_by_name("timestamp")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<TimestampMillisecondArray>()
+            .unwrap();
+        let keys: Vec<(&str, i64)> = service
+            .iter()
+            .zip(time.values().iter())
+            .map(|(s, t)| (*s, *t))
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        assert_eq!(keys.len(), 6);
+        assert_eq!(keys, sorted, "rows by service, then time");
     }
 }

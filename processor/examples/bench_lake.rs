@@ -2,12 +2,15 @@
 //! way ingest commits them (Parquet files per hour, offsets in the commit log), without a
 //! broker: the benchmarks measure rollups and queries, not Kafka.
 //!
-//! Usage: `bench_lake <lake dir> <events> [seed] [span hours] [billing days]`: metric events
-//! spread evenly over `span hours` (default 2) after 2026-11-22T10:00Z, and, with `billing
-//! days`, a daily bill of 200 resources across four providers for that many days before it.
+//! Usage: `bench_lake <lake dir> <events> [seed] [span hours] [billing days] [compact]`: metric
+//! events spread evenly over `span hours` (default 2) after 2026-11-22T10:00Z, and, with
+//! `billing days`, a daily bill of 200 resources across four providers for that many days
+//! before it. With `compact`, the lake is then compacted as `opslake run` compacts hours that
+//! have gone quiet (the same code), and the cost of it is printed.
 
 use std::time::Instant;
 
+use object_store::ObjectStoreExt;
 use opslake_lake::batch::{Batch, Provenance};
 use opslake_lake::Lake;
 use opslake_schemas::{BillingEvent, Event, MetricEvent, MetricKind};
@@ -15,7 +18,8 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal};
 
 const T0: i64 = 1_795_341_600_000; // 2026-11-22T10:00:00Z
-const CHUNK: usize = 1_000_000;
+/// Events per commit, at most: ingest commits many files per hour, which compaction merges.
+const MAX_CHUNK: usize = 1_000_000;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -25,6 +29,7 @@ async fn main() -> anyhow::Result<()> {
     let seed: u64 = args.get(3).map_or(Ok(1), |s| s.parse())?;
     let span_hours: i64 = args.get(4).map_or(Ok(2), |s| s.parse())?;
     let billing_days: i64 = args.get(5).map_or(Ok(0), |s| s.parse())?;
+    let compact = args.get(6).is_some_and(|s| s == "compact");
     let lake = Lake::open(dir)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let services: Vec<String> = (0..20).map(|i| format!("service-{i:02}")).collect();
@@ -86,8 +91,10 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("{count} billing rows written");
     }
     let mut written = 0usize;
+    // About ten commits per hour of events, as ingest leaves an hour before compaction.
+    let chunk = (n / (span_hours.max(1) as usize * 10)).clamp(10_000, MAX_CHUNK);
     while written < n {
-        let m = CHUNK.min(n - written);
+        let m = chunk.min(n - written);
         let mut batch = Batch::new();
         for i in 0..m {
             let o = (written + i) as i64;
@@ -124,9 +131,55 @@ async fn main() -> anyhow::Result<()> {
         }
         commit(&lake, batch).await?;
         written += m;
-        eprintln!("{written} events written ({:.0?})", started.elapsed());
+        if written % MAX_CHUNK < m || written == n {
+            eprintln!("{written} events written ({:.0?})", started.elapsed());
+        }
+    }
+    let snap = lake.snapshot().await?;
+    if n > 0 {
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "written: {n} events in {secs:.1} s ({:.0} events/s), {}",
+            n as f64 / secs,
+            metric_files(&snap)
+        );
+    }
+    if compact {
+        let started = Instant::now();
+        let policy = opslake_lake::compact::CompactionPolicy {
+            quiet_for: std::time::Duration::ZERO,
+            ..Default::default()
+        };
+        let now = chrono::Utc::now().timestamp_millis() + 1;
+        let mut rows = 0;
+        for (dir, files) in opslake_lake::compact::plan(&snap, &policy, now) {
+            rows += opslake_lake::compact::merge(&lake, &dir, &files, "bench").await?;
+            // As `opslake run` does after its grace period (nothing reads them here): the
+            // directories then hold the live files only, for DuckDB to read.
+            for f in &files {
+                lake.store().delete(&lake.path(&f.path)).await?;
+            }
+        }
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "compacted: {rows} rows of every table in {secs:.1} s ({:.0} rows/s), {}",
+            rows as f64 / secs,
+            metric_files(&lake.snapshot().await?)
+        );
     }
     Ok(())
+}
+
+/// The size of the `metrics` table: bytes per row and files.
+fn metric_files(snap: &opslake_lake::Snapshot) -> String {
+    let (rows, bytes) = snap
+        .table_files("metrics")
+        .fold((0, 0), |(r, b), f| (r + f.rows, b + f.bytes));
+    format!(
+        "metrics: {:.1} bytes/event in {} files",
+        bytes as f64 / rows.max(1) as f64,
+        snap.table_files("metrics").count()
+    )
 }
 
 /// Writes a batch's files and commits them with the offsets they cover, as ingest does.

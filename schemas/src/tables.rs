@@ -154,6 +154,27 @@ pub fn raw_tables() -> Vec<(&'static str, SchemaRef)> {
     ]
 }
 
+/// The columns compaction sorts a table's merged files by, in order: the ones of `service`,
+/// `name`, `level`, `provider` and the time columns that `schema` has. Rows of one service lie
+/// together, in time order, so a filter on a service or a time range skips most row groups and
+/// pages by their statistics.
+pub fn cluster_columns(schema: &Schema) -> Vec<&'static str> {
+    const ORDER: [&str; 8] = [
+        "service",
+        "name",
+        "level",
+        "provider",
+        "timestamp",
+        "window_start",
+        "charge_period_start",
+        "received_at",
+    ];
+    ORDER
+        .into_iter()
+        .filter(|c| schema.field_with_name(c).is_ok())
+        .collect()
+}
+
 /// Columns of a metric rollup table (`metric_rollups_1m`, `metric_rollups_1h`): one row per
 /// window, series (service, name, labels) and version. `sketch` is a DDSketch (1% relative
 /// accuracy) that `quantile_merge(sketch, q)` merges in SQL.

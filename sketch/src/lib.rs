@@ -377,24 +377,28 @@ impl DDSketch {
     /// # Errors
     /// When the bytes are not a sketch of this format or are inconsistent.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut s = DDSketch::new(Reader { bytes, pos: 0 }.header()?);
+        s.merge_bytes(bytes)?;
+        Ok(s)
+    }
+
+    /// Merges the sketch that `bytes` hold (the form of [`DDSketch::to_bytes`]) into this one,
+    /// bucket by bucket, without building it: how SQL's sketch aggregates fold stored sketches.
+    ///
+    /// # Errors
+    /// When the bytes are not a sketch of this format, are inconsistent, or are of another
+    /// accuracy. This sketch may then hold part of them: discard it.
+    pub fn merge_bytes(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
         let mut r = Reader { bytes, pos: 0 };
-        if r.byte()? != MAGIC {
-            return Err(DecodeError("bad magic byte"));
+        if (r.header()? - self.alpha).abs() >= 1e-12 {
+            return Err(DecodeError(
+                "sketches of different accuracy cannot be merged",
+            ));
         }
-        if r.byte()? != FORMAT_VERSION {
-            return Err(DecodeError("unknown format version"));
-        }
-        let alpha = r.f64()?;
-        if !(alpha > 0.0 && alpha < 1.0) {
-            return Err(DecodeError("accuracy out of range"));
-        }
-        let mut s = DDSketch::new(alpha);
-        s.count = r.varint()?;
-        s.zero = r.varint()?;
-        s.sum = r.f64()?;
-        s.min = r.f64()?;
-        s.max = r.f64()?;
-        let mut total = s.zero;
+        let count = r.varint()?;
+        let zero = r.varint()?;
+        let (sum, min, max) = (r.f64()?, r.f64()?, r.f64()?);
+        let mut total = zero;
         for neg in [false, true] {
             let n = r.varint()?;
             let mut key = 0i32;
@@ -414,19 +418,33 @@ impl DDSketch {
                 let c = r.varint()?;
                 total = total.checked_add(c).ok_or(DecodeError("count overflow"))?;
                 if neg {
-                    s.neg.add(key, c);
+                    self.neg.add(key, c);
                 } else {
-                    s.pos.add(key, c);
+                    self.pos.add(key, c);
                 }
             }
         }
-        if total != s.count {
+        if total != count {
             return Err(DecodeError("bucket counts do not add up to the count"));
         }
         if r.pos != bytes.len() {
             return Err(DecodeError("trailing bytes"));
         }
-        Ok(s)
+        // An empty sketch holds min +inf, max -inf and sum 0: merging it changes nothing.
+        self.count = self
+            .count
+            .checked_add(count)
+            .ok_or(DecodeError("count overflow"))?;
+        self.zero += zero;
+        self.sum += sum;
+        self.min = self.min.min(min);
+        self.max = self.max.max(max);
+        Ok(())
+    }
+
+    /// Heap bytes held by the buckets.
+    pub fn heap_bytes(&self) -> usize {
+        (self.pos.counts.capacity() + self.neg.counts.capacity()) * std::mem::size_of::<u64>()
     }
 }
 
@@ -453,6 +471,21 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
+    /// The magic byte and format version, then the accuracy.
+    fn header(&mut self) -> Result<f64, DecodeError> {
+        if self.byte()? != MAGIC {
+            return Err(DecodeError("bad magic byte"));
+        }
+        if self.byte()? != FORMAT_VERSION {
+            return Err(DecodeError("unknown format version"));
+        }
+        let alpha = self.f64()?;
+        if !(alpha > 0.0 && alpha < 1.0) {
+            return Err(DecodeError("accuracy out of range"));
+        }
+        Ok(alpha)
+    }
+
     fn byte(&mut self) -> Result<u8, DecodeError> {
         let b = *self.bytes.get(self.pos).ok_or(DecodeError("truncated"))?;
         self.pos += 1;

@@ -91,6 +91,30 @@ fn partition_cols() -> Vec<(String, DataType)> {
     ]
 }
 
+/// DataFusion settings from the environment over opslake's own: `datafusion.execution.batch_size`
+/// from `DATAFUSION_EXECUTION_BATCH_SIZE`, and so on for every DataFusion setting.
+///
+/// # Errors
+/// A value DataFusion refuses, naming its variable.
+fn datafusion_settings_from_env(config: &mut SessionConfig) -> Result<(), ApiError> {
+    let keys: Vec<String> = config
+        .options()
+        .entries()
+        .into_iter()
+        .map(|e| e.key)
+        .collect();
+    for key in keys {
+        let var = key.to_uppercase().replace('.', "_");
+        if let Ok(value) = std::env::var(&var) {
+            config
+                .options_mut()
+                .set(&key, &value)
+                .map_err(|e| ApiError::Internal(anyhow::anyhow!("{var}={value}: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
 impl QueryEngine {
     /// A session over `lake` with every raw table registered.
     ///
@@ -104,11 +128,14 @@ impl QueryEngine {
             .with_memory_limit(limits.memory_limit, 1.0)
             .build_arc()
             .map_err(from_datafusion)?;
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_information_schema(true)
             .with_target_partitions(std::thread::available_parallelism().map_or(2, usize::from))
             .set_bool("datafusion.execution.parquet.pushdown_filters", true)
-            .set_bool("datafusion.execution.parquet.reorder_filters", true);
+            .set_bool("datafusion.execution.parquet.reorder_filters", true)
+            // The lake's files carry no bloom filters: looking for them costs every query.
+            .set_bool("datafusion.execution.parquet.bloom_filter_on_read", false);
+        datafusion_settings_from_env(&mut config)?;
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         let store = SnapshotStore::new(Arc::clone(lake.store()), Arc::clone(&live));
         let mut root = lake.url().clone();

@@ -15,11 +15,14 @@ use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{exec_err, plan_err, Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, GroupsAccumulator, Signature, Volatility,
 };
 use datafusion::prelude::SessionContext;
 
 use crate::DDSketch;
+use groups::SketchGroups;
+
+mod groups;
 
 /// Registers the sketch functions in `ctx`.
 pub fn register(ctx: &SessionContext) {
@@ -41,6 +44,15 @@ fn constant_arg(args: &AccumulatorArgs, fname: &str, what: &str) -> Result<f64> 
         },
         None => plan_err!("{fname}: {what} must be a constant"),
     }
+}
+
+/// The `q` of `quantile_merge(sketch, q)`: a constant from 0 to 1.
+fn quantile_arg(args: &AccumulatorArgs) -> Result<f64> {
+    let q = constant_arg(args, "quantile_merge", "q")?;
+    if !(0.0..=1.0).contains(&q) {
+        return plan_err!("quantile_merge: q must be between 0 and 1, found {q}");
+    }
+    Ok(q)
 }
 
 /// The return type of `fname(sketch, <number>)`, or a planning error naming the argument.
@@ -67,37 +79,39 @@ fn is_binary(t: &DataType) -> bool {
     )
 }
 
-/// Merges every non-null sketch of a binary array into `into`.
-fn merge_array(into: &mut DDSketch, array: &ArrayRef, fname: &str) -> Result<()> {
-    let mut merge_one = |b: &[u8]| -> Result<()> {
-        match DDSketch::from_bytes(b) {
-            Ok(s) if (s.alpha() - into.alpha()).abs() < 1e-12 => {
-                into.merge(&s);
-                Ok(())
-            }
-            Ok(_) => exec_err!("{fname}: sketches of different accuracy cannot be merged"),
-            Err(e) => exec_err!("{fname}: {e}"),
-        }
-    };
+/// Calls `f` with the row number and bytes of every non-null sketch of a binary array.
+fn for_each_sketch(
+    array: &ArrayRef,
+    fname: &str,
+    mut f: impl FnMut(usize, &[u8]) -> Result<()>,
+) -> Result<()> {
+    fn each<'a>(
+        values: impl Iterator<Item = Option<&'a [u8]>>,
+        f: &mut impl FnMut(usize, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        values
+            .enumerate()
+            .filter_map(|(i, v)| v.map(|v| (i, v)))
+            .try_for_each(|(i, v)| f(i, v))
+    }
     match array.data_type() {
-        DataType::Binary => array
-            .as_binary::<i32>()
-            .iter()
-            .flatten()
-            .try_for_each(&mut merge_one),
-        DataType::LargeBinary => array
-            .as_binary::<i64>()
-            .iter()
-            .flatten()
-            .try_for_each(&mut merge_one),
-        DataType::BinaryView => array
-            .as_binary_view()
-            .iter()
-            .flatten()
-            .try_for_each(&mut merge_one),
+        DataType::Binary => each(array.as_binary::<i32>().iter(), &mut f),
+        DataType::LargeBinary => each(array.as_binary::<i64>().iter(), &mut f),
+        DataType::BinaryView => each(array.as_binary_view().iter(), &mut f),
         DataType::Null => Ok(()),
         other => exec_err!("{fname}: expected a sketch column (binary), found {other}"),
     }
+}
+
+/// Merges the sketch `bytes` into `into`, or an error naming `fname`.
+fn merge_into(into: &mut DDSketch, bytes: &[u8], fname: &str) -> Result<()> {
+    into.merge_bytes(bytes)
+        .or_else(|e| exec_err!("{fname}: {e}"))
+}
+
+/// Merges every non-null sketch of a binary array into `into`.
+fn merge_array(into: &mut DDSketch, array: &ArrayRef, fname: &str) -> Result<()> {
+    for_each_sketch(array, fname, |_, b| merge_into(into, b, fname))
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -127,11 +141,20 @@ impl AggregateUDFImpl for QuantileMerge {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        let q = constant_arg(&args, "quantile_merge", "q")?;
-        if !(0.0..=1.0).contains(&q) {
-            return plan_err!("quantile_merge: q must be between 0 and 1, found {q}");
-        }
+        let q = quantile_arg(&args)?;
         Ok(SketchAcc::boxed("quantile_merge", Finish::Quantile(q)))
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        let q = quantile_arg(&args)?;
+        Ok(SketchGroups::boxed("quantile_merge", Finish::Quantile(q)))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -168,6 +191,18 @@ impl AggregateUDFImpl for QuantileRank {
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         let value = constant_arg(&args, "quantile_rank", "value")?;
         Ok(SketchAcc::boxed("quantile_rank", Finish::Rank(value)))
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        let value = constant_arg(&args, "quantile_rank", "value")?;
+        Ok(SketchGroups::boxed("quantile_rank", Finish::Rank(value)))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -211,6 +246,17 @@ impl AggregateUDFImpl for SketchMerge {
         Ok(SketchAcc::boxed("sketch_merge", Finish::Sketch))
     }
 
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        _args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(SketchGroups::boxed("sketch_merge", Finish::Sketch))
+    }
+
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         Ok(sketch_state(&args))
     }
@@ -218,7 +264,7 @@ impl AggregateUDFImpl for SketchMerge {
 
 /// What an aggregate over sketches answers from the merged sketch.
 #[derive(Debug, Clone, Copy)]
-enum Finish {
+pub(crate) enum Finish {
     /// `quantile_merge`: the quantile.
     Quantile(f64),
     /// `quantile_rank`: the fraction at or under the value.
@@ -286,6 +332,72 @@ mod tests {
     use datafusion::arrow::array::{BinaryArray, Float64Array, StringArray};
     use datafusion::arrow::datatypes::Schema;
     use datafusion::arrow::record_batch::RecordBatch;
+
+    /// The grouped accumulator (GROUP BY) answers as the row-wise one (no GROUP BY) does, with
+    /// FILTER clauses, nulls and sketches spread over several batches.
+    #[tokio::test]
+    async fn grouped_and_row_wise_aggregates_agree() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("g", DataType::Utf8, false),
+            Field::new("k", DataType::Float64, false),
+            Field::new("sketch", DataType::Binary, true),
+        ]));
+        let ctx = SessionContext::new_with_config(
+            datafusion::prelude::SessionConfig::new().with_batch_size(7),
+        );
+        register(&ctx);
+        let mut batches = vec![];
+        for b in 0..5u32 {
+            let mut g = vec![];
+            let mut k = vec![];
+            let mut sketches: Vec<Option<Vec<u8>>> = vec![];
+            for i in 0..40u32 {
+                let mut s = DDSketch::default();
+                for v in 0..(i % 7 + 1) {
+                    s.add(f64::from(b * 1000 + i * 10 + v) / 3.0);
+                }
+                g.push(["a", "b", "c"][(i % 3) as usize]);
+                k.push(f64::from(i % 5));
+                sketches.push((i % 11 != 0).then(|| s.to_bytes()));
+            }
+            batches.push(
+                RecordBatch::try_new(
+                    Arc::clone(&schema),
+                    vec![
+                        Arc::new(StringArray::from(g)),
+                        Arc::new(Float64Array::from(k)),
+                        Arc::new(BinaryArray::from_iter(sketches)),
+                    ],
+                )
+                .unwrap(),
+            );
+        }
+        let table = datafusion::datasource::MemTable::try_new(schema, vec![batches]).unwrap();
+        ctx.register_table("r", Arc::new(table)).unwrap();
+        let aggs = "quantile_merge(sketch, 0.9), quantile_rank(sketch, 300), \
+                    quantile_merge(sketch, 0.5) FILTER (WHERE k > 1), sketch_merge(sketch)";
+        let rows = |sql: String| {
+            let ctx = ctx.clone();
+            async move {
+                let out = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+                let text = datafusion::arrow::util::pretty::pretty_format_batches(&out)
+                    .unwrap()
+                    .to_string();
+                // The data rows' cells, trimmed.
+                text.lines()
+                    .skip(3)
+                    .filter(|l| l.starts_with('|'))
+                    .map(|l| l.split('|').map(|c| c.trim().to_string()).collect())
+                    .collect::<Vec<Vec<String>>>()
+            }
+        };
+        let grouped = rows(format!("SELECT g, {aggs} FROM r GROUP BY g ORDER BY g")).await;
+        assert_eq!(grouped.len(), 3);
+        for (g, row) in ["a", "b", "c"].into_iter().zip(&grouped) {
+            let alone = rows(format!("SELECT '{g}' AS g, {aggs} FROM r WHERE g = '{g}'")).await;
+            assert_eq!(&alone[0], row, "group {g}");
+        }
+    }
 
     #[tokio::test]
     async fn quantile_merge_equals_the_sketch_of_all_values() {
