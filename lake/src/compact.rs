@@ -342,9 +342,7 @@ mod tests {
                     metric(t0 + 1000 * (10 - i as i64 - first), svc, "n", 1.0)
                 })
                 .collect();
-            commit_events(&lake, "t", i64::try_from(first).unwrap(), &events)
-                .await
-                .unwrap();
+            commit_events(&lake, "t", first, &events).await.unwrap();
         }
         let snap = lake.snapshot().await.unwrap();
         let policy = CompactionPolicy {
