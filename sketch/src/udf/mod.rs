@@ -26,9 +26,9 @@ mod groups;
 
 /// Registers the sketch functions in `ctx`.
 pub fn register(ctx: &SessionContext) {
-    ctx.register_udaf(AggregateUDF::from(QuantileMerge::new()));
-    ctx.register_udaf(AggregateUDF::from(SketchMerge::new()));
-    ctx.register_udaf(AggregateUDF::from(QuantileRank::new()));
+    for kind in [Kind::QuantileMerge, Kind::QuantileRank, Kind::SketchMerge] {
+        ctx.register_udaf(AggregateUDF::from(SketchAggregate::new(kind)));
+    }
 }
 
 /// The constant second argument of `fname`, as a float.
@@ -114,22 +114,53 @@ fn merge_array(into: &mut DDSketch, array: &ArrayRef, fname: &str) -> Result<()>
     for_each_sketch(array, fname, |_, b| merge_into(into, b, fname))
 }
 
+/// The three sketch aggregates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    QuantileMerge,
+    QuantileRank,
+    SketchMerge,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::QuantileMerge => "quantile_merge",
+            Self::QuantileRank => "quantile_rank",
+            Self::SketchMerge => "sketch_merge",
+        }
+    }
+
+    /// What the aggregate answers, from its constant arguments.
+    fn finish(self, args: &AccumulatorArgs) -> Result<Finish> {
+        Ok(match self {
+            Self::QuantileMerge => Finish::Quantile(quantile_arg(args)?),
+            Self::QuantileRank => Finish::Rank(constant_arg(args, "quantile_rank", "value")?),
+            Self::SketchMerge => Finish::Sketch,
+        })
+    }
+}
+
+/// One sketch aggregate as DataFusion sees it.
 #[derive(Debug, PartialEq, Eq, Hash)]
-struct QuantileMerge {
+struct SketchAggregate {
+    kind: Kind,
     signature: Signature,
 }
 
-impl QuantileMerge {
-    fn new() -> Self {
+impl SketchAggregate {
+    fn new(kind: Kind) -> Self {
+        let arity = if kind == Kind::SketchMerge { 1 } else { 2 };
         Self {
-            signature: Signature::any(2, Volatility::Immutable),
+            kind,
+            signature: Signature::any(arity, Volatility::Immutable),
         }
     }
 }
 
-impl AggregateUDFImpl for QuantileMerge {
+impl AggregateUDFImpl for SketchAggregate {
     fn name(&self) -> &str {
-        "quantile_merge"
+        self.kind.name()
     }
 
     fn signature(&self) -> &Signature {
@@ -137,113 +168,20 @@ impl AggregateUDFImpl for QuantileMerge {
     }
 
     fn return_type(&self, args: &[DataType]) -> Result<DataType> {
-        sketch_and_number(args, "quantile_merge", "q")
-    }
-
-    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        let q = quantile_arg(&args)?;
-        Ok(SketchAcc::boxed("quantile_merge", Finish::Quantile(q)))
-    }
-
-    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
-        true
-    }
-
-    fn create_groups_accumulator(
-        &self,
-        args: AccumulatorArgs,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
-        let q = quantile_arg(&args)?;
-        Ok(SketchGroups::boxed("quantile_merge", Finish::Quantile(q)))
-    }
-
-    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(sketch_state(&args))
-    }
-}
-
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct QuantileRank {
-    signature: Signature,
-}
-
-impl QuantileRank {
-    fn new() -> Self {
-        Self {
-            signature: Signature::any(2, Volatility::Immutable),
-        }
-    }
-}
-
-impl AggregateUDFImpl for QuantileRank {
-    fn name(&self) -> &str {
-        "quantile_rank"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
-        sketch_and_number(args, "quantile_rank", "value")
-    }
-
-    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        let value = constant_arg(&args, "quantile_rank", "value")?;
-        Ok(SketchAcc::boxed("quantile_rank", Finish::Rank(value)))
-    }
-
-    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
-        true
-    }
-
-    fn create_groups_accumulator(
-        &self,
-        args: AccumulatorArgs,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
-        let value = constant_arg(&args, "quantile_rank", "value")?;
-        Ok(SketchGroups::boxed("quantile_rank", Finish::Rank(value)))
-    }
-
-    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(sketch_state(&args))
-    }
-}
-
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct SketchMerge {
-    signature: Signature,
-}
-
-impl SketchMerge {
-    fn new() -> Self {
-        Self {
-            signature: Signature::any(1, Volatility::Immutable),
-        }
-    }
-}
-
-impl AggregateUDFImpl for SketchMerge {
-    fn name(&self) -> &str {
-        "sketch_merge"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
-        if !is_binary(&args[0]) {
-            return plan_err!(
+        match self.kind {
+            Kind::QuantileMerge => sketch_and_number(args, "quantile_merge", "q"),
+            Kind::QuantileRank => sketch_and_number(args, "quantile_rank", "value"),
+            Kind::SketchMerge if !is_binary(&args[0]) => plan_err!(
                 "sketch_merge(sketch): expected a sketch column (binary), found {}",
                 args[0]
-            );
+            ),
+            Kind::SketchMerge => Ok(DataType::Binary),
         }
-        Ok(DataType::Binary)
     }
 
-    fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(SketchAcc::boxed("sketch_merge", Finish::Sketch))
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        let finish = self.kind.finish(&args)?;
+        Ok(SketchAcc::boxed(self.kind.name(), finish))
     }
 
     fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
@@ -252,9 +190,10 @@ impl AggregateUDFImpl for SketchMerge {
 
     fn create_groups_accumulator(
         &self,
-        _args: AccumulatorArgs,
+        args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(SketchGroups::boxed("sketch_merge", Finish::Sketch))
+        let finish = self.kind.finish(&args)?;
+        Ok(SketchGroups::boxed(self.kind.name(), finish))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
