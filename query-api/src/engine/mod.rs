@@ -10,6 +10,8 @@ pub mod pg_compat;
 pub mod prune;
 pub mod result;
 pub mod store;
+pub mod utc_date_trunc;
+pub mod view_types;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
@@ -158,6 +160,7 @@ impl QueryEngine {
             engine.register(name, schema, partitioned)?;
         }
         opslake_sketch::udf::register(&engine.ctx);
+        engine.ctx.register_udf(utc_date_trunc::udf());
         // PostgreSQL's catalog and functions, so PostgreSQL clients can list tables and
         // columns; every front end sees the same.
         crate::engine::pg_compat::install(&engine.ctx).map_err(from_datafusion)?;
@@ -190,8 +193,19 @@ impl QueryEngine {
         }
         let config = ListingTableConfig::new(url)
             .with_listing_options(options)
-            .with_schema(schema);
-        let table = Arc::new(ListingTable::try_new(config).map_err(from_datafusion)?);
+            .with_schema(view_types::read_as_views(&schema));
+        // Each file's statistics, derived once from its footer and kept while its path, size
+        // and time stay the same (a compacted or replaced file has a new path).
+        let statistics = self
+            .ctx
+            .runtime_env()
+            .cache_manager
+            .get_file_statistic_cache();
+        let table = Arc::new(
+            ListingTable::try_new(config)
+                .map_err(from_datafusion)?
+                .with_cache(statistics),
+        );
         let provider: Arc<dyn datafusion::datasource::TableProvider> =
             match (partitioned, time_column(name)) {
                 (true, Some(c)) => Arc::new(TimePartitioned::new(table, c)),
@@ -273,12 +287,14 @@ impl QueryEngine {
         guard::check(sql)?;
         self.refresh().await?;
         self.within_timeout(async {
-            let df = self
+            let (state, plan) = self
                 .ctx
                 .sql_with_options(sql, guard::sql_options())
                 .await
-                .map_err(from_datafusion)?;
-            self.collect(df).await
+                .map_err(from_datafusion)?
+                .into_parts();
+            let plan = view_types::plain_answer(plan).map_err(from_datafusion)?;
+            self.collect(DataFrame::new(state, plan)).await
         })
         .await
     }
@@ -300,7 +316,7 @@ impl QueryEngine {
         guard::sql_options()
             .verify_plan(&plan)
             .map_err(from_datafusion)?;
-        Ok(plan)
+        view_types::plain_answer(plan).map_err(from_datafusion)
     }
 
     /// Plans SQL text of one statement, which may hold placeholders (`$1`).
@@ -402,7 +418,7 @@ impl QueryEngine {
         let mut out = Vec::with_capacity(names.len());
         for n in names {
             if let Ok(p) = self.ctx.table_provider(n.as_str()).await {
-                out.push((n, p.schema()));
+                out.push((n, view_types::plain_types(&p.schema())));
             }
         }
         Ok(out)
