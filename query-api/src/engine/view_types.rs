@@ -59,18 +59,24 @@ pub fn plain_types(schema: &SchemaRef) -> SchemaRef {
 /// When DataFusion cannot build the projection.
 pub fn plain_answer(plan: LogicalPlan) -> Result<LogicalPlan> {
     let schema = Arc::clone(plan.schema());
+    let targets: Vec<DataType> = schema
+        .fields()
+        .iter()
+        .map(|f| plain(f.data_type()))
+        .collect();
     if schema
         .fields()
         .iter()
-        .all(|f| plain(f.data_type()) == *f.data_type())
+        .zip(&targets)
+        .all(|(f, t)| f.data_type() == t)
     {
         return Ok(plan);
     }
     let exprs: Vec<Expr> = schema
         .iter()
-        .map(|(qualifier, f)| {
+        .zip(targets)
+        .map(|((qualifier, f), target)| {
             let column = Expr::Column(Column::new(qualifier.cloned(), f.name()));
-            let target = plain(f.data_type());
             if target == *f.data_type() {
                 column
             } else {
