@@ -101,6 +101,8 @@ pub enum LakeError {
 #[derive(Debug)]
 pub struct Lake {
     store: Arc<dyn ObjectStore>,
+    /// The same store when the lake is a local directory.
+    local: Option<Arc<LocalFileSystem>>,
     root: Path,
     url: Url,
     snapshot: tokio::sync::Mutex<Snapshot>,
@@ -176,6 +178,7 @@ impl Lake {
         lake_url.set_path(&path);
         Ok(Arc::new(Self {
             store,
+            local: None,
             root,
             url: lake_url,
             snapshot: tokio::sync::Mutex::new(Snapshot::default()),
@@ -201,9 +204,10 @@ impl Lake {
             location: location.to_string(),
             reason: e.to_string(),
         })?;
-        let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new());
+        let local = Arc::new(LocalFileSystem::new());
         Ok(Arc::new(Self {
-            store,
+            store: Arc::clone(&local) as Arc<dyn ObjectStore>,
+            local: Some(local),
             root,
             url,
             snapshot: tokio::sync::Mutex::new(Snapshot::default()),
@@ -246,6 +250,12 @@ impl Lake {
     /// The object store holding the lake.
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
+    }
+
+    /// The lake's store as a local file system, when the lake is a directory: for readers that
+    /// read its files directly rather than through the store's blocking thread pool.
+    pub fn local_files(&self) -> Option<&Arc<LocalFileSystem>> {
+        self.local.as_ref()
     }
 
     /// The lake's root as a URL with a trailing slash (`file:///srv/lake/`).

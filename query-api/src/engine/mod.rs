@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod encode;
 pub mod guard;
+pub mod local_reads;
 pub mod log_summaries;
 pub mod pg_compat;
 pub mod prune;
@@ -139,7 +140,11 @@ impl QueryEngine {
             .set_bool("datafusion.execution.parquet.bloom_filter_on_read", false);
         datafusion_settings_from_env(&mut config)?;
         let ctx = SessionContext::new_with_config_rt(config, runtime);
-        let store = SnapshotStore::new(Arc::clone(lake.store()), Arc::clone(&live));
+        let store = SnapshotStore::new(
+            Arc::clone(lake.store()),
+            lake.local_files().cloned(),
+            Arc::clone(&live),
+        );
         let mut root = lake.url().clone();
         root.set_path("/");
         ctx.register_object_store(&root, Arc::new(store));

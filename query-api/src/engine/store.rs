@@ -5,7 +5,8 @@
 //! live file): files being written, replaced by compaction or left by a crashed flush are never
 //! seen, every query reads one consistent snapshot, and planning never walks a directory tree
 //! or sends a LIST to an object store, while `ListingTable` keeps its partition pruning and
-//! statistics. Reads pass through to the real store.
+//! statistics. Reads pass through to the real store, or for a local lake are read directly
+//! ([`local_reads`](super::local_reads)).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -14,6 +15,7 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use futures::StreamExt;
+use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
@@ -23,16 +25,23 @@ use object_store::{
 /// The live data files by store path.
 pub type LiveFiles = Arc<RwLock<Arc<BTreeMap<String, ObjectMeta>>>>;
 
-/// The filtering wrapper; everything but listing passes through.
+/// The filtering wrapper; everything but listing and local range reads passes through.
 pub struct SnapshotStore {
     inner: Arc<dyn ObjectStore>,
+    /// `inner` itself when the lake is a local directory.
+    local: Option<Arc<LocalFileSystem>>,
     live: LiveFiles,
 }
 
 impl SnapshotStore {
-    /// `inner`, showing only the files of `live`.
-    pub fn new(inner: Arc<dyn ObjectStore>, live: LiveFiles) -> Self {
-        Self { inner, live }
+    /// `inner` (also as `local` when it is a local directory), showing only the files of
+    /// `live`.
+    pub fn new(
+        inner: Arc<dyn ObjectStore>,
+        local: Option<Arc<LocalFileSystem>>,
+        live: LiveFiles,
+    ) -> Self {
+        Self { inner, local, live }
     }
 }
 
@@ -87,7 +96,12 @@ impl ObjectStore for SnapshotStore {
         location: &Path,
         ranges: &[std::ops::Range<u64>],
     ) -> Result<Vec<bytes::Bytes>> {
-        self.inner.get_ranges(location, ranges).await
+        match &self.local {
+            Some(fs) if super::local_reads::inline(ranges) => {
+                super::local_reads::read_ranges(fs, location, ranges)
+            }
+            _ => self.inner.get_ranges(location, ranges).await,
+        }
     }
 
     fn delete_stream(
