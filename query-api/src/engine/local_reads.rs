@@ -83,13 +83,13 @@ mod tests {
         assert_eq!(ours, theirs);
         assert_eq!(&ours[3][..], &content[123..7_777]);
 
-        let past_end = read_ranges(&fs, &location, &[9_000..10_001]);
+        let past_end = read_ranges(&fs, &location, std::slice::from_ref(&(9_000..10_001)));
         assert!(past_end.is_err(), "a range past the end is an error");
         let missing = Path::from_filesystem_path(dir.path())
             .expect("dir")
             .join("gone.parquet");
         assert!(matches!(
-            read_ranges(&fs, &missing, &[0..1]),
+            read_ranges(&fs, &missing, std::slice::from_ref(&(0..1))),
             Err(Error::NotFound { .. })
         ));
     }
