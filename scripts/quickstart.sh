@@ -20,7 +20,7 @@ echo "== 1/5 broker: tansu"
 scripts/tansu.sh install
 echo "== 2/5 build: opslake"
 cargo build --bin opslake
-bin=target/debug/opslake
+bin="${CARGO_TARGET_DIR:-target}/debug/opslake"
 
 pids=()
 cleanup() {
