@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
+use opslake_lake::Lake;
 use opslake_processor::alerts::backlog::Brokers;
-use opslake_processor::alerts::notify::Dispatcher;
+use opslake_processor::alerts::notify::{Dispatcher, Ledger};
 use opslake_processor::jobs::alerts::Alerting;
 use opslake_processor::sql::{Answer, QueryFailed, SqlEngine};
 use opslake_query_api::QueryEngine;
@@ -25,19 +26,23 @@ impl SqlEngine for EngineSql {
                 .await
                 .map_err(|e| QueryFailed(e.to_string()))?;
             if r.truncated {
-                return Err(QueryFailed(
-                    "the answer has more rows than query.max_rows allows".into(),
-                ));
+                let why = r.truncation.map_or_else(
+                    || "the answer was truncated".to_string(),
+                    opslake_query_api::Truncation::message,
+                );
+                return Err(QueryFailed(why));
             }
             Ok(r.batches)
         })
     }
 }
 
-/// Alert evaluation over `engine`, with receivers that stop with `stop`.
+/// Alert evaluation over `engine`, with receivers that settle `lake`'s outbox and stop with
+/// `stop`.
 pub(crate) fn alerting(
     cfg: &Config,
     engine: Arc<QueryEngine>,
+    lake: Arc<Lake>,
     stop: &CancellationToken,
 ) -> Alerting {
     let a = &cfg.alerts;
@@ -53,7 +58,16 @@ pub(crate) fn alerting(
         config: a.clone(),
         slos: cfg.slos.clone(),
         engine: Arc::new(EngineSql(engine)),
-        dispatcher: Dispatcher::start(&a.receivers, external_url.clone(), firing_for, stop),
+        dispatcher: Dispatcher::start(
+            &a.receivers,
+            external_url.clone(),
+            firing_for,
+            Ledger {
+                lake,
+                writer: crate::supervisor::writer_name("notify"),
+            },
+            stop,
+        ),
         external_url,
         brokers: Some(Brokers {
             servers: cfg.brokers.clone(),

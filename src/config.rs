@@ -40,6 +40,9 @@ pub struct QuerySection {
     pub cache_bytes: usize,
     /// Open PostgreSQL connections at once; more are closed at once.
     pub max_connections: usize,
+    /// Most bytes of rows one answer holds (as Arrow arrays), on every protocol; rows beyond
+    /// are left out and the answer says it was truncated.
+    pub max_result_bytes: usize,
 }
 
 impl Default for QuerySection {
@@ -54,6 +57,7 @@ impl Default for QuerySection {
             cors_origins: Vec::new(),
             cache_bytes: 256 << 20,
             max_connections: 100,
+            max_result_bytes: opslake_query_api::engine::DEFAULT_MAX_RESULT_BYTES,
         }
     }
 }
@@ -76,12 +80,21 @@ pub struct Config {
     pub pg_tls_cert: Option<std::path::PathBuf>,
     /// PEM private key of `pg_tls_cert`.
     pub pg_tls_key: Option<std::path::PathBuf>,
+    /// Refuse PostgreSQL connections that do not use TLS (needs `pg_tls_cert`).
+    pub pg_tls_required: bool,
     /// Address of Arrow Flight SQL in `run` and `serve` (`OPSLAKE_FLIGHT_LISTEN`,
     /// `--flight-listen`), e.g. `127.0.0.1:50051`; unset: off.
     pub flight_listen: Option<String>,
+    /// PEM certificate chain for Flight SQL over TLS (with `flight_tls_key`); unset: no TLS.
+    pub flight_tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of `flight_tls_cert`.
+    pub flight_tls_key: Option<std::path::PathBuf>,
     /// Bearer token the API asks for, except on `/healthz` and `/readyz` (`OPSLAKE_API_TOKEN`);
-    /// never printed.
+    /// never printed. Empty is a configuration error (unset it to have no token).
     pub api_token: Option<Secret>,
+    /// Serve without a token on an address other than loopback (`listen`, `pg_listen`,
+    /// `flight_listen`); without it, such a configuration stops start-up.
+    pub allow_unauthenticated: bool,
     /// `text` or `json` logs.
     pub log_format: String,
     /// How long a shutdown may take to flush before the process exits anyway.
@@ -110,8 +123,12 @@ impl Default for Config {
             pg_listen: None,
             pg_tls_cert: None,
             pg_tls_key: None,
+            pg_tls_required: false,
             flight_listen: None,
+            flight_tls_cert: None,
+            flight_tls_key: None,
             api_token: None,
+            allow_unauthenticated: false,
             log_format: "text".into(),
             shutdown_timeout: Duration::from_secs(30),
             ingest: IngestConfig::default(),
@@ -188,15 +205,33 @@ pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Config, Config
                 .map_err(|e| ConfigError::key(key, format!("{e}: `{a}`")))?;
         }
     }
-    match (&cfg.pg_tls_cert, &cfg.pg_tls_key) {
-        (Some(_), None) => {
-            return Err(ConfigError::key("pg_tls_key", "is needed with pg_tls_cert"))
+    for (cert, key, c, k) in [
+        (
+            &cfg.pg_tls_cert,
+            &cfg.pg_tls_key,
+            "pg_tls_cert",
+            "pg_tls_key",
+        ),
+        (
+            &cfg.flight_tls_cert,
+            &cfg.flight_tls_key,
+            "flight_tls_cert",
+            "flight_tls_key",
+        ),
+    ] {
+        match (cert, key) {
+            (Some(_), None) => return Err(ConfigError::key(k, format!("is needed with {c}"))),
+            (None, Some(_)) => return Err(ConfigError::key(c, format!("is needed with {k}"))),
+            _ => {}
         }
-        (None, Some(_)) => {
-            return Err(ConfigError::key("pg_tls_cert", "is needed with pg_tls_key"))
-        }
-        _ => {}
     }
+    if cfg.pg_tls_required && cfg.pg_tls_cert.is_none() {
+        return Err(ConfigError::key(
+            "pg_tls_required",
+            "needs pg_tls_cert and pg_tls_key",
+        ));
+    }
+    check_auth(&cfg)?;
     if cfg.ingest.partitions < 1 {
         return Err(ConfigError::key("ingest.partitions", "must be at least 1"));
     }
@@ -207,9 +242,74 @@ pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Config, Config
     Ok(cfg)
 }
 
+/// An empty token is a mistake, not "no token"; a server reachable from other hosts without a
+/// token must be asked for (`allow_unauthenticated`).
+fn check_auth(cfg: &Config) -> Result<(), ConfigError> {
+    if cfg
+        .api_token
+        .as_ref()
+        .is_some_and(|t| t.expose().trim().is_empty())
+    {
+        return Err(ConfigError::key(
+            "api_token",
+            "is empty: set a token, or unset OPSLAKE_API_TOKEN to serve without one",
+        ));
+    }
+    if cfg.api_token.is_some() || cfg.allow_unauthenticated {
+        return Ok(());
+    }
+    for (key, addr) in [
+        ("listen", Some(&cfg.listen)),
+        ("pg_listen", cfg.pg_listen.as_ref()),
+        ("flight_listen", cfg.flight_listen.as_ref()),
+    ] {
+        let Some(addr) = addr else { continue };
+        let loopback = addr
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| a.ip().is_loopback());
+        if !loopback {
+            return Err(ConfigError::key(
+                key,
+                format!(
+                    "`{addr}` is reachable from other hosts and no api_token is set: set \
+                     OPSLAKE_API_TOKEN, or allow_unauthenticated = true to serve it to anyone"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server reachable from other hosts needs a token, or the explicit setting; an empty
+    /// token stops start-up.
+    #[test]
+    fn serving_other_hosts_needs_a_token() {
+        let dir = std::env::temp_dir().join(format!("opslake-cfg-auth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.toml");
+        let load_toml = |toml: &str| {
+            std::fs::write(&f, toml).unwrap();
+            load(Some(&f), &FlagOverrides::default())
+        };
+        let e = load_toml("listen = \"0.0.0.0:8080\"\n").unwrap_err();
+        assert!(e.to_string().contains("`listen`"), "{e}");
+        let e = load_toml("pg_listen = \"[::]:5433\"\n").unwrap_err();
+        assert!(e.to_string().contains("pg_listen"), "{e}");
+        load_toml("listen = \"0.0.0.0:8080\"\nallow_unauthenticated = true\n").unwrap();
+        load_toml("listen = \"0.0.0.0:8080\"\napi_token = \"t0ken\"\n").unwrap();
+        load_toml("listen = \"127.0.0.1:8080\"\npg_listen = \"[::1]:5433\"\n").unwrap();
+        let e = load_toml("api_token = \"\"\n").unwrap_err();
+        assert!(e.to_string().contains("api_token"), "{e}");
+        assert!(!e.to_string().contains("t0ken"));
+        let e = load_toml("pg_tls_required = true\n").unwrap_err();
+        assert!(e.to_string().contains("pg_tls_required"), "{e}");
+        let e = load_toml("flight_tls_cert = \"/c.pem\"\n").unwrap_err();
+        assert!(e.to_string().contains("flight_tls_key"), "{e}");
+    }
 
     #[test]
     fn unknown_key_names_the_key() {

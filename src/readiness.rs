@@ -16,13 +16,19 @@ pub(crate) struct IngestChecks {
 impl IngestReadiness for IngestChecks {
     async fn broker(&self) -> Result<(), NotReady> {
         let brokers = self.brokers.clone();
+        // `/readyz` takes no token: it says what is not ready, never the client's error text
+        // (logged instead).
+        let unreachable = |e: &dyn std::fmt::Display| {
+            tracing::debug!(error = %e, "readiness: the broker probe failed");
+            NotReady("no broker answered within 2 s".to_string())
+        };
         tokio::task::spawn_blocking(move || {
             opslake_kafka::probe_broker(&brokers, Duration::from_secs(2))
         })
         .await
-        .map_err(|e| NotReady(e.to_string()))?
+        .map_err(|e| unreachable(&e))?
         .map(|_| ())
-        .map_err(|e| NotReady(e.to_string()))
+        .map_err(|e| unreachable(&e))
     }
 
     fn partitions(&self) -> Result<(), NotReady> {

@@ -58,6 +58,13 @@ pub(crate) async fn run_roles(cfg: Config, roles: Roles) -> anyhow::Result<()> {
     let lake =
         Lake::open(&cfg.lake).with_context(|| format!("failed to open lake {}", cfg.lake))?;
     info!(lake = %lake.url(), brokers = cfg.brokers, "opslake starting");
+    if cfg.allow_unauthenticated && cfg.api_token.is_none() {
+        warn!(
+            listen = cfg.listen,
+            "serving without a token (allow_unauthenticated = true): anyone who reaches these \
+             addresses can query the lake"
+        );
+    }
     let mut tasks: Vec<(&'static str, tokio::task::JoinHandle<anyhow::Result<()>>)> = Vec::new();
     // Register each role's metrics up front, so the first scrape already lists them.
     if ingest {
@@ -146,6 +153,7 @@ pub(crate) async fn run_roles(cfg: Config, roles: Roles) -> anyhow::Result<()> {
                 Arc::clone(&lake),
                 QueryLimits {
                     max_rows: cfg.query.max_rows,
+                    max_result_bytes: cfg.query.max_result_bytes,
                     timeout: cfg.query.timeout,
                     memory_limit: cfg.query.memory_limit,
                     cache_bytes: cfg.query.cache_bytes,
@@ -159,7 +167,8 @@ pub(crate) async fn run_roles(cfg: Config, roles: Roles) -> anyhow::Result<()> {
 
     if let (true, Some(engine)) = (process, &engine) {
         let token = shutdown.child_token();
-        let alerting = crate::alerting::alerting(&cfg, Arc::clone(engine), &token);
+        let alerting =
+            crate::alerting::alerting(&cfg, Arc::clone(engine), Arc::clone(&lake), &token);
         let processor = opslake_processor::Processor::new(Arc::clone(&lake), cfg.processor.clone())
             .with_alerting(alerting);
         tasks.push((
@@ -303,27 +312,39 @@ async fn spawn_sql_protocols(
         println!("opslake PostgreSQL listening on postgres://{addr}{tls_note}");
         let token = shutdown.child_token();
         let state = state.clone();
+        let tls_required = cfg.pg_tls_required;
         tasks.push((
             "postgres",
             tokio::spawn(async move {
-                opslake_query_api::pg::serve(state, listener, tls, token.cancelled_owned()).await;
+                let options = opslake_query_api::pg::PgOptions { tls, tls_required };
+                opslake_query_api::pg::serve(state, listener, options, token.cancelled_owned())
+                    .await;
                 Ok(())
             }),
         ));
     }
     if let Some(listen) = &cfg.flight_listen {
+        let tls = match (&cfg.flight_tls_cert, &cfg.flight_tls_key) {
+            (Some(cert), Some(key)) => Some(
+                opslake_query_api::flight::tls_config(cert, key)
+                    .context("flight_tls_cert, flight_tls_key")?,
+            ),
+            _ => None,
+        };
         let (listener, addr) = bind(listen).await?;
-        info!(%addr, "Arrow Flight SQL listening");
-        println!("opslake Flight SQL listening on grpc://{addr}");
+        let scheme = if tls.is_some() { "grpc+tls" } else { "grpc" };
+        info!(%addr, tls = tls.is_some(), "Arrow Flight SQL listening");
+        println!("opslake Flight SQL listening on {scheme}://{addr}");
         let token = shutdown.child_token();
         let stop_all = shutdown.clone();
         let state = state.clone();
         tasks.push((
             "flight_sql",
             tokio::spawn(async move {
-                let r = opslake_query_api::flight::serve(state, listener, token.cancelled_owned())
-                    .await
-                    .context("flight sql server failed");
+                let r =
+                    opslake_query_api::flight::serve(state, listener, tls, token.cancelled_owned())
+                        .await
+                        .context("flight sql server failed");
                 if r.is_err() {
                     stop_all.cancel();
                 }

@@ -113,6 +113,13 @@ pub struct IngestConfig {
     /// Extra librdkafka properties for the consumer and producer (e.g. `security.protocol`);
     /// the values of secret ones (`sasl.password`, ...) never print.
     pub kafka: KafkaProperties,
+    /// A cumulative OTLP histogram series without a point for this long (by the event time of
+    /// its partition's newest point) is forgotten; its next point counts whole.
+    #[serde(with = "humantime_serde")]
+    pub otlp_state_ttl: Duration,
+    /// Most cumulative OTLP histogram series one partition keeps; points of further series are
+    /// refused (dead-lettered, naming this setting) until others expire.
+    pub otlp_max_series: usize,
 }
 
 impl Default for IngestConfig {
@@ -130,6 +137,8 @@ impl Default for IngestConfig {
             session_timeout: Duration::from_secs(10),
             max_poll_interval: Duration::from_secs(300),
             kafka: KafkaProperties::default(),
+            otlp_state_ttl: Duration::from_secs(3600),
+            otlp_max_series: 20_000,
         }
     }
 }

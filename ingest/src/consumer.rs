@@ -15,9 +15,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use opslake_schemas::series::write_series_key;
-use opslake_schemas::{HistogramBuckets, HistogramEvent, KafkaProperties};
-use opslake_sketch::{DDSketch, ExponentialBuckets, PointSummary, DEFAULT_ALPHA};
+use opslake_schemas::KafkaProperties;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -29,15 +27,17 @@ use tracing::{debug, info, warn};
 
 use crate::commit::{Committer, Session};
 use crate::config::{IngestConfig, TopicKind};
-use crate::cumulative::{partition_prefix, to_delta};
+use crate::cumulative::{partition_prefix, PartitionSeries};
 use crate::encode::{encode, Encoding};
 use crate::error::IngestError;
 use crate::membership::{close, follow_partitions, Assignment, Change, Ctx};
+use crate::message::{decode_guarded, SeriesLimit};
 use crate::metrics::{reason_class, METRICS};
 use crate::partition::{Decision, PartitionState};
 use crate::watchdog::{IngestHealth, Watchdog};
 use opslake_kafka::client_config;
 use opslake_lake::batch::{Batch, DeadLetter, Provenance};
+use opslake_lake::state_keys::OTLP_SPLIT_PREFIX;
 use opslake_lake::Lake;
 
 /// One ingest worker: a consumer of the topics, writing to one lake.
@@ -307,7 +307,10 @@ impl Ingest {
                                 _ => resume.series,
                             };
                             s.cumulative.insert(key.clone(), series);
-                            s.parts.insert(key, PartitionState::at(next));
+                            // Read from before `next` only when that is where the lake's record
+                            // put the consumer (this process's own commits resume at their end).
+                            let start = resume.start.filter(|_| resume.next == next);
+                            s.parts.insert(key, PartitionState::resuming(next, start));
                         }
                     }
                 }
@@ -347,7 +350,8 @@ impl Ingest {
                 }
             }
             if due {
-                let full = std::mem::take(&mut batch);
+                let mut full = std::mem::take(&mut batch);
+                self.expire_series(&mut full, &mut s);
                 // The next batch of these partitions starts where this one ends: it either
                 // commits, or the loop stops and restarts from the lake's record.
                 for (key, (_, end)) in &full.offsets {
@@ -447,108 +451,145 @@ impl Ingest {
                     });
             }
         }
-        let payload = m.payload().unwrap_or_default();
-        batch.cover(
-            topic,
-            partition,
-            state.lake_next.unwrap_or(offset),
-            offset,
-            payload.len(),
-        );
         METRICS.messages_consumed.with_label_values(&[topic]).inc();
         let Some(kind) = self.kinds.get(topic).copied() else {
-            return Ok(());
-        };
-        let now = chrono::Utc::now().timestamp_millis();
-        let decoded = if m.payload().is_none() {
-            opslake_schemas::Decoded {
-                events: Vec::new(),
-                refused: vec![opslake_schemas::Refusal {
-                    index: None,
-                    reason: "message has no value".to_string(),
-                    element: None,
-                }],
-                ..opslake_schemas::Decoded::default()
-            }
-        } else {
-            kind.decode(payload)
-        };
-        for (index, event) in &decoded.events {
-            let prov = Provenance {
+            batch.cover(
                 topic,
                 partition,
+                state.lake_next.unwrap_or(offset),
                 offset,
-                index: i32::try_from(*index).unwrap_or(i32::MAX),
-                ingested_at_ms: now,
-            };
-            batch.push_event(event, &prov);
+                0,
+            );
+            return Ok(());
+        };
+        let start = state.lake_next.unwrap_or(offset);
+        let series = s.cumulative.entry(key.clone()).or_default();
+        let limit = SeriesLimit {
+            max_series: self.cfg.otlp_max_series,
+        };
+        // The panic boundary: nothing of the message touches the batch before this returns.
+        let outcome = decode_guarded(kind, m.payload(), series, limit);
+        let payload = m.payload().unwrap_or_default();
+        batch.cover(topic, partition, start, offset, outcome.bytes);
+        let now = chrono::Utc::now().timestamp_millis();
+        let prov = |index: u32| Provenance {
+            topic,
+            partition,
+            offset,
+            index: i32::try_from(index).unwrap_or(i32::MAX),
+            ingested_at_ms: now,
+        };
+        for (index, event) in &outcome.events {
+            batch.push_event(event, &prov(*index));
         }
-        let mut refused = decoded.refused;
-        let mut accepted = decoded.events.len();
-        if !decoded.histograms.is_empty() {
-            let series = s.cumulative.entry(key.clone()).or_default();
-            let prefix = partition_prefix(topic, partition);
-            let mut series_key = Vec::new();
-            for (index, h) in &decoded.histograms {
-                write_series_key(
-                    &mut series_key,
-                    &h.service,
-                    &h.name,
-                    h.version.as_deref(),
-                    &h.labels,
-                );
-                let series_key = std::str::from_utf8(&series_key).expect("JSON is UTF-8");
-                match to_delta(series, &prefix, series_key, h, &mut batch.state) {
-                    Ok(Some(delta)) => {
-                        let prov = Provenance {
-                            topic,
-                            partition,
-                            offset,
-                            index: i32::try_from(*index).unwrap_or(i32::MAX),
-                            ingested_at_ms: now,
-                        };
-                        batch.push_histogram(&delta, &sketch_of(&delta).to_bytes(), &prov);
-                        accepted += 1;
-                    }
-                    Ok(None) => accepted += 1,
-                    Err(reason) => refused.push(opslake_schemas::Refusal {
-                        index: Some(*index),
-                        reason: format!("metric {:?} of service {:?}: {reason}", h.name, h.service),
-                        element: None,
-                    }),
-                }
-            }
+        for (index, h, sketch) in &outcome.histograms {
+            batch.push_histogram(h, sketch, &prov(*index));
         }
-        if accepted > 0 {
+        let prefix = partition_prefix(topic, partition);
+        for (series_key, last) in outcome.series {
+            series.set(&prefix, series_key, last, &mut batch.state);
+        }
+        if !outcome.new_series.is_empty() {
+            self.report_split_series(&key, &outcome.new_series, &s.cumulative, batch);
+        }
+        if outcome.accepted > 0 {
             METRICS
                 .events_accepted
                 .with_label_values(&[topic])
-                .inc_by(accepted as u64);
+                .inc_by(outcome.accepted as u64);
         }
-        for r in refused {
+        // The message itself is the payload of the first refusal that has no text of its own;
+        // later ones refer to it rather than copy it.
+        let mut message_at: Option<i32> = None;
+        for r in outcome.refused {
             METRICS
                 .events_rejected
                 .with_label_values(&[topic, &reason_class(&r.reason)])
                 .inc();
+            let index = r.index.map_or(0, |i| i32::try_from(i).unwrap_or(i32::MAX));
+            let (payload, error) = match (r.element, message_at) {
+                (Some(text), _) => (text.into_bytes(), r.reason),
+                (None, None) => {
+                    message_at = Some(index);
+                    (payload.to_vec(), r.reason)
+                }
+                (None, Some(at)) => (
+                    Vec::new(),
+                    format!(
+                        "{} (the message is the payload of the dead letter of _index {at})",
+                        r.reason
+                    ),
+                ),
+            };
             batch.push_dead_letter(DeadLetter {
                 topic: topic.to_string(),
                 partition,
                 offset,
-                index: r.index.map_or(0, |i| i32::try_from(i).unwrap_or(i32::MAX)),
+                index,
                 key: m.key().map(<[u8]>::to_vec),
-                payload: r
-                    .element
-                    .map_or_else(|| payload.to_vec(), String::into_bytes),
-                error: r.reason,
+                payload,
+                error,
                 received_at_ms: now,
             });
         }
         Ok(())
     }
 
+    /// Reports cumulative series of `key`'s partition that are new there but already kept by
+    /// another partition of the topic: each partition counts its first point whole, so the
+    /// series is over-counted until the exporter partitions by resource. Logged once per
+    /// series, counted, and recorded in the lake (`ingest.otlp_split/<topic>`) for
+    /// `/api/v1/pipeline` and the `OpslakePipeline` alert.
+    fn report_split_series(
+        &self,
+        key: &(String, i32),
+        new_series: &[String],
+        all: &HashMap<(String, i32), PartitionSeries>,
+        batch: &mut Batch,
+    ) {
+        for series in new_series {
+            let Some(other) = all
+                .iter()
+                .find(|((t, p), ps)| *t == key.0 && *p != key.1 && ps.contains(series))
+                .map(|((_, p), _)| *p)
+            else {
+                continue;
+            };
+            METRICS.otlp_split_series.inc();
+            warn!(
+                topic = key.0,
+                partitions = ?[other, key.1],
+                series = series.chars().take(200).collect::<String>(),
+                "a cumulative histogram series arrives on two partitions: each counts its first \
+                 point whole; set the Collector's Kafka exporter to partition_metrics_by_resource_attributes"
+            );
+            batch.state.insert(
+                format!("{OTLP_SPLIT_PREFIX}{}", key.0),
+                serde_json::json!({
+                    "series": series.chars().take(1000).collect::<String>(),
+                    "partitions": [other, key.1],
+                    "at_ms": chrono::Utc::now().timestamp_millis(),
+                }),
+            );
+        }
+    }
+
+    /// Forgets the cumulative series of the batch's partitions that had no point for
+    /// `ingest.otlp_state_ttl`, in the batch's own commit.
+    fn expire_series(&self, batch: &mut Batch, s: &mut Session<'_>) {
+        for key in batch.offsets.keys() {
+            if let Some(series) = s.cumulative.get_mut(key) {
+                let prefix = partition_prefix(&key.0, key.1);
+                let n = series.expire(&prefix, self.cfg.otlp_state_ttl, &mut batch.state);
+                METRICS.otlp_series_expired.inc_by(n as u64);
+            }
+        }
+    }
+
     /// Encodes, uploads and commits one batch; retries while the lake fails, with partitions
     /// paused, until it succeeds or shutdown gives up.
-    fn flush(&self, batch: Batch, s: &mut Session<'_>) -> Result<(), IngestError> {
+    fn flush(&self, mut batch: Batch, s: &mut Session<'_>) -> Result<(), IngestError> {
+        self.expire_series(&mut batch, s);
         let encoded = encode(batch, &self.writer)?;
         self.committer().commit(encoded, s)
     }
@@ -567,40 +608,6 @@ impl Ingest {
             .block_on(task)
             .map_err(|e| IngestError::Restart(format!("the encoding task failed: {e}")))??;
         self.committer().commit(encoded, s)
-    }
-}
-
-/// The sketch of a histogram point's values (see [`opslake_sketch::ExponentialBuckets`]).
-fn sketch_of(h: &HistogramEvent) -> DDSketch {
-    let summary = PointSummary {
-        sum: h.sum,
-        min: h.min,
-        max: h.max,
-    };
-    match &h.buckets {
-        HistogramBuckets::Explicit { bounds, counts } => {
-            DDSketch::from_explicit(DEFAULT_ALPHA, bounds, counts, h.count, summary)
-        }
-        HistogramBuckets::Exponential {
-            scale,
-            zero_count,
-            positive_offset,
-            positive,
-            negative_offset,
-            negative,
-            ..
-        } => DDSketch::from_exponential(
-            DEFAULT_ALPHA,
-            &ExponentialBuckets {
-                scale: *scale,
-                zero_count: *zero_count,
-                positive_offset: *positive_offset,
-                positive,
-                negative_offset: *negative_offset,
-                negative,
-            },
-            summary,
-        ),
     }
 }
 

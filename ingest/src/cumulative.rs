@@ -39,7 +39,7 @@ pub(crate) struct LastPoint {
 }
 
 impl LastPoint {
-    fn of(p: &HistogramEvent) -> Self {
+    pub(crate) fn of(p: &HistogramEvent) -> Self {
         Self {
             start_ns: p.start_time_ns,
             time_ns: p.time_ns,
@@ -50,8 +50,75 @@ impl LastPoint {
     }
 }
 
-/// The last points of one partition's cumulative series, by series key.
-pub(crate) type PartitionSeries = HashMap<String, LastPoint>;
+/// The last points of one partition's cumulative series, by series key, and the newest point
+/// time seen among them (the clock their expiry is judged by: event time, so a replay expires
+/// what the first run expired).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct PartitionSeries {
+    points: HashMap<String, LastPoint>,
+    newest_ns: u64,
+}
+
+impl PartitionSeries {
+    /// The last point of `key`.
+    pub(crate) fn get(&self, key: &str) -> Option<&LastPoint> {
+        self.points.get(key)
+    }
+
+    /// Whether `key` is a series of this partition.
+    pub(crate) fn contains(&self, key: &str) -> bool {
+        self.points.contains_key(key)
+    }
+
+    /// Series held.
+    pub(crate) fn len(&self) -> usize {
+        self.points.len()
+    }
+
+    /// Records `now` as the last point of `key`, and its lake state entry in `state`.
+    pub(crate) fn set(
+        &mut self,
+        prefix: &str,
+        key: String,
+        now: LastPoint,
+        state: &mut BTreeMap<String, serde_json::Value>,
+    ) {
+        self.newest_ns = self.newest_ns.max(now.time_ns);
+        state.insert(
+            format!("{prefix}{key}"),
+            serde_json::to_value(&now).unwrap_or(serde_json::Value::Null),
+        );
+        self.points.insert(key, now);
+    }
+
+    /// Forgets the series without a point for `ttl` before the newest point of the partition,
+    /// removing their lake state entries through `state` (a `null` removes a key); returns how
+    /// many. A series that sends again later starts over: its next point counts whole, as
+    /// after a restart of its exporter.
+    pub(crate) fn expire(
+        &mut self,
+        prefix: &str,
+        ttl: std::time::Duration,
+        state: &mut BTreeMap<String, serde_json::Value>,
+    ) -> usize {
+        let ttl_ns = u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX);
+        let before = self.newest_ns.saturating_sub(ttl_ns);
+        if before == 0 {
+            return 0;
+        }
+        let old: Vec<String> = self
+            .points
+            .iter()
+            .filter(|(_, p)| p.time_ns < before)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &old {
+            self.points.remove(k);
+            state.insert(format!("{prefix}{k}"), serde_json::Value::Null);
+        }
+        old.len()
+    }
+}
 
 /// Reads one partition's series from the lake state entries under its prefix; entries that do
 /// not parse are left out (their series start again).
@@ -59,40 +126,32 @@ pub(crate) fn load<'a>(
     prefix: &str,
     entries: impl Iterator<Item = (&'a String, &'a serde_json::Value)>,
 ) -> PartitionSeries {
-    entries
+    let points: HashMap<String, LastPoint> = entries
         .filter_map(|(k, v)| {
             let series = k.strip_prefix(prefix)?;
-            let last = serde_json::from_value(v.clone()).ok()?;
+            let last: LastPoint = serde_json::from_value(v.clone()).ok()?;
             Some((series.to_string(), last))
         })
-        .collect()
+        .collect();
+    let newest_ns = points.values().map(|p| p.time_ns).max().unwrap_or(0);
+    PartitionSeries { points, newest_ns }
 }
 
-/// Turns `p` of `series` into the delta to store, updating the series' state; `state` receives
-/// the lake state entry to commit with the batch. `Ok(None)`: nothing to store (no value
-/// counted since the previous point).
+/// What a point of a series becomes: the delta to store (`None`: no value counted since the
+/// previous point) and the series' new last point (`None` for a delta point, which keeps no
+/// state).
+pub(crate) type Step = (Option<HistogramEvent>, Option<LastPoint>);
+
+/// The step of point `p` of a series whose last point is `last`.
 ///
 /// # Errors
 /// When the point is not after the series' previous point.
-pub(crate) fn to_delta(
-    series: &mut PartitionSeries,
-    prefix: &str,
-    key: &str,
-    p: &HistogramEvent,
-    state: &mut BTreeMap<String, serde_json::Value>,
-) -> Result<Option<HistogramEvent>, String> {
+pub(crate) fn step(last: Option<&LastPoint>, p: &HistogramEvent) -> Result<Step, String> {
     if p.temporality == Temporality::Delta {
-        return Ok((p.count > 0).then(|| p.clone()));
+        return Ok(((p.count > 0).then(|| p.clone()), None));
     }
-    let last = series.get(key);
     let delta = delta(last, p)?;
-    let now = LastPoint::of(p);
-    state.insert(
-        format!("{prefix}{key}"),
-        serde_json::to_value(&now).expect("a point serializes"),
-    );
-    series.insert(key.to_string(), now);
-    Ok(delta.filter(|d| d.count > 0))
+    Ok((delta.filter(|d| d.count > 0), Some(LastPoint::of(p))))
 }
 
 /// The change from `last` to the cumulative point `p` of one series.

@@ -12,6 +12,7 @@ mod encode;
 pub mod error;
 pub mod kafka;
 pub mod membership;
+mod message;
 pub mod metrics;
 mod partition;
 pub mod watchdog;

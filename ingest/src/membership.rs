@@ -71,6 +71,8 @@ pub(crate) struct Resume {
     pub(crate) key: (String, i32),
     /// The lake's next offset; `None`: the lake holds none of the partition.
     pub(crate) next: Option<i64>,
+    /// Where reading starts: at or before `next` (see [`read_from`]).
+    pub(crate) start: Option<i64>,
     /// The partition's cumulative histogram series at that offset.
     pub(crate) series: PartitionSeries,
 }
@@ -116,8 +118,9 @@ impl Ctx {
     }
 
     /// Sets each partition of `tpl` to start at the lake's next offset (the beginning when the
-    /// lake holds none of it) and returns them as an assignment change.
-    fn resume_points(&self, tpl: &mut TopicPartitionList) -> Change {
+    /// lake holds none of it), or a little before it (see [`read_from`]), and returns them as
+    /// an assignment change.
+    fn resume_points(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) -> Change {
         let snapshot = self.snapshot();
         let parts: Vec<(String, i32)> = tpl
             .elements()
@@ -127,7 +130,14 @@ impl Ctx {
         let mut assigned = Vec::with_capacity(parts.len());
         for (topic, p) in parts {
             let next = snapshot.as_ref().and_then(|s| s.next_offset(&topic, p));
-            let offset = next.map_or(Offset::Beginning, Offset::Offset);
+            let start = next.map(|n| {
+                let high = consumer
+                    .fetch_watermarks(&topic, p, WATERMARK_TIMEOUT)
+                    .map(|(_, high)| high)
+                    .ok();
+                read_from(n, high)
+            });
+            let offset = start.map_or(Offset::Beginning, Offset::Offset);
             if let Err(e) = tpl.set_partition_offset(&topic, p, offset) {
                 error!(error = %e, topic, partition = p, "cannot set start offset");
             }
@@ -143,6 +153,7 @@ impl Ctx {
             assigned.push(Resume {
                 key: (topic, p),
                 next,
+                start,
                 series: series.unwrap_or_default(),
             });
         }
@@ -204,7 +215,7 @@ impl ConsumerContext for Ctx {
         );
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let change = self.resume_points(tpl);
+                let change = self.resume_points(consumer, tpl);
                 let r = if cooperative {
                     consumer.incremental_assign(tpl)
                 } else {
@@ -270,11 +281,31 @@ pub(crate) fn follow_partitions(
         return Ok(());
     }
     let ctx = consumer.context();
-    let change = ctx.resume_points(&mut tpl);
+    let change = ctx.resume_points(consumer, &mut tpl);
     consumer.incremental_assign(&tpl)?;
     known.extend(partitions(&tpl));
     ctx.push(change);
     Ok(())
+}
+
+/// How long an assignment waits for a partition's high watermark.
+const WATERMARK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Where to start reading a partition whose lake's next offset is `next`, given its high
+/// watermark `high` (`None` when the broker did not say): the batch that holds `next` must be
+/// delivered. Apache Kafka answers a fetch from inside a batch with the whole batch, but Tansu
+/// 0.6 answers it with the *next* batch, and for the partition's last batch with nothing, so a
+/// consumer resuming inside the last batch would wait for a message that may never come (the
+/// rest of the batch unread, and Tansu's high watermark, one past the last batch's *first*
+/// offset, hiding it). Starting at `high - 1` when that is before `next` reads that batch from
+/// its first offset on Tansu (and at most one message again on Kafka); the offsets before
+/// `next` are skipped as redeliveries, and a batch further back is found by the re-read that
+/// any later message triggers ([`crate::partition`]).
+pub(crate) fn read_from(next: i64, high: Option<i64>) -> i64 {
+    match high {
+        Some(h) if h >= 1 => next.min(h - 1).max(0),
+        _ => next,
+    }
 }
 
 /// How long a consumer may take to leave its group when it stops.
@@ -305,6 +336,18 @@ pub(crate) fn close(consumer: BaseConsumer<Ctx>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resuming_starts_at_the_last_batch_when_it_holds_the_next_offset() {
+        // Tansu: the last batch starts at 4 (high watermark 5), the lake is at 33.
+        assert_eq!(read_from(33, Some(5)), 4);
+        // Apache Kafka: high watermark past the next offset, read from it.
+        assert_eq!(read_from(33, Some(100)), 33);
+        // Caught up: one message before it is read again, and skipped.
+        assert_eq!(read_from(33, Some(33)), 32);
+        assert_eq!(read_from(33, None), 33);
+        assert_eq!(read_from(0, Some(0)), 0);
+    }
 
     #[test]
     fn auto_is_direct_for_the_all_in_one_process_only() {

@@ -41,6 +41,13 @@ pub struct IngestMetrics {
     pub stalled_partitions: IntGauge,
     /// Times this process rejoined its consumer group because partitions stalled.
     pub group_rejoins: IntCounter,
+    /// Messages whose decoding panicked (each went to the dead letters whole).
+    pub decode_panics: IntCounter,
+    /// Cumulative histogram series forgotten after `ingest.otlp_state_ttl` without a point.
+    pub otlp_series_expired: IntCounter,
+    /// Cumulative histogram series seen on a second partition of their topic (their first
+    /// point there counts whole: the exporter must partition by resource).
+    pub otlp_split_series: IntCounter,
 }
 
 /// The process-wide instance.
@@ -129,6 +136,21 @@ pub static METRICS: LazyLock<IngestMetrics> = LazyLock::new(|| {
         "times ingest rejoined its consumer group because partitions stalled"
     )
     .expect("metric registers"),
+    decode_panics: register_int_counter!(
+        "opslake_ingest_decode_panics_total",
+        "messages whose decoding panicked; each went to the dead letters whole"
+    )
+    .expect("metric registers"),
+    otlp_series_expired: register_int_counter!(
+        "opslake_ingest_otlp_series_expired_total",
+        "cumulative histogram series forgotten after ingest.otlp_state_ttl without a point"
+    )
+    .expect("metric registers"),
+    otlp_split_series: register_int_counter!(
+        "opslake_ingest_otlp_split_series_total",
+        "cumulative histogram series seen on a second partition of their topic"
+    )
+    .expect("metric registers"),
 }
 });
 
@@ -146,9 +168,35 @@ pub fn reason_class(reason: &str) -> String {
     }
     let field = r.split(':').next().unwrap_or("other");
     let field = field.split('.').next().unwrap_or(field);
-    if field.len() > 40 || field.contains(' ') {
-        "other".to_string()
-    } else {
+    // Only the contract's own field names: a producer's unknown keys must not each become a
+    // time series of `/metrics` (the labels of a metric are memory that never shrinks).
+    let known = EVENT_FIELDS.contains(&field)
+        || opslake_schemas::decode::BILLING_FIELDS
+            .iter()
+            .any(|(snake, focus)| field == *snake || field == *focus);
+    if known {
         field.to_string()
+    } else {
+        "other".to_string()
     }
 }
+
+/// The fields of metric and log events and the parts of OTLP points a refusal can name.
+const EVENT_FIELDS: &[&str] = &[
+    "timestamp",
+    "service",
+    "name",
+    "value",
+    "unit",
+    "kind",
+    "host",
+    "version",
+    "labels",
+    "level",
+    "message",
+    "trace_id",
+    "duration_ms",
+    "status_code",
+    "attributes",
+    "event",
+];

@@ -46,6 +46,22 @@ impl PartitionState {
         }
     }
 
+    /// A partition assigned at the lake's next offset `lake_next`, read from `start` (at or
+    /// before it): until the broker delivers a message from before `lake_next`, a message past
+    /// it is read again from further back, as after any jump.
+    pub(crate) fn resuming(lake_next: Option<i64>, start: Option<i64>) -> Self {
+        let mut s = Self::at(lake_next);
+        if let (Some(next), Some(start)) = (lake_next, start) {
+            if start < next {
+                s.reread = Some(Reread {
+                    back: next - start,
+                    saw_below: false,
+                });
+            }
+        }
+        s
+    }
+
     /// Decides what to do with the message at `offset`, and records it.
     ///
     /// A message past the next expected offset means either that the log has a gap there

@@ -25,6 +25,7 @@ pub mod compact;
 pub mod layout;
 mod log;
 pub mod retention;
+pub mod state_keys;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;
 pub mod write;

@@ -127,6 +127,8 @@ pub struct CycleReport {
     pub cost_days: usize,
     /// Savings opportunities found.
     pub opportunities: u64,
+    /// Raw files set aside (quarantined) instead of folded.
+    pub quarantined: usize,
 }
 
 impl CycleReport {
@@ -141,6 +143,7 @@ impl CycleReport {
         self.regressions += o.regressions;
         self.cost_days += o.cost_days;
         self.opportunities += o.opportunities;
+        self.quarantined += o.quarantined;
     }
 }
 

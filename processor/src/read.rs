@@ -91,6 +91,7 @@ pub(crate) async fn fold_metric_files(
                 let Some((group, path)) = next else { break };
                 let bytes = fetch(&lake, &path).await?;
                 let fold = folds.remove(&group).unwrap_or_default();
+                let file = path.clone();
                 let fold = tokio::task::spawn_blocking(move || {
                     let mut fold = fold;
                     let histograms = path.starts_with("metric_histograms/");
@@ -118,7 +119,11 @@ pub(crate) async fn fold_metric_files(
                     }
                     Ok::<_, ProcessError>(fold)
                 })
-                .await??;
+                .await
+                .map_err(ProcessError::from)
+                .and_then(|r| r)
+                // The group's fold went with a file that failed: the whole cycle is abandoned.
+                .map_err(|e| e.of_raw_file(&file))?;
                 folds.insert(group, fold);
             }
             Ok::<_, ProcessError>(folds)

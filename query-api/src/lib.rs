@@ -13,7 +13,7 @@ pub mod pg;
 pub mod query_metrics;
 pub mod state;
 
-pub use engine::{QueryEngine, QueryLimits};
+pub use engine::{QueryEngine, QueryLimits, Truncation};
 pub use error::ApiError;
 pub use http::routes::{ops_router, router};
 pub use state::{ApiConfig, AppState, Budget, IngestReadiness, NotReady};

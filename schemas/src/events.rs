@@ -211,3 +211,101 @@ impl Event {
         }
     }
 }
+
+/// Bytes of a label or attribute list's text.
+fn pairs_bytes(pairs: &[(String, String)]) -> usize {
+    pairs.iter().map(|(k, v)| k.len() + v.len() + 16).sum()
+}
+
+fn opt_len(s: Option<&String>) -> usize {
+    s.map_or(0, String::len)
+}
+
+impl MetricEvent {
+    /// Approximate bytes the event holds once decoded (its text and numbers), for the limits
+    /// of what one message and one batch may decode into.
+    pub fn approx_bytes(&self) -> usize {
+        64 + self.service.len()
+            + self.name.len()
+            + opt_len(self.unit.as_ref())
+            + opt_len(self.host.as_ref())
+            + opt_len(self.version.as_ref())
+            + pairs_bytes(&self.labels)
+    }
+}
+
+impl HistogramEvent {
+    /// Approximate bytes the point holds once decoded, buckets included.
+    pub fn approx_bytes(&self) -> usize {
+        let buckets = match &self.buckets {
+            HistogramBuckets::Explicit { bounds, counts } => 8 * (bounds.len() + counts.len()),
+            HistogramBuckets::Exponential {
+                positive, negative, ..
+            } => 8 * (positive.len() + negative.len()),
+        };
+        96 + self.service.len()
+            + self.name.len()
+            + opt_len(self.unit.as_ref())
+            + opt_len(self.host.as_ref())
+            + opt_len(self.version.as_ref())
+            + pairs_bytes(&self.labels)
+            + buckets
+    }
+}
+
+impl Event {
+    /// Approximate bytes the event holds once decoded (see [`MetricEvent::approx_bytes`]).
+    pub fn approx_bytes(&self) -> usize {
+        match self {
+            Self::Metric(m) => m.approx_bytes(),
+            Self::Log(l) => {
+                64 + l.service.len()
+                    + l.message.len()
+                    + opt_len(l.host.as_ref())
+                    + opt_len(l.version.as_ref())
+                    + opt_len(l.trace_id.as_ref())
+                    + pairs_bytes(&l.attributes)
+            }
+            // Billing rows are a few hundred bytes of fixed fields plus their tags.
+            Self::Billing(b) => 512 + pairs_bytes(&b.tags) + pairs_bytes(&b.extra),
+        }
+    }
+}
+
+impl HistogramEvent {
+    /// The sketch (opslake's accuracy) of the point's values: see
+    /// [`opslake_sketch::ExponentialBuckets`] and [`opslake_sketch::DDSketch::from_explicit`].
+    pub fn sketch(&self) -> opslake_sketch::DDSketch {
+        use opslake_sketch::{DDSketch, ExponentialBuckets, PointSummary, DEFAULT_ALPHA};
+        let summary = PointSummary {
+            sum: self.sum,
+            min: self.min,
+            max: self.max,
+        };
+        match &self.buckets {
+            HistogramBuckets::Explicit { bounds, counts } => {
+                DDSketch::from_explicit(DEFAULT_ALPHA, bounds, counts, self.count, summary)
+            }
+            HistogramBuckets::Exponential {
+                scale,
+                zero_count,
+                positive_offset,
+                positive,
+                negative_offset,
+                negative,
+                ..
+            } => DDSketch::from_exponential(
+                DEFAULT_ALPHA,
+                &ExponentialBuckets {
+                    scale: *scale,
+                    zero_count: *zero_count,
+                    positive_offset: *positive_offset,
+                    positive,
+                    negative_offset: *negative_offset,
+                    negative,
+                },
+                summary,
+            ),
+        }
+    }
+}

@@ -69,7 +69,7 @@ impl ExponentialBuckets<'_> {
 
 impl DDSketch {
     /// Adds `n` copies of `v`.
-    fn add_n(&mut self, v: f64, n: u64) {
+    pub(crate) fn add_n(&mut self, v: f64, n: u64) {
         if n == 0 || !v.is_finite() {
             return;
         }
@@ -80,27 +80,32 @@ impl DDSketch {
             let k = self.key(-v);
             self.neg.add(k, n);
         } else {
-            self.zero += n;
+            self.zero = self.zero.saturating_add(n);
         }
-        self.count += n;
+        self.count = self.count.saturating_add(n);
         self.sum += v * n as f64;
         self.min = self.min.min(v);
         self.max = self.max.max(v);
     }
 
-    /// The point's exact sum, min and max over the estimates of the buckets.
+    /// The point's exact sum, min and max over the estimates of the buckets. A point whose
+    /// extremes contradict each other or its buckets (refused by the decoders, but a sketch
+    /// never relies on that) keeps `min <= max`: the exact minimum wins.
     fn set_summary(&mut self, s: PointSummary) {
         if self.count == 0 {
             return;
         }
-        if let Some(sum) = s.sum {
+        if let Some(sum) = s.sum.filter(|v| v.is_finite()) {
             self.sum = sum;
         }
-        if let Some(min) = s.min {
+        if let Some(min) = s.min.filter(|v| v.is_finite()) {
             self.min = min;
         }
-        if let Some(max) = s.max {
+        if let Some(max) = s.max.filter(|v| v.is_finite()) {
             self.max = max;
+        }
+        if self.min > self.max {
+            self.max = self.min;
         }
     }
 
@@ -144,21 +149,28 @@ impl DDSketch {
             return sketch;
         }
         let last = counts.len() - 1;
+        // With no bounds at all (one bucket holding everything), the values lie between the
+        // extremes, else at the mean.
+        let mean = s.sum.map(|sum| sum / count.max(1) as f64);
         for (i, &n) in counts.iter().enumerate() {
             if n == 0 {
                 continue;
             }
-            let mut lo = if i == 0 {
-                s.min
-                    .unwrap_or(if bounds[0] > 0.0 { 0.0 } else { bounds[0] })
+            let below = i.checked_sub(1).and_then(|j| bounds.get(j)).copied();
+            let above = if i == last {
+                None
             } else {
-                bounds[i - 1]
+                bounds.get(i).copied()
             };
-            let mut hi = if i == last {
-                s.max.unwrap_or(bounds[last - 1])
-            } else {
-                bounds[i]
-            };
+            let mut lo = below.or(s.min).unwrap_or(match above {
+                Some(b) if b > 0.0 => 0.0,
+                Some(b) => b,
+                None => mean.unwrap_or(0.0),
+            });
+            let mut hi = above
+                .or(s.max)
+                .or(bounds.last().copied())
+                .unwrap_or(mean.unwrap_or(lo));
             if let Some(min) = s.min {
                 lo = lo.max(min);
             }
@@ -169,7 +181,8 @@ impl DDSketch {
                 lo = hi;
             }
             let points = n.min(SPREAD_POINTS);
-            let step = (hi - lo) / points as f64;
+            // Divided first: `hi - lo` of two finite bounds can overflow to infinity.
+            let step = hi / points as f64 - lo / points as f64;
             for j in 0..points {
                 let share = n / points + u64::from(j < n % points);
                 sketch.add_n(lo + (j as f64 + 0.5) * step, share);
@@ -290,5 +303,63 @@ mod tests {
         // Negative bucket 1 holds magnitudes (2, 4]: its representative is -8/3.
         assert!((s.quantile(0.0).unwrap() + 8.0 / 3.0).abs() < 0.03);
         assert_eq!(s.quantile(0.6), Some(0.0));
+    }
+
+    /// One bucket and no bounds is legal OpenTelemetry (everything in one bucket); it once
+    /// indexed an empty bounds list and stopped ingest.
+    #[test]
+    fn one_bucket_without_bounds_spreads_between_the_extremes() {
+        let s = DDSketch::from_explicit(DEFAULT_ALPHA, &[], &[5], 5, PointSummary::default());
+        assert_eq!(s.count(), 5);
+        assert_eq!(s.quantile(0.5), Some(0.0));
+        let s = DDSketch::from_explicit(
+            DEFAULT_ALPHA,
+            &[],
+            &[4],
+            4,
+            PointSummary {
+                sum: Some(40.0),
+                min: Some(5.0),
+                max: Some(15.0),
+            },
+        );
+        assert_eq!((s.count(), s.min(), s.max()), (4, Some(5.0), Some(15.0)));
+        let median = s.quantile(0.5).unwrap();
+        assert!((5.0..=15.0).contains(&median), "{median}");
+    }
+
+    /// Extremes that contradict the buckets (a minimum above every bucket's values) or each
+    /// other never make a sketch whose quantiles panic.
+    #[test]
+    fn extremes_that_contradict_the_buckets_keep_min_at_most_max() {
+        let odd = [
+            (Some(10.0), None),
+            (None, Some(-3.0)),
+            (Some(10.0), Some(2.0)),
+            (Some(f64::NAN), Some(f64::INFINITY)),
+        ];
+        for (min, max) in odd {
+            let summary = PointSummary {
+                sum: None,
+                min,
+                max,
+            };
+            let s = DDSketch::from_explicit(DEFAULT_ALPHA, &[1.0, 5.0], &[2, 3, 0], 5, summary);
+            assert!(s.min() <= s.max(), "{min:?} {max:?}: {s:?}");
+            let _ = s.quantiles([0.0, 0.5, 0.99, 1.0]);
+            let back = DDSketch::from_bytes(&s.to_bytes()).expect("a sketch we built decodes");
+            assert_eq!(back.count(), 5);
+            let b = ExponentialBuckets {
+                scale: 3,
+                zero_count: 0,
+                positive_offset: 0,
+                positive: &[1, 2],
+                negative_offset: 0,
+                negative: &[],
+            };
+            let s = DDSketch::from_exponential(DEFAULT_ALPHA, &b, summary);
+            assert!(s.min() <= s.max(), "{min:?} {max:?}: {s:?}");
+            let _ = s.quantiles([0.0, 0.5, 1.0]);
+        }
     }
 }

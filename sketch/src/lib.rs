@@ -15,6 +15,7 @@
 
 mod histogram;
 mod rank;
+#[cfg(feature = "sql")]
 pub mod udf;
 
 pub use histogram::{ExponentialBuckets, PointSummary, SPREAD_POINTS};
@@ -52,7 +53,9 @@ impl Bins {
         // index and falls through, as does any key of empty bins).
         let i = key.wrapping_sub(self.offset) as u32 as usize;
         if let Some(c) = self.counts.get_mut(i) {
-            *c += n;
+            // Saturating: counts come from outside (stored or sent sketches); a sum past 2^64
+            // must not wrap or panic.
+            *c = c.saturating_add(n);
             return;
         }
         self.grow_to(key, n);
@@ -73,7 +76,7 @@ impl Bins {
         if i >= self.counts.len() {
             self.counts.resize(i + 1, 0);
         }
-        self.counts[i] += n;
+        self.counts[i] = self.counts[i].saturating_add(n);
     }
 
     fn merge(&mut self, other: &Bins) {
@@ -86,7 +89,7 @@ impl Bins {
         let from = (first - other.offset) as usize..=(last - other.offset) as usize;
         let at = (first - self.offset) as usize;
         for (a, b) in self.counts[at..].iter_mut().zip(&other.counts[from]) {
-            *a += b;
+            *a = a.saturating_add(*b);
         }
     }
 
@@ -205,21 +208,29 @@ impl DDSketch {
     }
 
     /// Adds every value of `other`; the result equals the sketch of the union of both inputs.
-    ///
-    /// # Panics
-    /// When the two sketches have different accuracies.
+    /// A sketch of another accuracy is merged bucket by bucket at its representatives, so the
+    /// result holds the coarser of the two accuracies (opslake writes one accuracy only; this
+    /// keeps a foreign sketch from stopping a fold).
     pub fn merge(&mut self, other: &DDSketch) {
-        assert!(
-            (self.alpha - other.alpha).abs() < 1e-12,
-            "cannot merge sketches of different accuracy"
-        );
         if other.count == 0 {
             return;
         }
-        self.pos.merge(&other.pos);
-        self.neg.merge(&other.neg);
-        self.zero += other.zero;
-        self.count += other.count;
+        if (self.alpha - other.alpha).abs() >= 1e-12 {
+            let gamma = other.ln_gamma.exp();
+            for (k, c) in other.pos.nonzero() {
+                let k2 = self.key(other.bucket_value_with(k, gamma));
+                self.pos.add(k2, c);
+            }
+            for (k, c) in other.neg.nonzero() {
+                let k2 = self.key(other.bucket_value_with(k, gamma));
+                self.neg.add(k2, c);
+            }
+        } else {
+            self.pos.merge(&other.pos);
+            self.neg.merge(&other.neg);
+        }
+        self.zero = self.zero.saturating_add(other.zero);
+        self.count = self.count.saturating_add(other.count);
         self.sum += other.sum;
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);
@@ -282,7 +293,7 @@ impl DDSketch {
         let mut seen = 0u64;
         let mut take = |seen: u64, value: &dyn Fn() -> f64, next: &mut usize| {
             if *next < last && seen > ranks[*next] {
-                let v = value().clamp(self.min, self.max);
+                let v = within(value(), self.min, self.max);
                 while *next < last && seen > ranks[*next] {
                     out[*next] = v;
                     *next += 1;
@@ -291,16 +302,16 @@ impl DDSketch {
         };
         // Negative values, most negative (largest magnitude key) first.
         for (k, c) in self.neg.nonzero().rev() {
-            seen += c;
+            seen = seen.saturating_add(c);
             take(seen, &|| -bucket_value(k), &mut next);
         }
-        seen += self.zero;
+        seen = seen.saturating_add(self.zero);
         take(seen, &|| 0.0, &mut next);
         for (k, c) in self.pos.nonzero() {
             if next >= last {
                 break;
             }
-            seen += c;
+            seen = seen.saturating_add(c);
             take(seen, &|| bucket_value(k), &mut next);
         }
         out
@@ -398,6 +409,14 @@ impl DDSketch {
         let count = r.varint()?;
         let zero = r.varint()?;
         let (sum, min, max) = (r.f64()?, r.f64()?, r.f64()?);
+        // Checked before a bucket is added: the quantile walk clamps to [min, max], which must
+        // be a range, and sums and means must be numbers.
+        if count > 0 && !(min <= max && !min.is_nan() && !max.is_nan()) {
+            return Err(DecodeError("min is above max, or not a number"));
+        }
+        if sum.is_nan() {
+            return Err(DecodeError("sum is not a number"));
+        }
         let mut total = zero;
         for neg in [false, true] {
             let n = r.varint()?;
@@ -430,12 +449,15 @@ impl DDSketch {
         if r.pos != bytes.len() {
             return Err(DecodeError("trailing bytes"));
         }
-        // An empty sketch holds min +inf, max -inf and sum 0: merging it changes nothing.
         self.count = self
             .count
             .checked_add(count)
             .ok_or(DecodeError("count overflow"))?;
-        self.zero += zero;
+        if count == 0 {
+            // An empty sketch holds min +inf, max -inf and sum 0: nothing to merge.
+            return Ok(());
+        }
+        self.zero = self.zero.saturating_add(zero);
         self.sum += sum;
         self.min = self.min.min(min);
         self.max = self.max.max(max);
@@ -445,6 +467,18 @@ impl DDSketch {
     /// Heap bytes held by the buckets.
     pub fn heap_bytes(&self) -> usize {
         (self.pos.counts.capacity() + self.neg.counts.capacity()) * std::mem::size_of::<u64>()
+    }
+}
+
+/// `v` limited to `[lo, hi]`; unlike `f64::clamp`, never panics (a range the input made
+/// inconsistent gives `lo`).
+fn within(v: f64, lo: f64, hi: f64) -> f64 {
+    if v > hi {
+        hi
+    } else if v < lo || v.is_nan() {
+        lo
+    } else {
+        v
     }
 }
 
@@ -583,7 +617,7 @@ mod tests {
             let gamma = s.ln_gamma.exp();
             let mut seen = 0u64;
             for (k, c) in s.neg.nonzero().rev() {
-                seen += c;
+                seen = seen.saturating_add(c);
                 if seen > rank {
                     return (-s.bucket_value_with(k, gamma)).clamp(s.min, s.max);
                 }
@@ -593,7 +627,7 @@ mod tests {
                 return 0.0f64.clamp(s.min, s.max);
             }
             for (k, c) in s.pos.nonzero() {
-                seen += c;
+                seen = seen.saturating_add(c);
                 if seen > rank {
                     return s.bucket_value_with(k, gamma).clamp(s.min, s.max);
                 }
@@ -704,6 +738,62 @@ mod tests {
         let s = DDSketch::default();
         assert_eq!(s.quantile(0.5), None);
         assert_eq!(DDSketch::from_bytes(&s.to_bytes()).unwrap().count(), 0);
+    }
+
+    /// Stored or sent bytes whose min is above their max once panicked every quantile walk
+    /// (`f64::clamp`), in SQL and in the rollups: they are refused at decoding now.
+    #[test]
+    fn refuses_a_minimum_above_the_maximum_or_a_nan() {
+        let mut s = DDSketch::default();
+        s.add_all(&[1.0, 2.0, 3.0]);
+        let good = s.to_bytes();
+        // Header: magic, version, alpha (8), count and zero (1 each), then sum, min, max.
+        let at = 2 + 8 + 1 + 1;
+        let mut min_above = good.clone();
+        min_above[at + 8..at + 16].copy_from_slice(&10.0f64.to_le_bytes());
+        assert!(DDSketch::from_bytes(&min_above).is_err());
+        let mut acc = DDSketch::default();
+        assert!(acc.merge_bytes(&min_above).is_err());
+        let mut nan_sum = good.clone();
+        nan_sum[at..at + 8].copy_from_slice(&f64::NAN.to_le_bytes());
+        assert!(DDSketch::from_bytes(&nan_sum).is_err());
+        let mut nan_max = good;
+        nan_max[at + 16..at + 24].copy_from_slice(&f64::NAN.to_le_bytes());
+        assert!(DDSketch::from_bytes(&nan_max).is_err());
+    }
+
+    /// Sketches of another accuracy merge (at the coarser accuracy) rather than panic.
+    #[test]
+    fn sketches_of_another_accuracy_merge() {
+        let mut a = DDSketch::default();
+        a.add_all(&[1.0, 10.0, 100.0]);
+        let mut b = DDSketch::new(0.05);
+        b.add_all(&[-5.0, 0.0, 50.0]);
+        a.merge(&b);
+        assert_eq!(a.count(), 6);
+        assert_eq!((a.min(), a.max()), (Some(-5.0), Some(100.0)));
+        let median = a.quantile(0.5).unwrap();
+        assert!((1.0..=10.5).contains(&median), "{median}");
+    }
+
+    /// Counts near 2^64 saturate instead of overflowing.
+    #[test]
+    fn huge_counts_saturate() {
+        let mut big = DDSketch::default();
+        big.add_n(5.0, u64::MAX - 1);
+        let bytes = big.to_bytes();
+        let mut acc = DDSketch::default();
+        acc.merge(&big);
+        acc.merge(&big);
+        assert_eq!(acc.count(), u64::MAX);
+        let _ = acc.quantiles([0.0, 0.5, 1.0]);
+        let _ = acc.rank(5.0);
+        let mut into = DDSketch::default();
+        into.merge_bytes(&bytes).unwrap();
+        assert!(
+            into.merge_bytes(&bytes).is_err(),
+            "the count would pass 2^64"
+        );
     }
 
     #[test]

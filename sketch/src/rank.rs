@@ -24,17 +24,17 @@ impl DDSketch {
         let gamma = self.ln_gamma.exp();
         if v > crate::MIN_INDEXABLE {
             let kv = self.key(v);
-            let mut n = self.neg.counts.iter().sum::<u64>() + self.zero;
+            let mut n = saturating_sum(self.neg.counts.iter().copied()).saturating_add(self.zero);
             for (k, c) in self.pos.nonzero() {
                 if k < kv || (k == kv && self.bucket_value_with(k, gamma) <= v) {
-                    n += c;
+                    n = n.saturating_add(c);
                 } else {
                     break;
                 }
             }
             n
         } else if v >= -crate::MIN_INDEXABLE {
-            self.neg.counts.iter().sum::<u64>() + self.zero
+            saturating_sum(self.neg.counts.iter().copied()).saturating_add(self.zero)
         } else {
             let kv = self.key(-v);
             // Negative values at or under `v` have magnitudes at or above `|v|`.
@@ -42,7 +42,7 @@ impl DDSketch {
                 .nonzero()
                 .filter(|&(k, _)| k > kv || (k == kv && -self.bucket_value_with(k, gamma) <= v))
                 .map(|(_, c)| c)
-                .sum()
+                .fold(0, u64::saturating_add)
         }
     }
 
@@ -51,6 +51,11 @@ impl DDSketch {
     pub fn rank_fraction(&self, v: f64) -> Option<f64> {
         (self.count > 0).then(|| self.rank(v) as f64 / self.count as f64)
     }
+}
+
+/// The sum of `counts`, saturating: counts come from outside.
+fn saturating_sum(counts: impl Iterator<Item = u64>) -> u64 {
+    counts.fold(0, u64::saturating_add)
 }
 
 #[cfg(test)]

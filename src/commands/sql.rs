@@ -15,6 +15,7 @@ pub(crate) async fn sql(cfg: Config, query: &str, format: &str) -> anyhow::Resul
         lake,
         QueryLimits {
             max_rows: usize::MAX,
+            max_result_bytes: usize::MAX,
             timeout: cfg.query.timeout,
             memory_limit: cfg.query.memory_limit,
             cache_bytes: 0,

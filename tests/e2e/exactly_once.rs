@@ -158,6 +158,50 @@ fn resuming_inside_a_record_batch_loses_nothing() {
     assert_exactly_once(&server.api(), events);
 }
 
+/// The state a `kill -9` leaves when it lands inside a partition's last record batch: the
+/// lake holds the batch's first messages, and nothing is produced afterwards. Tansu 0.6 answers
+/// a fetch from inside its last batch with nothing, so a consumer resuming at the lake's offset
+/// waited for a message that never came (seen: 29 events unread for good, `/readyz` ready).
+/// Resuming from the last batch's first offset reads them at once.
+#[test]
+fn a_restart_inside_the_last_record_batch_reads_the_rest_of_it_at_once() {
+    use opslake_lake::test_util::{commit_events, metric};
+    let broker = Broker::start();
+    let lake = tempfile::tempdir().unwrap();
+    let setup = Setup::new(&broker, lake.path(), "lastbatch");
+    create_topics(&setup, 1);
+    let topic = setup.topic("metrics");
+    // Thirty messages in one record batch.
+    let p = TestProducer::with_linger(&setup.brokers, 1_000);
+    let ts = |i: i64| 1_763_805_600_000i64 + i * 1_000;
+    for i in 0..30 {
+        let v = serde_json::json!({"timestamp": ts(i), "service": "s", "name": "m", "value": i});
+        p.send(&topic, None, v.to_string().as_bytes());
+    }
+    p.flush();
+    // The lake holds the batch's first ten messages, as ingest would have committed them.
+    let events: Vec<_> = (0..10).map(|i| metric(ts(i), "s", "m", i as f64)).collect();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let l = opslake_lake::Lake::open(lake.path().to_str().unwrap()).unwrap();
+    runtime
+        .block_on(commit_events(&l, &topic, 0, &events))
+        .unwrap();
+    let run = setup.spawn("run", &[]);
+    let api = run.api();
+    let started = std::time::Instant::now();
+    wait_for(
+        "the rest of the last batch",
+        Duration::from_secs(10),
+        || (api.count("SELECT count(*) FROM metrics") == 30).then_some(()),
+    );
+    eprintln!(
+        "the last batch's rest read {:?} after the start",
+        started.elapsed()
+    );
+    let distinct = api.count("SELECT count(DISTINCT _offset) FROM metrics");
+    assert_eq!(distinct, 30, "each offset once");
+}
+
 #[test]
 fn two_ingest_processes_share_partitions_through_a_rebalance() {
     let broker = Broker::start();

@@ -14,6 +14,7 @@ mod detection;
 mod exactly_once;
 mod faults;
 mod grafana;
+mod hostile;
 mod openapi;
 mod otlp;
 mod raw_tables;

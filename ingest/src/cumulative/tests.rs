@@ -1,6 +1,21 @@
 use super::*;
 use proptest::prelude::*;
 
+/// `p` of `series` as ingest takes it: the delta, and the series' state recorded.
+fn to_delta(
+    series: &mut PartitionSeries,
+    prefix: &str,
+    key: &str,
+    p: &HistogramEvent,
+    state: &mut BTreeMap<String, serde_json::Value>,
+) -> Result<Option<HistogramEvent>, String> {
+    let (delta, now) = step(series.get(key), p)?;
+    if let Some(now) = now {
+        series.set(prefix, key.to_string(), now, state);
+    }
+    Ok(delta)
+}
+
 fn point(start_ns: u64, time_ns: u64, buckets: HistogramBuckets) -> HistogramEvent {
     let count = match &buckets {
         HistogramBuckets::Explicit { counts, .. } => counts.iter().sum(),
@@ -38,7 +53,7 @@ fn explicit(counts: Vec<u64>) -> HistogramBuckets {
 }
 
 fn run(points: &[HistogramEvent]) -> Vec<Result<Option<HistogramEvent>, String>> {
-    let mut series = PartitionSeries::new();
+    let mut series = PartitionSeries::default();
     let mut state = BTreeMap::new();
     points
         .iter()
@@ -80,7 +95,7 @@ fn deltas_follow_the_series_through_a_reset_and_refuse_a_repeat() {
 
 #[test]
 fn state_round_trips_through_the_lake_entries() {
-    let mut series = PartitionSeries::new();
+    let mut series = PartitionSeries::default();
     let mut state = BTreeMap::new();
     let p = point(1, 10, explicit(vec![1, 1, 1]));
     to_delta(&mut series, "x/t/0/", "k", &p, &mut state).unwrap();
@@ -137,7 +152,7 @@ proptest! {
         let mut scale = 6;
         let mut start = 1u64;
         let mut since_start: Vec<f64> = Vec::new();
-        let mut series = PartitionSeries::new();
+        let mut series = PartitionSeries::default();
         let mut state = BTreeMap::new();
         for (n, (values, lower, restart)) in intervals.iter().enumerate() {
             let time = (n as u64 + 1) * 1_000;
@@ -158,4 +173,49 @@ proptest! {
             prop_assert_eq!(d.count, own.len() as u64);
         }
     }
+}
+
+/// Series quiet for the time to live (by the partition's event time) are forgotten, and their
+/// lake state entries removed in the same batch.
+#[test]
+fn series_without_points_for_the_ttl_expire() {
+    const S: u64 = 1_000_000_000;
+    let mut series = PartitionSeries::default();
+    let mut state = BTreeMap::new();
+    to_delta(
+        &mut series,
+        "p/",
+        "quiet",
+        &point(1, 10 * S, explicit(vec![1, 0, 0])),
+        &mut state,
+    )
+    .unwrap();
+    to_delta(
+        &mut series,
+        "p/",
+        "busy",
+        &point(1, 10 * S, explicit(vec![1, 0, 0])),
+        &mut state,
+    )
+    .unwrap();
+    let ttl = std::time::Duration::from_secs(3600);
+    assert_eq!(series.expire("p/", ttl, &mut state), 0);
+    to_delta(
+        &mut series,
+        "p/",
+        "busy",
+        &point(1, 3_700 * S, explicit(vec![2, 0, 0])),
+        &mut state,
+    )
+    .unwrap();
+    assert_eq!(series.expire("p/", ttl, &mut state), 1);
+    assert!(!series.contains("quiet") && series.contains("busy"));
+    assert_eq!(state["p/quiet"], serde_json::Value::Null);
+    // A series back after its expiry counts whole, as after an exporter restart.
+    let (d, _) = step(
+        series.get("quiet"),
+        &point(1, 3_800 * S, explicit(vec![3, 0, 0])),
+    )
+    .unwrap();
+    assert_eq!(d.unwrap().count, 3);
 }

@@ -118,6 +118,9 @@ pub struct Book {
     /// Each rollup job's progress as last seen: (lake version, since when, epoch ms).
     #[serde(default)]
     pub progress_seen: BTreeMap<String, (u64, i64)>,
+    /// The `seq` of the last notification recorded in the outbox.
+    #[serde(default)]
+    pub outbox_seq: u64,
     /// Each partition's next offset in the lake as last seen (`topic/partition`): (offset,
     /// since when, epoch ms).
     #[serde(default)]

@@ -43,6 +43,11 @@ pub struct PipelineFacts {
     pub behind: Vec<(String, f64)>,
     /// Topics whose ingest is stuck: (topic, messages waiting, seconds without progress).
     pub stuck: Vec<(String, i64, f64)>,
+    /// Raw files a job set aside in the last day: (job, file, reason).
+    pub quarantined: Vec<(String, String, String)>,
+    /// OTLP topics with a cumulative histogram series seen on two partitions in the last
+    /// hour: (topic, series).
+    pub split_series: Vec<(String, String)>,
 }
 
 fn anomaly_rule() -> Rule {
@@ -270,7 +275,38 @@ fn pipeline_rules(facts: &PipelineFacts) -> Vec<Rule> {
         );
         instance(labels, summary, Some(*messages as f64))
     });
-    let behind: Vec<Instance> = behind.into_iter().chain(stuck).collect();
+    let quarantined = facts.quarantined.iter().map(|(job, file, reason)| {
+        let labels = BTreeMap::from([
+            ("alertname".to_string(), "OpslakePipeline".to_string()),
+            ("problem".to_string(), "quarantined_input".to_string()),
+            ("job".to_string(), job.clone()),
+            ("file".to_string(), file.clone()),
+            ("severity".to_string(), "error".to_string()),
+        ]);
+        let summary =
+            format!("the processor's {job} job set {file} aside and goes on without it: {reason}");
+        instance(labels, summary, Some(1.0))
+    });
+    let split = facts.split_series.iter().map(|(topic, series)| {
+        let labels = BTreeMap::from([
+            ("alertname".to_string(), "OpslakePipeline".to_string()),
+            ("problem".to_string(), "otlp_series_split".to_string()),
+            ("topic".to_string(), topic.clone()),
+            ("severity".to_string(), "warning".to_string()),
+        ]);
+        let summary = format!(
+            "cumulative OTLP histograms of {topic} arrive on several partitions (e.g. {series}), \
+             so their first points are counted once per partition: set the Collector's Kafka \
+             exporter option partition_metrics_by_resource_attributes"
+        );
+        instance(labels, summary, Some(1.0))
+    });
+    let behind: Vec<Instance> = behind
+        .into_iter()
+        .chain(stuck)
+        .chain(quarantined)
+        .chain(split)
+        .collect();
     let mut behind = computed("OpslakePipeline", Severity::Error, behind);
     behind.id = "OpslakePipeline/processor".into();
     let dead_letters = Rule {

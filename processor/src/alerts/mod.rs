@@ -8,6 +8,7 @@ pub mod book;
 pub mod builtin;
 pub mod config;
 pub mod notify;
+pub mod outbox;
 pub mod record;
 pub mod rule;
 

@@ -65,6 +65,7 @@ impl Rule {
     /// number, `at` as epoch ms).
     pub fn instances(&self, rows: Vec<Row>) -> Vec<Instance> {
         let mut out: Vec<Instance> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for row in rows {
             let mut labels = self.labels.clone();
             labels.extend(
@@ -83,7 +84,7 @@ impl Rule {
                 .collect();
             let fingerprint = fingerprint(&labels);
             // Two rows of one alert: the first counts.
-            if out.iter().any(|i| i.fingerprint == fingerprint) {
+            if !seen.insert(fingerprint.clone()) {
                 continue;
             }
             out.push(Instance {

@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use opslake_lake::state_keys::{OTLP_SPLIT_PREFIX, QUARANTINE_PREFIX};
 use opslake_lake::LakeError;
 use tracing::warn;
 
@@ -17,6 +18,7 @@ use crate::alerts::book::{AlertState, Book, BOOK_KEY};
 use crate::alerts::builtin::{builtin_rules, PipelineFacts};
 use crate::alerts::config::AlertsConfig;
 use crate::alerts::notify::{Dispatcher, Notification};
+use crate::alerts::outbox::{self, Owed};
 use crate::alerts::record::alert_batch;
 use crate::alerts::rule::{rows_of, Rule, Source};
 use crate::error::ProcessError;
@@ -104,6 +106,18 @@ impl Alerts {
                 }
             }
         }
+        facts.quarantined = recorded(cx.snap, QUARANTINE_PREFIX, now_ms, DAY_MS, 20)
+            .map(|(file, v)| {
+                let text = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+                (text("job"), file.to_string(), text("reason"))
+            })
+            .collect();
+        facts.split_series = recorded(cx.snap, OTLP_SPLIT_PREFIX, now_ms, HOUR_MS, 20)
+            .map(|(topic, v)| {
+                let series = v.get("series").and_then(|x| x.as_str()).unwrap_or("");
+                (topic.to_string(), series.chars().take(200).collect())
+            })
+            .collect();
         for (job, key, table) in [
             (
                 "metric_rollups",
@@ -142,6 +156,30 @@ impl Alerts {
         }
         Ok(facts)
     }
+}
+
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// The lake state records under `prefix` made within `within_ms` of `now_ms` (their `at_ms`),
+/// at most `most`: (the key after the prefix, the record).
+fn recorded<'a>(
+    snap: &'a opslake_lake::Snapshot,
+    prefix: &'static str,
+    now_ms: i64,
+    within_ms: i64,
+    most: usize,
+) -> impl Iterator<Item = (&'a str, &'a serde_json::Value)> + 'a {
+    snap.state
+        .range(prefix.to_string()..)
+        .take_while(move |(k, _)| k.starts_with(prefix))
+        .filter(move |(_, v)| {
+            v.get("at_ms")
+                .and_then(serde_json::Value::as_i64)
+                .is_some_and(|at| now_ms - at < within_ms)
+        })
+        .filter_map(move |(k, v)| Some((k.strip_prefix(prefix)?, v)))
+        .take(most)
 }
 
 impl Job for Alerts {
@@ -261,22 +299,54 @@ impl Job for Alerts {
                     .await?,
             );
         }
-        let mut notes: Vec<Notification> = changes
-            .iter()
-            .filter(|c| c.notify)
-            .map(|c| Notification {
+        // Changes are owed to their receivers, recorded in this commit (the outbox); the
+        // notifications still owed from before are handed over again with them.
+        let dispatcher = &self.0.dispatcher;
+        let mut new_owed = Vec::new();
+        for c in changes.iter().filter(|c| c.notify) {
+            let note = Notification {
                 alert: c.alert.clone(),
                 status: c.state,
                 ends_at_ms: (c.state == AlertState::Resolved).then_some(c.at_ms),
                 resend: false,
+            };
+            for receiver in dispatcher.routes_of(&note) {
+                book.outbox_seq += 1;
+                new_owed.push(Owed {
+                    receiver: receiver.to_string(),
+                    seq: book.outbox_seq,
+                    note: note.clone(),
+                });
+            }
+        }
+        let before = outbox::owed(cx.snap);
+        let (settled, dropped) = outbox::settle(&before, &new_owed, &dispatcher.receivers());
+        if dropped > 0 {
+            warn!(
+                dropped,
+                "receivers owed more than {} notifications: the oldest were dropped",
+                outbox::MAX_OWED
+            );
+            ALERT_METRICS
+                .notifications
+                .with_label_values(&["outbox", "dropped"])
+                .inc_by(dropped as u64);
+        }
+        let owed: Vec<Owed> = before
+            .into_values()
+            .flatten()
+            .chain(new_owed)
+            .filter(|o| settled.get(&o.key()).is_none_or(|v| !v.is_null()))
+            .collect();
+        let resends: Vec<Notification> = resends
+            .into_iter()
+            .map(|alert| Notification {
+                alert,
+                status: AlertState::Firing,
+                ends_at_ms: None,
+                resend: true,
             })
             .collect();
-        notes.extend(resends.into_iter().map(|alert| Notification {
-            alert,
-            status: AlertState::Firing,
-            ends_at_ms: None,
-            resend: true,
-        }));
         let failing = book.rule_errors.len() as i64;
         let active: Vec<(AlertState, String)> = book
             .active
@@ -284,9 +354,10 @@ impl Job for Alerts {
             .map(|a| (a.state, a.severity().to_string()))
             .collect();
         work.set_state(BOOK_KEY, &book);
+        work.state.extend(settled);
         let dispatcher = self.0.dispatcher.clone();
         work.after_commit = Some(AfterCommit::new(move || {
-            dispatcher.send(&notes);
+            dispatcher.send(&owed, &resends);
             ALERT_METRICS.evaluations.with_label_values(&["ok"]).inc();
             ALERT_METRICS.rules_failing.set(failing);
             ALERT_METRICS.active.reset();

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use opslake_lake::layout::{hour_of, in_hour};
+use opslake_lake::state_keys::QUARANTINE_PREFIX;
 use opslake_lake::Snapshot;
 
 use tracing::info;
@@ -96,14 +97,28 @@ pub(crate) fn raw_files(
     (date, hour): (&str, u32),
     plan: &HourPlan,
 ) -> Vec<String> {
-    if plan.recompute {
+    let files: Vec<String> = if plan.recompute {
         tables
             .iter()
             .flat_map(|t| stored(snap, t, date, hour))
             .collect()
     } else {
         plan.new.clone()
-    }
+    };
+    files
+        .into_iter()
+        .filter(|f| !is_quarantined(snap, f))
+        .collect()
+}
+
+/// Whether a job set the raw file `path` aside (see [`crate::error::ProcessError::Quarantine`]).
+pub(crate) fn is_quarantined(snap: &Snapshot, path: &str) -> bool {
+    snap.state.contains_key(&quarantine_key(path))
+}
+
+/// The lake state key of a quarantined file.
+pub(crate) fn quarantine_key(path: &str) -> String {
+    format!("{QUARANTINE_PREFIX}{path}")
 }
 
 /// The live files of `table` in `date`/`hour`.

@@ -88,7 +88,9 @@ async fn rewrite_hour(
         }
     }
     for p in &raw {
-        load_file(cx.lake, p, |b| fold_logs(b, plan.window_ms, &mut windows)).await?;
+        load_file(cx.lake, p, |b| fold_logs(b, plan.window_ms, &mut windows))
+            .await
+            .map_err(|e| e.of_raw_file(p))?;
     }
     METRICS
         .files_processed

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use opslake_lake::{CommitError, Lake, LogEntry, Snapshot};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::ProcessorConfig;
 use crate::detect::config::DetectConfig;
@@ -114,7 +114,26 @@ impl Processor {
                     continue;
                 }
                 due[i] = tokio::time::Instant::now() + job.interval(self.config.interval);
-                match job.cycle(self, &shutdown).await {
+                // The job's panic boundary: a panic in one cycle of one job is counted and
+                // logged, and every job goes on (the job's lag shows in `OpslakePipeline`).
+                let cycle = std::panic::AssertUnwindSafe(job.cycle(self, &shutdown));
+                let outcome = match futures::FutureExt::catch_unwind(cycle).await {
+                    Ok(outcome) => outcome,
+                    Err(panic) => {
+                        METRICS.cycles.with_label_values(&["panic"]).inc();
+                        error!(
+                            job = job.name(),
+                            panic = panic_text(panic.as_ref()),
+                            "processing cycle panicked (a defect of opslake); retrying next interval"
+                        );
+                        continue;
+                    }
+                };
+                match outcome {
+                    Ok(r) if r.quarantined > 0 => {
+                        // Go on at once without the file set aside.
+                        due[i] = tokio::time::Instant::now();
+                    }
                     Ok(r) if r.committed.is_some() => debug!(?r, "processing cycle committed"),
                     Ok(_) => {}
                     Err(ProcessError::Stopping) => {
@@ -185,6 +204,10 @@ impl Processor {
         };
         let work = match job.run(&cx, &plan).await {
             Ok(work) => work,
+            Err(ProcessError::Quarantine { path, reason }) => {
+                cx.discard().await;
+                return self.quarantine(job.name(), &path, &reason).await;
+            }
             Err(e) => {
                 cx.discard().await;
                 return Err(e);
@@ -256,6 +279,57 @@ impl Processor {
             }
         }
     }
+}
+
+impl Processor {
+    /// Records that `job` set the raw file `path` aside, so that its next cycle goes on
+    /// without it (`/api/v1/pipeline` lists it; `OpslakePipeline` alerts on it).
+    async fn quarantine(
+        &self,
+        job: &str,
+        path: &str,
+        reason: &str,
+    ) -> Result<CycleReport, ProcessError> {
+        error!(
+            job,
+            path, reason, "raw file quarantined: the job goes on without it"
+        );
+        METRICS.cycles.with_label_values(&["quarantine"]).inc();
+        let mut state = std::collections::BTreeMap::new();
+        state.insert(
+            crate::jobs::hours::quarantine_key(path),
+            serde_json::json!({
+                "job": job,
+                "reason": reason,
+                "at_ms": chrono::Utc::now().timestamp_millis(),
+            }),
+        );
+        let entry = LogEntry {
+            writer: self.writer.clone(),
+            state,
+            ..Default::default()
+        };
+        let committed = match self.lake.commit(entry, |_: &Snapshot| Ok(())).await {
+            Ok(v) => Some(v),
+            // Nothing to check: not refused. Either way the next cycle reads the record.
+            Err(CommitError::Conflict(_)) => None,
+            Err(CommitError::Lake(e)) => return Err(e.into()),
+        };
+        Ok(CycleReport {
+            committed,
+            quarantined: 1,
+            ..CycleReport::default()
+        })
+    }
+}
+
+/// What a panic said.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(ToString::to_string)
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown".to_string())
 }
 
 /// The processor's `/metrics` after a committed cycle.

@@ -104,11 +104,16 @@ pub fn to_json_bytes(r: &QueryResult) -> Result<Vec<u8>, ArrowError> {
         .map_err(|e| ArrowError::JsonError(e.to_string()))?;
     out.extend_from_slice(b",\"rows\":");
     write_rows(&r.schema, &r.batches, &mut out)?;
-    out.extend_from_slice(if r.truncated {
-        b",\"truncated\":true}"
-    } else {
-        b",\"truncated\":false}"
-    });
+    match r.truncation {
+        Some(t) => {
+            out.extend_from_slice(b",\"truncated\":true,\"truncated_by\":");
+            serde_json::to_writer(&mut out, &t.label())
+                .map_err(|e| ArrowError::JsonError(e.to_string()))?;
+            out.push(b'}');
+        }
+        None if r.truncated => out.extend_from_slice(b",\"truncated\":true}"),
+        None => out.extend_from_slice(b",\"truncated\":false}"),
+    }
     Ok(out)
 }
 

@@ -37,7 +37,7 @@ use crate::error::{from_datafusion, ApiError};
 use cache::ResultCache;
 
 use prune::TimePartitioned;
-pub use result::QueryResult;
+pub use result::{QueryResult, Truncation};
 use store::{LiveFiles, SnapshotStore};
 
 /// Limits of one query.
@@ -45,6 +45,9 @@ use store::{LiveFiles, SnapshotStore};
 pub struct QueryLimits {
     /// Most rows returned; more set `truncated`.
     pub max_rows: usize,
+    /// Most bytes of rows (as Arrow arrays) one answer holds; rows beyond are left out and
+    /// `truncated` set, on every protocol.
+    pub max_result_bytes: usize,
     /// Longest a query may run.
     pub timeout: Duration,
     /// Memory pool of all running queries, bytes.
@@ -57,12 +60,16 @@ impl Default for QueryLimits {
     fn default() -> Self {
         Self {
             max_rows: 100_000,
+            max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
             timeout: Duration::from_secs(30),
             memory_limit: 2 << 30,
             cache_bytes: 256 << 20,
         }
     }
 }
+
+/// The default of [`QueryLimits::max_result_bytes`]: 64 MiB of Arrow arrays.
+pub const DEFAULT_MAX_RESULT_BYTES: usize = 64 << 20;
 
 /// DataFusion over the lake; cheap to share.
 pub struct QueryEngine {
@@ -312,16 +319,21 @@ impl QueryEngine {
     pub async fn plan(&self, statement: &Statement) -> Result<LogicalPlan, ApiError> {
         guard::check_statement(statement)?;
         self.refresh().await?;
-        let plan = self
-            .ctx
-            .state()
-            .statement_to_plan(DfStatement::Statement(Box::new(statement.clone())))
-            .await
-            .map_err(from_datafusion)?;
-        guard::sql_options()
-            .verify_plan(&plan)
-            .map_err(from_datafusion)?;
-        view_types::plain_answer(plan).map_err(from_datafusion)
+        // Planning runs under the query's timeout and panic boundary too (a PostgreSQL Parse or
+        // a Flight SQL GetFlightInfo plans without running).
+        self.within_timeout(async {
+            let plan = self
+                .ctx
+                .state()
+                .statement_to_plan(DfStatement::Statement(Box::new(statement.clone())))
+                .await
+                .map_err(from_datafusion)?;
+            guard::sql_options()
+                .verify_plan(&plan)
+                .map_err(from_datafusion)?;
+            view_types::plain_answer(plan).map_err(from_datafusion)
+        })
+        .await
     }
 
     /// Plans SQL text of one statement, which may hold placeholders (`$1`).
@@ -354,13 +366,28 @@ impl QueryEngine {
         .await
     }
 
-    async fn within_timeout(
+    /// Runs `work` under the query timeout, behind the query side's panic boundary: a panic
+    /// while planning or running one query answers that query with an internal error
+    /// (logged), and every other client goes on.
+    async fn within_timeout<T>(
         &self,
-        run: impl std::future::Future<Output = Result<QueryResult, ApiError>>,
-    ) -> Result<QueryResult, ApiError> {
+        work: impl std::future::Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, ApiError> {
+        use futures::FutureExt;
         let timeout = self.limits.timeout;
-        match tokio::time::timeout(timeout, run).await {
-            Ok(r) => r,
+        match tokio::time::timeout(timeout, std::panic::AssertUnwindSafe(work).catch_unwind()).await
+        {
+            Ok(Ok(r)) => r,
+            Ok(Err(panic)) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(ToString::to_string)
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown".to_string());
+                Err(ApiError::Internal(anyhow::anyhow!(
+                    "a query panicked (a defect of opslake): {what}"
+                )))
+            }
             Err(_) => Err(ApiError::Timeout(timeout)),
         }
     }
@@ -379,26 +406,47 @@ impl QueryEngine {
         }
         let mut stream =
             datafusion::physical_plan::execute_stream(plan, task).map_err(from_datafusion)?;
+        let max_bytes = self.limits.max_result_bytes;
         let mut batches = Vec::new();
         let mut rows = 0usize;
-        let mut truncated = false;
+        let mut bytes = 0usize;
+        let mut truncation = None;
         while let Some(b) = stream.next().await {
             let b = b.map_err(from_datafusion)?;
+            let size = b.get_array_memory_size();
+            if bytes + size > max_bytes {
+                // The rows that fit, at this batch's mean row size.
+                let per_row = size / b.num_rows().max(1) + 1;
+                let keep = ((max_bytes - bytes) / per_row).min(b.num_rows());
+                if keep > 0 {
+                    // Copied out, so that the rest of the batch's buffers are freed now.
+                    let indices = datafusion::arrow::array::UInt32Array::from_iter_values(
+                        0..u32::try_from(keep).unwrap_or(u32::MAX),
+                    );
+                    let kept = datafusion::arrow::compute::take_record_batch(&b, &indices)
+                        .map_err(|e| from_datafusion(e.into()))?;
+                    batches.push(kept);
+                }
+                truncation = Some(Truncation::Bytes(max_bytes));
+                break;
+            }
             if rows + b.num_rows() > max_rows {
                 let keep = max_rows - rows;
                 if keep > 0 {
                     batches.push(b.slice(0, keep));
                 }
-                truncated = true;
+                truncation = Some(Truncation::Rows(max_rows));
                 break;
             }
             rows += b.num_rows();
+            bytes += size;
             batches.push(b);
         }
         let result = QueryResult {
             schema,
             batches,
-            truncated,
+            truncated: truncation.is_some(),
+            truncation,
         };
         if let Some(k) = key {
             self.cache.put(k, &result);

@@ -28,7 +28,7 @@ use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::handle::Prepared;
-use crate::engine::result::QueryResult;
+use crate::engine::result::{QueryResult, TRUNCATED_HEADER};
 use crate::error::ApiError;
 use crate::query_metrics::Protocol;
 use crate::state::AppState;
@@ -68,7 +68,7 @@ impl OpslakeFlightSql {
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(crate::http::bearer_token)
             .unwrap_or("");
         if self.state.token_matches(given) {
             Ok(())
@@ -161,6 +161,26 @@ fn one_batch<E: std::fmt::Display>(
     Ok(stream(schema, vec![batch]))
 }
 
+/// Streams an answer as Flight data. An answer cut short by a limit says so twice: in the
+/// `app_metadata` of its first message (`truncated: rows=N`) and in the response header
+/// `x-opslake-truncated`.
+fn answer(result: QueryResult) -> Response<DataStream> {
+    let mut encoder = FlightDataEncoderBuilder::new().with_schema(result.schema);
+    if let Some(t) = result.truncation {
+        encoder = encoder.with_metadata(format!("truncated: {}", t.label()).into());
+    }
+    let data = encoder
+        .build(futures::stream::iter(result.batches.into_iter().map(Ok)))
+        .map_err(Status::from);
+    let mut response = Response::new(Box::pin(data) as DataStream);
+    if let Some(t) = result.truncation {
+        if let Ok(v) = t.label().parse() {
+            response.metadata_mut().insert(TRUNCATED_HEADER, v);
+        }
+    }
+    response
+}
+
 /// Streams batches as Flight data.
 fn stream(schema: SchemaRef, batches: Vec<RecordBatch>) -> Response<DataStream> {
     let data = FlightDataEncoderBuilder::new()
@@ -169,6 +189,9 @@ fn stream(schema: SchemaRef, batches: Vec<RecordBatch>) -> Response<DataStream> 
         .map_err(Status::from);
     Response::new(Box::pin(data))
 }
+
+/// Most bytes of parameters a prepared statement is bound with (they are one row).
+const MAX_PARAMETER_BYTES: usize = 1 << 20;
 
 /// The parameters a prepared statement takes: `$1`, `$2`, ... typed as the plan infers them.
 fn parameter_schema(plan: &LogicalPlan) -> Result<Schema, Status> {
@@ -206,7 +229,12 @@ impl FlightSqlService for OpslakeFlightSql {
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        let password = if let Some(b) = header.strip_prefix("Basic ") {
+        let basic = header
+            .trim_start()
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+            .map(|(_, b)| b.trim());
+        let password = if let Some(b) = basic {
             let decoded = base64::engine::general_purpose::STANDARD
                 .decode(b)
                 .map_err(|_| Status::invalid_argument("authorization is not base64"))?;
@@ -216,7 +244,7 @@ impl FlightSqlService for OpslakeFlightSql {
                 .map(|(_, p)| p.to_string())
                 .unwrap_or_default()
         } else {
-            header.strip_prefix("Bearer ").unwrap_or("").to_string()
+            crate::http::bearer_token(header).unwrap_or("").to_string()
         };
         if !self.state.token_matches(&password) {
             return Err(Status::unauthenticated("wrong token"));
@@ -267,7 +295,7 @@ impl FlightSqlService for OpslakeFlightSql {
                 parameters: None,
             })
             .await?;
-        Ok(stream(result.schema, result.batches))
+        Ok(answer(result))
     }
 
     async fn do_action_create_prepared_statement(
@@ -295,16 +323,28 @@ impl FlightSqlService for OpslakeFlightSql {
     ) -> Result<DoPutPreparedStatementResult, Status> {
         self.authorize(&request)?;
         let mut prepared = Prepared::decode(&query.prepared_statement_handle).map_err(status)?;
-        let batches: Vec<RecordBatch> =
-            arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(
-                request
-                    .into_inner()
-                    .map_err(arrow_flight::error::FlightError::from),
-            )
-            .try_collect()
+        let mut batches = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(
+            request
+                .into_inner()
+                .map_err(arrow_flight::error::FlightError::from),
+        );
+        // Parameters are one row: the last batch binds, and all of them together are bounded.
+        let mut bytes = 0usize;
+        let mut last = None;
+        while let Some(batch) = batches
+            .try_next()
             .await
-            .map_err(|e| Status::invalid_argument(format!("parameters do not decode: {e}")))?;
-        prepared.parameters = batches.into_iter().last();
+            .map_err(|e| Status::invalid_argument(format!("parameters do not decode: {e}")))?
+        {
+            bytes += batch.get_array_memory_size();
+            if bytes > MAX_PARAMETER_BYTES {
+                return Err(Status::invalid_argument(format!(
+                    "parameters of more than {MAX_PARAMETER_BYTES} bytes; a prepared statement binds one row"
+                )));
+            }
+            last = Some(batch);
+        }
+        prepared.parameters = last;
         Ok(DoPutPreparedStatementResult {
             prepared_statement_handle: Some(prepared.encode().map_err(status)?),
         })
@@ -333,7 +373,7 @@ impl FlightSqlService for OpslakeFlightSql {
         self.authorize(&request)?;
         let prepared = Prepared::decode(&query.prepared_statement_handle).map_err(status)?;
         let result = self.run(prepared).await?;
-        Ok(stream(result.schema, result.batches))
+        Ok(answer(result))
     }
 
     async fn do_action_close_prepared_statement(

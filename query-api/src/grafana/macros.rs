@@ -82,9 +82,15 @@ fn call_args(sql: &str, open: usize) -> Result<(&str, usize), ApiError> {
             _ => {}
         }
     }
+    // Up to 20 characters before the call, cut at a character boundary (the text may hold
+    // multi-byte characters right before it).
+    let from = sql
+        .get(..open)
+        .and_then(|before| before.char_indices().rev().nth(19).map(|(i, _)| i))
+        .unwrap_or(0);
     Err(ApiError::BadRequest(format!(
         "unclosed macro call at: {}",
-        &sql[open.saturating_sub(20)..]
+        sql.get(from..).unwrap_or(sql)
     )))
 }
 
@@ -204,6 +210,22 @@ mod tests {
             expand("$__from-$__to $__interval", &W).unwrap(),
             "1763805600000-1763827200000 INTERVAL '30000 milliseconds'"
         );
+    }
+
+    /// Multi-byte text right before an unclosed call once sliced a character in two and
+    /// dropped the connection.
+    #[test]
+    fn multibyte_text_before_an_unclosed_call_is_an_error_not_a_panic() {
+        for before in [
+            "é",
+            "ééééééééééééééééééééé",
+            "日本語のテキスト日本語のテキスト",
+            "🙂🙂🙂🙂🙂🙂🙂🙂🙂🙂🙂",
+        ] {
+            let sql = format!("SELECT '{before}' $__timeFilter(timestamp");
+            let e = expand(&sql, &W).unwrap_err().to_string();
+            assert!(e.contains("unclosed macro call"), "{e}");
+        }
     }
 
     #[test]

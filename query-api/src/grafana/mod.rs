@@ -246,11 +246,15 @@ async fn query(State(state): State<AppState>, b: Body) -> Result<Response, ApiEr
         let payload = t.payload.clone().unwrap_or(Value::Null);
         let planned = match catalog::plan(target, &payload, &ctx) {
             Ok(p) => p,
-            // A target this datasource does not have: say so where the panel shows data,
-            // in a one-row table, instead of failing every other target of the request.
+            // A target this datasource does not have: say so where the panel shows data, as
+            // a series named with the reason and no points (what the datasource's schema
+            // allows), instead of failing every other target of the request.
             Err(ApiError::NotFound(message)) => {
                 tracing::debug!(target, "unknown grafana target");
-                out.push(Frame::Table(json!({"type": "table", "columns": [{"text": "error", "type": "string"}], "rows": [[message]]})));
+                out.push(Frame::Series {
+                    target: message,
+                    datapoints: Vec::new(),
+                });
                 continue;
             }
             Err(e) => return Err(e),

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use crate::engine::encode;
 use crate::error::ApiError;
+use crate::query_metrics::Protocol;
 use crate::state::AppState;
 
 /// The lake state key of the processor's alert book.
@@ -132,7 +133,9 @@ const LATEST_SLOS: &str = "SELECT slo, computed_at, period_start, period_end, go
 /// # Errors
 /// When the lake cannot be read.
 pub async fn slos(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let r = state.engine.query(LATEST_SLOS).await?;
+    let r = state
+        .answer(Protocol::Http, state.engine.query(LATEST_SLOS))
+        .await?;
     let slos = encode::objects(&r.schema, &r.batches).map_err(|e| ApiError::Internal(e.into()))?;
     Ok(Json(json!({ "slos": slos })))
 }

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::Json;
+use opslake_lake::state_keys::{OTLP_SPLIT_PREFIX, QUARANTINE_PREFIX};
 use serde_json::{json, Value};
 
 pub use crate::engine::log_summaries::LogSummaries;
@@ -117,8 +118,35 @@ pub async fn pipeline(State(state): State<AppState>) -> Result<Json<Value>, ApiE
         .filter(|t| *t > 0)
         .map_or(Value::Null, rfc3339);
 
+    // Records other roles keep in the lake's state: raw files a processor job set aside, and
+    // cumulative OTLP series seen on a second partition.
+    let records = |prefix: &str| -> Vec<Value> {
+        snap.state
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .take(100)
+            .map(|(k, v)| {
+                let at = v
+                    .get("at_ms")
+                    .and_then(Value::as_i64)
+                    .map_or(Value::Null, rfc3339);
+                let mut o = v.clone();
+                if let Some(m) = o.as_object_mut() {
+                    m.remove("at_ms");
+                    m.insert("key".into(), json!(k.strip_prefix(prefix).unwrap_or(k)));
+                    m.insert("at".into(), at);
+                }
+                o
+            })
+            .collect()
+    };
+    let quarantined = records(QUARANTINE_PREFIX);
+    let split_series = records(OTLP_SPLIT_PREFIX);
+
     Ok(Json(json!({
         "now": rfc3339(now),
+        "quarantined": quarantined,
+        "otlp_split_series": split_series,
         "lake_version": snap.version,
         "ingest": ingest,
         "tables": tables,

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use crate::engine::encode;
 use crate::error::ApiError;
+use crate::query_metrics::Protocol;
 use crate::state::AppState;
 
 const LIST: &str = "SELECT report_id, kind, \"trigger\", generated_at, period_start, period_end, \
@@ -22,7 +23,9 @@ const LIST: &str = "SELECT report_id, kind, \"trigger\", generated_at, period_st
 /// # Errors
 /// When the lake cannot be read.
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let r = state.engine.query(LIST).await?;
+    let r = state
+        .answer(Protocol::Http, state.engine.query(LIST))
+        .await?;
     let reports =
         encode::objects(&r.schema, &r.batches).map_err(|e| ApiError::Internal(e.into()))?;
     Ok(Json(json!({ "reports": reports })))
@@ -48,11 +51,9 @@ pub async fn one(
     if !valid_id(&id) {
         return Err(ApiError::NotFound(format!("no report {id:?}")));
     }
+    let sql = format!("SELECT json_path, html_path FROM reports WHERE report_id = '{id}'");
     let r = state
-        .engine
-        .query(&format!(
-            "SELECT json_path, html_path FROM reports WHERE report_id = '{id}'"
-        ))
+        .answer(Protocol::Http, state.engine.query(&sql))
         .await?;
     let rows = encode::rows(&r.schema, &r.batches).map_err(|e| ApiError::Internal(e.into()))?;
     let Some(Value::Array(paths)) = rows.into_iter().next() else {
@@ -62,8 +63,9 @@ pub async fn one(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/html"));
-    let path = paths[usize::from(html)]
-        .as_str()
+    let path = paths
+        .get(usize::from(html))
+        .and_then(Value::as_str)
         .ok_or_else(|| ApiError::NotFound(format!("report {id:?} has no document")))?
         .to_string();
     let lake = state.engine.lake();

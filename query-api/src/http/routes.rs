@@ -20,6 +20,7 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use crate::engine::encode;
+use crate::engine::result::TRUNCATED_HEADER;
 use crate::error::ApiError;
 use crate::query_metrics::Protocol;
 use crate::state::{AppState, IngestReadiness, NotReady};
@@ -175,11 +176,7 @@ async fn healthz() -> Json<serde_json::Value> {
 
 /// Ready when the lake's log is readable and, for a server that ingests, a broker answers.
 async fn readyz(State(state): State<AppState>) -> Response {
-    let lake = state
-        .engine
-        .refresh()
-        .await
-        .map_err(|e| NotReady(format!("{e:?}")));
+    let lake = state.engine.refresh().await.map_err(lake_not_ready);
     readiness(lake, state.config.ingest.as_deref()).await
 }
 
@@ -202,7 +199,7 @@ async fn readiness(lake: Result<(), NotReady>, ingest: Option<&dyn IngestReadine
     let body = json!({
         "ready": ready,
         "lake": ok_or(lake),
-        "broker": broker.map(|r| r.map_or_else(|e| format!("unreachable: {e}"), |()| "ok".to_string())),
+        "broker": broker.map(ok_or),
         "partitions": partitions.map(ok_or),
     });
     (status, Json(body)).into_response()
@@ -244,13 +241,15 @@ struct OpsState {
 }
 
 async fn ops_readyz(State(s): State<OpsState>) -> Response {
-    let lake = s
-        .lake
-        .snapshot()
-        .await
-        .map(|_| ())
-        .map_err(|e| NotReady(e.to_string()));
+    let lake = s.lake.snapshot().await.map(|_| ()).map_err(lake_not_ready);
     readiness(lake, s.ingest.as_deref()).await
+}
+
+/// `/readyz` takes no token: it says that the lake is not readable, and logs why (a path or a
+/// store's error text is not for anyone who can reach the port).
+fn lake_not_ready(e: impl std::fmt::Debug) -> NotReady {
+    tracing::warn!(error = ?e, "readiness: the lake's log cannot be read");
+    NotReady("the lake's log cannot be read (see the server's log)".to_string())
 }
 
 async fn ops_auth(State(s): State<OpsState>, req: Request, next: Next) -> Response {
@@ -269,7 +268,7 @@ fn token_ok(token: Option<&Secret>, req: &Request) -> bool {
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(crate::http::bearer_token)
         .unwrap_or("");
     given.as_bytes().ct_eq(token.as_bytes()).into()
 }
@@ -347,20 +346,24 @@ async fn run_sql(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Re
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if accept.contains("application/vnd.apache.arrow.stream") {
+    let (content_type, body) = if accept.contains("application/vnd.apache.arrow.stream") {
         let buf = encode::to_arrow_ipc(&result).map_err(|e| ApiError::Internal(e.into()))?;
-        return Ok((
-            [(header::CONTENT_TYPE, "application/vnd.apache.arrow.stream")],
-            buf,
-        )
-            .into_response());
-    }
-    if accept.contains("text/csv") {
+        ("application/vnd.apache.arrow.stream", buf)
+    } else if accept.contains("text/csv") {
         let buf = encode::to_csv(&result).map_err(|e| ApiError::Internal(e.into()))?;
-        return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], buf).into_response());
+        ("text/csv; charset=utf-8", buf)
+    } else {
+        let buf = encode::to_json_bytes(&result).map_err(|e| ApiError::Internal(e.into()))?;
+        ("application/json", buf)
+    };
+    let mut response = ([(header::CONTENT_TYPE, content_type)], body).into_response();
+    // Every format says when the answer was cut short (JSON in its body too).
+    if let Some(t) = result.truncation {
+        if let Ok(v) = HeaderValue::from_str(&t.label()) {
+            response.headers_mut().insert(TRUNCATED_HEADER, v);
+        }
     }
-    let body = encode::to_json_bytes(&result).map_err(|e| ApiError::Internal(e.into()))?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    Ok(response)
 }
 
 async fn tables(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
@@ -489,6 +492,7 @@ mod tests {
                 timeout: Duration::from_millis(300),
                 memory_limit: 4 << 20,
                 cache_bytes: 0,
+                ..QueryLimits::default()
             },
             1,
         );
@@ -517,6 +521,7 @@ mod tests {
                 timeout: Duration::from_secs(60),
                 memory_limit: 4 << 20,
                 cache_bytes: 0,
+                ..QueryLimits::default()
             },
             1,
         );
@@ -551,6 +556,7 @@ mod tests {
                 timeout: Duration::from_secs(3),
                 memory_limit: 4 << 20,
                 cache_bytes: 0,
+                ..QueryLimits::default()
             },
             1,
         );

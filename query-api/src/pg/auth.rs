@@ -2,6 +2,7 @@
 //! without one, anyone may connect, as on the HTTP API.
 
 use std::fmt::Debug;
+use std::sync::Mutex;
 
 use async_trait::async_trait;
 use futures::{Sink, SinkExt};
@@ -12,22 +13,28 @@ use pgwire::api::auth::{
 use pgwire::api::{
     ClientInfo, PgWireConnectionState, PidSecretKeyGenerator, RandomPidSecretKeyGenerator,
 };
-use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::startup::Authentication;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
+use tokio::sync::oneshot;
+
 use crate::state::AppState;
 
-/// The startup of a connection: the token as a cleartext password (wrap the connection in TLS
-/// where the network is not trusted).
+/// The startup of one connection: the token as a cleartext password (wrap the connection in
+/// TLS where the network is not trusted; `pg_tls_required` refuses connections without it).
+/// Tells the server when the login succeeded, so that a connection stops counting as one that
+/// has not logged in.
 pub(crate) struct TokenLogin {
     state: AppState,
     parameters: DefaultServerParameterProvider,
     keys: RandomPidSecretKeyGenerator,
+    tls_required: bool,
+    logged_in: Mutex<Option<oneshot::Sender<()>>>,
 }
 
 impl TokenLogin {
-    pub(crate) fn new(state: AppState) -> Self {
+    pub(crate) fn new(state: AppState, tls_required: bool, logged_in: oneshot::Sender<()>) -> Self {
         let mut parameters = DefaultServerParameterProvider::default();
         // Every session is read-only; clients that look at this know before they try.
         parameters.default_transaction_read_only = true;
@@ -36,6 +43,8 @@ impl TokenLogin {
             state,
             parameters,
             keys: RandomPidSecretKeyGenerator::default(),
+            tls_required,
+            logged_in: Mutex::new(Some(logged_in)),
         }
     }
 
@@ -47,7 +56,16 @@ impl TokenLogin {
     {
         let (pid, key) = self.keys.generate(client);
         client.set_pid_and_secret_key(pid, key);
-        finish_authentication(client, &self.parameters).await
+        finish_authentication(client, &self.parameters).await?;
+        if let Some(tx) = self
+            .logged_in
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
+            let _ = tx.send(());
+        }
+        Ok(())
     }
 }
 
@@ -65,6 +83,14 @@ impl StartupHandler for TokenLogin {
     {
         match message {
             PgWireFrontendMessage::Startup(ref startup) => {
+                if self.tls_required && !client.is_secure() {
+                    // PostgreSQL's answer when its pg_hba.conf asks for SSL (`hostssl`).
+                    return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                        "FATAL".to_owned(),
+                        "28000".to_owned(),
+                        "this server takes TLS connections only (pg_tls_required); connect with sslmode=require".to_owned(),
+                    ))));
+                }
                 protocol_negotiation(client, startup).await?;
                 save_startup_parameters_to_metadata(client, startup);
                 if self.state.config.api_token.is_none() {

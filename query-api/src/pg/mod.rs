@@ -5,13 +5,15 @@ mod auth;
 mod encode;
 mod rewrite;
 mod session;
+mod set;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use pgwire::api::PgWireServerHandlers;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{oneshot, Semaphore};
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::{self, ServerConfig};
@@ -89,19 +91,32 @@ impl PgWireServerHandlers for Handlers {
     }
 }
 
+/// How the PostgreSQL server takes connections.
+#[derive(Clone, Default)]
+pub struct PgOptions {
+    /// TLS, when configured.
+    pub tls: Option<TlsAcceptor>,
+    /// Refuse connections that did not negotiate TLS.
+    pub tls_required: bool,
+}
+
+/// Connections that have not logged in yet, at most; more are closed at once.
+const MAX_LOGGING_IN: usize = 16;
+/// How long a connection may take to log in.
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Answers PostgreSQL clients on `listener` until `shutdown` completes; at most
-/// `max_connections` connections at once (more are closed at once, with a warning logged).
+/// `max_connections` connections at once, of which at most [`MAX_LOGGING_IN`] not logged in
+/// yet, each for at most [`LOGIN_TIMEOUT`] (more are closed at once, with a warning logged).
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
+    options: PgOptions,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let connections = Arc::new(Semaphore::new(state.config.max_connections.max(1)));
-    let handlers = Arc::new(Handlers {
-        session: Arc::new(PgSession::new(state.clone())),
-        login: Arc::new(TokenLogin::new(state)),
-    });
+    let logging_in = Arc::new(Semaphore::new(MAX_LOGGING_IN));
+    let session = Arc::new(PgSession::new(state.clone()));
     tokio::pin!(shutdown);
     loop {
         let (socket, peer) = tokio::select! {
@@ -118,15 +133,42 @@ pub async fn serve(
             tracing::warn!(%peer, "PostgreSQL connection refused: max_connections reached");
             continue;
         };
+        let Ok(login_slot) = Arc::clone(&logging_in).try_acquire_owned() else {
+            tracing::warn!(%peer, "PostgreSQL connection refused: {MAX_LOGGING_IN} connections are logging in");
+            continue;
+        };
         // Small answers go out at once rather than after the client's delayed ACK.
         if let Err(e) = socket.set_nodelay(true) {
             tracing::debug!(%peer, error = %e, "failed to set TCP_NODELAY");
         }
-        let handlers = Arc::clone(&handlers);
-        let tls = tls.clone();
-        tokio::spawn(async move {
+        let (logged_in, login) = oneshot::channel();
+        let handlers = Arc::new(Handlers {
+            session: Arc::clone(&session),
+            login: Arc::new(TokenLogin::new(
+                state.clone(),
+                options.tls_required,
+                logged_in,
+            )),
+        });
+        let tls = options.tls.clone();
+        let mut connection = tokio::spawn(async move {
             if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
                 tracing::debug!(%peer, error = %e, "PostgreSQL connection ended with an error");
+            }
+        });
+        tokio::spawn(async move {
+            // A connection that has not logged in within the timeout is closed; one that has
+            // no longer counts against the connections logging in.
+            tokio::select! {
+                _ = &mut connection => {}
+                r = tokio::time::timeout(LOGIN_TIMEOUT, login) => {
+                    drop(login_slot);
+                    if !matches!(r, Ok(Ok(()))) {
+                        tracing::debug!(%peer, "PostgreSQL connection closed: no login in time");
+                        connection.abort();
+                    }
+                    let _ = connection.await;
+                }
             }
             drop(permit);
         });

@@ -45,6 +45,8 @@ pub(crate) struct PgSession {
 impl PgSession {
     pub(crate) fn new(state: AppState) -> Self {
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
+            // First: `SET` changes this session only, never the shared engine.
+            Arc::new(super::set::SessionSetHook),
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),
             Arc::new(EngineHook {
@@ -102,6 +104,11 @@ impl QueryHook for EngineHook {
             })
             .await;
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+        if let Some(notice) = result.as_ref().ok().and_then(truncation_notice) {
+            if let Err(e) = client.send_message(notice).await {
+                return Some(Err(e));
+            }
+        }
         Some(
             result
                 .map_err(pg_error)
@@ -186,8 +193,24 @@ impl ExtendedQueryHandler for PgSession {
             .await
             .map_err(pg_error)?;
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+        if let Some(notice) = truncation_notice(&result) {
+            use futures::SinkExt;
+            client.send(notice).await?;
+        }
         encode::response(result, &portal.result_column_format, options).map(Response::Query)
     }
+}
+
+/// A `WARNING` notice (SQLSTATE 01000) saying that the answer was cut short, and by which
+/// limit: psql prints it, drivers hand it to the application.
+fn truncation_notice(result: &crate::engine::QueryResult) -> Option<PgWireBackendMessage> {
+    let t = result.truncation?;
+    let info = ErrorInfo::new(
+        "WARNING".to_owned(),
+        "01000".to_owned(),
+        format!("opslake: {} [{}]", t.message(), t.label()),
+    );
+    Some(PgWireBackendMessage::NoticeResponse(info.into()))
 }
 
 impl PgSession {

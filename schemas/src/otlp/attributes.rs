@@ -54,7 +54,9 @@ impl Resource {
         if r.service.is_empty() {
             r.service = UNKNOWN_SERVICE.to_string();
         }
-        r.labels = labels;
+        // Checked (and sorted) once here rather than with each point's attributes: a resource
+        // over the limits would otherwise be copied and sorted once per point.
+        r.labels = sorted_unique(labels).map_err(|e| format!("resource {e}"))?;
         Ok(r)
     }
 

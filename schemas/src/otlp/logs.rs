@@ -7,7 +7,7 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 
 use super::attributes::{hex, json, sorted_unique, text, Resource};
-use super::time_ms;
+use super::{element_text, refusal_bytes, time_ms, Budget};
 use crate::decode::{Decoded, Refusal, MAX_MESSAGE_BYTES};
 use crate::events::{Event, LogEvent};
 
@@ -17,6 +17,7 @@ const STATUS_CODE_KEYS: [&str; 2] = ["http.response.status_code", "http.status_c
 /// The events of one request.
 pub(super) fn map(request: &ExportLogsServiceRequest) -> Decoded {
     let mut out = Decoded::default();
+    let mut budget = Budget::default();
     let mut index: u32 = 0;
     for rl in &request.resource_logs {
         let attributes = rl
@@ -28,21 +29,36 @@ pub(super) fn map(request: &ExportLogsServiceRequest) -> Decoded {
             for record in &sl.log_records {
                 let i = index;
                 index = index.saturating_add(1);
+                if budget.is_spent() {
+                    budget.cut(i);
+                    continue;
+                }
                 let event = resource
                     .as_ref()
                     .map_err(|e| format!("resource: {e}"))
                     .and_then(|r| log(r, record));
                 match event {
-                    Ok(e) => out.events.push((i, Event::Log(e))),
-                    Err(reason) => out.refused.push(Refusal {
-                        index: Some(i),
-                        reason: format!("log record: {reason}"),
-                        element: serde_json::to_string(record).ok(),
-                    }),
+                    Ok(e) => {
+                        let e = Event::Log(e);
+                        if budget.spend(e.approx_bytes(), i) {
+                            out.events.push((i, e));
+                        }
+                    }
+                    Err(reason) => {
+                        let refusal = Refusal {
+                            index: Some(i),
+                            reason: format!("log record: {reason}"),
+                            element: element_text(record),
+                        };
+                        if budget.spend(refusal_bytes(&refusal), i) {
+                            out.refused.push(refusal);
+                        }
+                    }
                 }
             }
         }
     }
+    budget.finish(&mut out);
     out
 }
 

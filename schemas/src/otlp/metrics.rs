@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::attributes::Resource;
 use super::time_ms;
+use super::{element_text, quoted_name, refusal_bytes, Budget};
 use crate::decode::{Decoded, Refusal, MAX_STRING_BYTES};
 use crate::events::{
     Event, HistogramBuckets, HistogramEvent, MetricEvent, MetricKind, Temporality,
@@ -30,6 +31,7 @@ pub(super) fn map(request: &ExportMetricsServiceRequest) -> Decoded {
     let mut out = Mapper {
         out: Decoded::default(),
         index: 0,
+        budget: Budget::default(),
     };
     for rm in &request.resource_metrics {
         let attributes = rm
@@ -46,6 +48,7 @@ pub(super) fn map(request: &ExportMetricsServiceRequest) -> Decoded {
             }
         }
     }
+    out.budget.finish(&mut out.out);
     out.out
 }
 
@@ -53,6 +56,8 @@ struct Mapper {
     out: Decoded,
     /// The next point's `_index`.
     index: u32,
+    /// What the request may still decode into.
+    budget: Budget,
 }
 
 /// What every row of one point shares.
@@ -69,14 +74,18 @@ impl Mapper {
     }
 
     fn refuse<P: Serialize>(&mut self, index: u32, metric: &Metric, point: &P, reason: &str) {
-        self.out.refused.push(Refusal {
+        let refusal = Refusal {
             index: Some(index),
-            reason: format!("metric {:?}: {reason}", metric.name),
-            element: serde_json::to_string(point).ok(),
-        });
+            reason: format!("metric {}: {reason}", quoted_name(&metric.name)),
+            element: element_text(point),
+        };
+        if self.budget.spend(refusal_bytes(&refusal), index) {
+            self.out.refused.push(refusal);
+        }
     }
 
-    /// Every point of a metric refused for one reason (its resource's).
+    /// Every point of a metric refused for one reason (a name or resource it cannot have):
+    /// the first point's refusal says why, the others refer to it rather than copy it.
     fn refuse_all(&mut self, metric: &Metric, reason: &str) {
         let points = match &metric.data {
             Some(Data::Gauge(g)) => g.data_points.len(),
@@ -86,9 +95,18 @@ impl Mapper {
             Some(Data::Summary(s)) => s.data_points.len(),
             None => 1,
         };
-        for _ in 0..points {
+        let first = self.index;
+        for n in 0..points {
             let i = self.next_index();
-            self.refuse(i, metric, &metric.name, reason);
+            if n == 0 {
+                self.refuse(i, metric, &metric.name, reason);
+            } else if self.budget.spend(64, i) {
+                self.out.refused.push(Refusal {
+                    index: Some(i),
+                    reason: format!("refused for the reason of _index {first} of this message"),
+                    element: Some(String::new()),
+                });
+            }
         }
     }
 
@@ -111,6 +129,9 @@ impl Mapper {
             }
             Some(Data::Gauge(g)) => {
                 for p in &g.data_points {
+                    if self.skip_when_spent() {
+                        continue;
+                    }
                     self.number(resource, metric, p, MetricKind::Gauge);
                 }
             }
@@ -121,23 +142,32 @@ impl Mapper {
                     MetricKind::Gauge
                 };
                 for p in &s.data_points {
+                    if self.skip_when_spent() {
+                        continue;
+                    }
                     self.number(resource, metric, p, kind);
                 }
             }
             Some(Data::Summary(s)) => {
                 for p in &s.data_points {
+                    if self.skip_when_spent() {
+                        continue;
+                    }
                     self.summary(resource, metric, p);
                 }
             }
             Some(Data::Histogram(h)) => {
                 let temporality = temporality(h.aggregation_temporality);
                 for p in &h.data_points {
+                    if self.skip_when_spent() {
+                        continue;
+                    }
                     let i = self.next_index();
                     match temporality
                         .clone()
                         .and_then(|t| explicit(resource, metric, p, t))
                     {
-                        Ok(Some(e)) => self.out.histograms.push((i, e)),
+                        Ok(Some(e)) => self.push_histogram(i, e),
                         Ok(None) => {}
                         Err(reason) => self.refuse(i, metric, p, &reason),
                     }
@@ -146,12 +176,15 @@ impl Mapper {
             Some(Data::ExponentialHistogram(h)) => {
                 let temporality = temporality(h.aggregation_temporality);
                 for p in &h.data_points {
+                    if self.skip_when_spent() {
+                        continue;
+                    }
                     let i = self.next_index();
                     match temporality
                         .clone()
                         .and_then(|t| exponential(resource, metric, p, t))
                     {
-                        Ok(Some(e)) => self.out.histograms.push((i, e)),
+                        Ok(Some(e)) => self.push_histogram(i, e),
                         Ok(None) => {}
                         Err(reason) => self.refuse(i, metric, p, &reason),
                     }
@@ -160,21 +193,39 @@ impl Mapper {
         }
     }
 
+    /// Once the request decoded into all its budget allows, every further point is passed
+    /// over (one refusal covers them, see [`Budget::finish`]); true when this one is.
+    fn skip_when_spent(&mut self) -> bool {
+        if self.budget.is_spent() {
+            let i = self.next_index();
+            self.budget.cut(i);
+            return true;
+        }
+        false
+    }
+
+    fn push_histogram(&mut self, index: u32, e: HistogramEvent) {
+        if self.budget.spend(e.approx_bytes(), index) {
+            self.out.histograms.push((index, e));
+        }
+    }
+
     fn push_metric(&mut self, index: u32, resource: &Resource, metric: &Metric, row: MetricRow) {
-        self.out.events.push((
-            index,
-            Event::Metric(MetricEvent {
-                timestamp_ms: row.common.timestamp_ms,
-                service: resource.service.clone(),
-                name: row.name.unwrap_or_else(|| metric.name.clone()),
-                value: row.value,
-                unit: (!metric.unit.is_empty()).then(|| metric.unit.clone()),
-                kind: row.kind,
-                host: resource.host.clone(),
-                version: resource.version.clone(),
-                labels: row.common.labels,
-            }),
-        ));
+        let event = MetricEvent {
+            timestamp_ms: row.common.timestamp_ms,
+            service: resource.service.clone(),
+            name: row.name.unwrap_or_else(|| metric.name.clone()),
+            value: row.value,
+            unit: (!metric.unit.is_empty()).then(|| metric.unit.clone()),
+            kind: row.kind,
+            host: resource.host.clone(),
+            version: resource.version.clone(),
+            labels: row.common.labels,
+        };
+        if !self.budget.spend(event.approx_bytes(), index) {
+            return;
+        }
+        self.out.events.push((index, Event::Metric(event)));
     }
 
     fn number(
@@ -246,6 +297,9 @@ impl Mapper {
             );
         }
         for q in &p.quantile_values {
+            if self.skip_when_spent() {
+                continue;
+            }
             let mut labels = common.labels.clone();
             labels.push(("quantile".to_string(), q.quantile.to_string()));
             let labels = match super::attributes::sorted_unique(labels) {
@@ -273,6 +327,9 @@ impl Mapper {
             );
         }
         for (suffix, value) in [("count", p.count as f64), ("sum", p.sum)] {
+            if self.skip_when_spent() {
+                continue;
+            }
             let i = self.next_index();
             let row = MetricRow {
                 common: Common {
@@ -419,6 +476,7 @@ fn explicit(
                 p.count
             ));
         }
+        extremes_in_buckets(bounds, counts, &s)?;
     }
     let buckets = HistogramBuckets::Explicit {
         bounds: bounds.clone(),
@@ -433,6 +491,31 @@ fn explicit(
         s,
         buckets,
     )))
+}
+
+/// The point's `min` and `max` must lie in the buckets that hold its values: `min` at most the
+/// upper bound of the first bucket with a count, `max` at least the lower bound of the last.
+fn extremes_in_buckets(bounds: &[f64], counts: &[u64], s: &Summary) -> Result<(), String> {
+    let first = counts.iter().position(|&c| c > 0);
+    let last = counts.iter().rposition(|&c| c > 0);
+    if let (Some(min), Some(upper)) = (s.min, first.and_then(|i| bounds.get(i))) {
+        if min > *upper {
+            return Err(format!(
+                "min {min} is above {upper}, the upper bound of the first bucket holding values"
+            ));
+        }
+    }
+    let lower = last
+        .and_then(|i| i.checked_sub(1))
+        .and_then(|i| bounds.get(i));
+    if let (Some(max), Some(lower)) = (s.max, lower) {
+        if max < *lower {
+            return Err(format!(
+                "max {max} is below {lower}, the lower bound of the last bucket holding values"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn exponential(

@@ -50,6 +50,91 @@ impl OtlpEncoding {
     }
 }
 
+/// Most bytes one request may decode into (rows, points and refusals): a resource's attributes
+/// are copied into each of its points, so a request under the payload limit could otherwise
+/// decode into gigabytes. Points beyond it are refused together, in one refusal.
+pub const MAX_DECODED_BYTES: usize = 64 * 1024 * 1024;
+
+/// Longest text of a refused point kept as its dead letter's payload; a longer point's dead
+/// letter holds the message instead (once per message).
+const MAX_ELEMENT_BYTES: usize = 64 * 1024;
+
+/// What one request may still decode into, and where it was cut.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    left: usize,
+    /// The `_index` of the first point passed over.
+    cut: Option<u32>,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self {
+            left: MAX_DECODED_BYTES,
+            cut: None,
+        }
+    }
+}
+
+impl Budget {
+    /// Takes `bytes` for the point at `index`; false (and the point is cut) when they are not
+    /// left.
+    pub(crate) fn spend(&mut self, bytes: usize, index: u32) -> bool {
+        if self.cut.is_some() || bytes > self.left {
+            self.cut(index);
+            return false;
+        }
+        self.left -= bytes;
+        true
+    }
+
+    /// Whether nothing more fits.
+    pub(crate) fn is_spent(&self) -> bool {
+        self.cut.is_some()
+    }
+
+    /// Passes over the point at `index` and every later one.
+    pub(crate) fn cut(&mut self, index: u32) {
+        self.cut = Some(self.cut.map_or(index, |c| c.min(index)));
+    }
+
+    /// The one refusal of every point passed over, if any.
+    pub(crate) fn finish(&self, out: &mut Decoded) {
+        if let Some(first) = self.cut {
+            out.refused.push(Refusal {
+                index: Some(first),
+                reason: format!(
+                    "the message decodes into more than {MAX_DECODED_BYTES} bytes: its points \
+                     from _index {first} on are refused"
+                ),
+                element: None,
+            });
+        }
+    }
+}
+
+/// A point's JSON text as its dead letter's payload; `None` (the message is the payload) when
+/// it does not serialize or is longer than [`MAX_ELEMENT_BYTES`].
+pub(crate) fn element_text<P: serde::Serialize>(point: &P) -> Option<String> {
+    serde_json::to_string(point)
+        .ok()
+        .filter(|t| t.len() <= MAX_ELEMENT_BYTES)
+}
+
+/// A name as a refusal quotes it: at most 64 characters of it.
+pub(crate) fn quoted_name(name: &str) -> String {
+    const SHOWN: usize = 64;
+    match name.char_indices().nth(SHOWN) {
+        None => format!("{name:?}"),
+        Some((at, _)) => format!("{:?}... ({} bytes)", &name[..at], name.len()),
+    }
+}
+
+/// Bytes a refusal holds.
+pub(crate) fn refusal_bytes(r: &Refusal) -> usize {
+    32 + r.reason.len() + r.element.as_ref().map_or(0, String::len)
+}
+
 fn refuse_message(reason: String) -> Decoded {
     Decoded {
         refused: vec![Refusal {

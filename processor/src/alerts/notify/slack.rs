@@ -1,6 +1,8 @@
 //! A Slack incoming webhook: one message per group, its `text` the headline (what
 //! notifications and screen readers show) and one attachment per alert, red while firing and
-//! green once resolved.
+//! green once resolved. Everything taken from an alert (labels, annotations, values: data and
+//! configuration people did not write for Slack) is escaped as Slack asks (`&`, `<`, `>`), so
+//! that it can neither mention (`<!channel>`, `<@U123>`) nor link (`<http://…|text>`).
 
 use serde_json::{json, Value};
 
@@ -14,7 +16,7 @@ pub(super) fn render(r: &ReceiverConfig, origin: &Origin, group: &[Notification]
         .iter()
         .filter(|n| n.status == AlertState::Firing)
         .count();
-    let alertname = group.first().map_or("", |n| n.alert.alertname());
+    let alertname = escape(group.first().map_or("", |n| n.alert.alertname()));
     let text = if firing > 0 {
         format!("[FIRING:{firing}] {alertname}")
     } else {
@@ -29,7 +31,7 @@ pub(super) fn render(r: &ReceiverConfig, origin: &Origin, group: &[Notification]
                 .labels
                 .iter()
                 .filter(|(k, _)| *k != "alertname")
-                .map(|(k, v)| json!({ "title": k, "value": v, "short": true }))
+                .map(|(k, v)| json!({ "title": escape(k), "value": escape(v), "short": true }))
                 .collect();
             if let Some(v) = n.alert.value {
                 fields.push(json!({ "title": "value", "value": format_number(v), "short": true }));
@@ -38,13 +40,12 @@ pub(super) fn render(r: &ReceiverConfig, origin: &Origin, group: &[Notification]
                 .alert
                 .annotations
                 .get("summary")
-                .cloned()
-                .unwrap_or_else(|| alertname.to_string());
+                .map_or_else(|| alertname.clone(), |s| escape(s));
             let description = n
                 .alert
                 .annotations
                 .get("description")
-                .cloned()
+                .map(|d| escape(d))
                 .unwrap_or_default();
             json!({
                 "color": if resolved { "good" } else { "danger" },
@@ -62,6 +63,13 @@ pub(super) fn render(r: &ReceiverConfig, origin: &Origin, group: &[Notification]
         url: r.endpoint(),
         body: json!({ "text": text, "attachments": attachments }),
     }]
+}
+
+/// Text as Slack shows it literally: its three control characters escaped.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 #[cfg(test)]
@@ -85,5 +93,24 @@ mod tests {
         assert_eq!(b["attachments"][0]["color"], "danger");
         assert_eq!(b["attachments"][1]["color"], "good");
         assert_eq!(b["attachments"][0]["title"], "Firing: p99 of a is 612 ms");
+    }
+
+    /// Data in an alert cannot mention anyone or hide a link in a Slack message.
+    #[test]
+    fn alert_text_is_escaped() {
+        let r = receiver("slack");
+        let mut n = note("<!channel> & <@U123>", AlertState::Firing, "critical");
+        n.alert.annotations.insert(
+            "description".into(),
+            "see <http://evil.example|the runbook>".into(),
+        );
+        let body = render(&r, &origin(), &[n])[0].body.to_string();
+        for raw in ["<!channel>", "<@U123>", "<http://evil.example"] {
+            assert!(!body.contains(raw), "{raw} in {body}");
+        }
+        assert!(
+            body.contains("&lt;!channel&gt; &amp; &lt;@U123&gt;"),
+            "{body}"
+        );
     }
 }
