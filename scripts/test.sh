@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: unit, property and end-to-end (real Tansu broker processes, a real S3 server
 # process, real Parquet files, the real HTTP, PostgreSQL and Flight SQL servers). Installs Tansu,
-# moto, kubernetes-validate, psycopg, ADBC and the OpenTelemetry SDK first when missing; Alertmanager, Chromium and psql
-# from Debian.
+# moto, kubernetes-validate, psycopg, ADBC, schemathesis and the OpenTelemetry SDK first when
+# missing; Alertmanager, Chromium and psql from Debian.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -15,6 +15,8 @@ python3 -c "import kubernetes_validate" 2>/dev/null || python3 -m pip install -q
 # driver (with pyarrow) from PyPI, psql from Debian.
 python3 -c "import psycopg, adbc_driver_flightsql.dbapi, pyarrow" 2>/dev/null \
   || python3 -m pip install -q 'psycopg[binary]' adbc-driver-flightsql adbc-driver-manager pyarrow
+# Schemathesis, driven by the Grafana JSON datasource's own OpenAPI document (PyPI).
+python3 -c "import schemathesis, yaml" 2>/dev/null || python3 -m pip install -q schemathesis pyyaml
 # The OpenTelemetry SDK whose payloads the OTLP tests ingest (PyPI).
 python3 -c "import opentelemetry.sdk.metrics, opentelemetry.exporter.otlp.proto.common" 2>/dev/null \
   || python3 -m pip install -q opentelemetry-sdk opentelemetry-exporter-otlp-proto-common

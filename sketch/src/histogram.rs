@@ -46,6 +46,19 @@ pub struct PointSummary {
     pub max: Option<f64>,
 }
 
+impl PointSummary {
+    /// The summary without the figures that are not finite numbers (the decoders refuse such
+    /// points; a sketch never relies on it).
+    fn finite(self) -> Self {
+        let keep = |v: Option<f64>| v.filter(|x| x.is_finite());
+        Self {
+            sum: keep(self.sum),
+            min: keep(self.min),
+            max: keep(self.max),
+        }
+    }
+}
+
 impl ExponentialBuckets<'_> {
     /// Bounds `(lo, hi]` of magnitudes of bucket `index`.
     pub fn bounds(&self, index: i32) -> (f64, f64) {
@@ -111,6 +124,7 @@ impl DDSketch {
 
     /// The sketch (accuracy `alpha`) of an exponential histogram point.
     pub fn from_exponential(alpha: f64, b: &ExponentialBuckets<'_>, s: PointSummary) -> Self {
+        let s = s.finite();
         let mut sketch = Self::new(alpha);
         sketch.add_n(0.0, b.zero_count);
         for (sign, offset, counts) in [
@@ -136,6 +150,7 @@ impl DDSketch {
         count: u64,
         s: PointSummary,
     ) -> Self {
+        let s = s.finite();
         let mut sketch = Self::new(alpha);
         if counts.is_empty() || counts.len() != bounds.len() + 1 {
             let at = s

@@ -31,6 +31,9 @@ pub const DEFAULT_ALPHA: f64 = 0.009;
 /// Magnitudes below this are counted as zero (latencies and levels are never this small).
 pub const MIN_INDEXABLE: f64 = 1e-9;
 
+/// The relative accuracies a stored sketch may declare (opslake writes [`DEFAULT_ALPHA`]).
+const ACCURACIES: std::ops::RangeInclusive<f64> = 1e-4..=0.5;
+
 const MAGIC: u8 = b'D';
 const FORMAT_VERSION: u8 = 1;
 
@@ -171,7 +174,7 @@ impl DDSketch {
         // for every key a finite magnitude has (|x| < 50,000).
         let x = magnitude.ln() / self.ln_gamma;
         let t = x as i32;
-        t + i32::from(f64::from(t) < x)
+        t.saturating_add(i32::from(f64::from(t) < x))
     }
 
     /// The representative of bucket `key`, `2γ^k / (γ + 1)`, given `γ`.
@@ -283,7 +286,7 @@ impl DDSketch {
             out[next] = self.min;
             next += 1;
         }
-        let last = ranks.partition_point(|&r| r + 1 < self.count);
+        let last = ranks.partition_point(|&r| r.saturating_add(1) < self.count);
         if next >= last {
             return out;
         }
@@ -514,7 +517,8 @@ impl Reader<'_> {
             return Err(DecodeError("unknown format version"));
         }
         let alpha = self.f64()?;
-        if !(alpha > 0.0 && alpha < 1.0) {
+        // Accuracies a sketch can have: finer ones put every value beyond the range of keys.
+        if !(ACCURACIES.contains(&alpha)) {
             return Err(DecodeError("accuracy out of range"));
         }
         Ok(alpha)

@@ -393,9 +393,11 @@ fn kubernetes_names_only_what_opslake_has() {
                     (s(&e["name"]).to_owned(), value.to_owned())
                 })
                 .collect();
-            check_settings(None, &env, &context);
-            // Any further port is where the container's settings put PostgreSQL or Flight SQL.
+            // With the secret's variables (the API token among them: a pod that listens on
+            // every address needs it).
             let all_env: Vec<(String, String)> = secret_env.iter().chain(&env).cloned().collect();
+            check_settings(None, &all_env, &context);
+            // Any further port is where the container's settings put PostgreSQL or Flight SQL.
             let mine = check_settings(Some(&config_files[file]), &all_env, &context);
             let sql_ports = sql_protocol_ports(&mine);
             for p in &ports[1..] {

@@ -242,14 +242,16 @@ fn grafana_datasource_dashboards_cache_and_openapi() {
         );
     }
 
-    // /query: the spec's example (unknown targets answer a one-row error table).
+    // /query: the spec's example (an unknown target answers a series named with the reason,
+    // without points: what the spec allows).
     let (s, body) = post(&api, "/grafana/query", &spec.example_query());
     assert_eq!(s, 200, "{body}");
     both("post", "/query", 200, &body);
-    assert!(body[0]["rows"][0][0]
+    assert!(body[0]["target"]
         .as_str()
         .unwrap()
         .contains("unknown target"));
+    assert_eq!(body[0]["datapoints"], json!([]));
 
     // Latency percentiles: value first, epoch ms, within the range and maxDataPoints.
     let (from, to) = (t0, now + 60_000);

@@ -15,13 +15,18 @@ use crate::support::{wait_for, Api, Broker, Proxy, Setup, TestProducer};
 
 const T0_NS: u64 = 1_795_341_600_000_000_000; // 2026-11-22T10:00:00Z
 
-/// An OTLP/JSON metrics request of one histogram metric with `points`.
+/// An OTLP/JSON metrics request of one delta histogram metric with `points`.
 fn otlp_histogram(service: &str, name: &str, points: Value) -> Vec<u8> {
+    otlp_histogram_of(service, name, 1, points)
+}
+
+/// The same, of temporality `temporality` (1 delta, 2 cumulative).
+fn otlp_histogram_of(service: &str, name: &str, temporality: u8, points: Value) -> Vec<u8> {
     json!({"resourceMetrics": [{
         "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
         "scopeMetrics": [{"metrics": [{
             "name": name,
-            "histogram": {"aggregationTemporality": 1, "dataPoints": points}
+            "histogram": {"aggregationTemporality": temporality, "dataPoints": points}
         }]}]
     }]})
     .to_string()
@@ -220,6 +225,36 @@ fn hostile_input_at_every_door_stops_nothing_and_loses_nothing() {
         ),
         1
     );
+
+    // One cumulative series sent over several partitions (an exporter that does not partition
+    // by resource): each partition counts its first point whole, which the operator is told.
+    let start = (t - 60_000_000_000).to_string();
+    for i in 0..12u64 {
+        let p = json!({"startTimeUnixNano": start, "timeUnixNano": (t + i * 1_000_000_000).to_string(),
+                       "count": (i + 1).to_string(), "bucketCounts": [(i + 1).to_string()]});
+        let msg = otlp_histogram_of("hostile", "split.series", 2, json!([p]));
+        producer.send(&otlp, Some(&format!("key-{i}")), &msg);
+    }
+    producer.flush();
+    let split = wait_for("the split series reported", Duration::from_secs(30), || {
+        let p: Value = api.get("/api/v1/pipeline").json().unwrap();
+        let s = p["otlp_split_series"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        (!s.is_empty()).then_some(s)
+    });
+    assert_eq!(split[0]["key"], json!(otlp), "{split:?}");
+    assert!(
+        split[0]["series"]
+            .as_str()
+            .unwrap()
+            .contains("split.series"),
+        "{split:?}"
+    );
+    assert!(run
+        .log()
+        .contains("partition_metrics_by_resource_attributes"));
 
     // HTTP: a sketch whose min is above its max, from SQL.
     let bad = sketch_min_above_max();

@@ -108,6 +108,54 @@ fn sigterm_during_a_backfill_exits_0_in_time_and_the_rollups_end_exact() {
         "SELECT CAST(date_trunc('minute', timestamp) AS BIGINT), service, count(*) FROM metrics \
          GROUP BY 1, 2 ORDER BY 1, 2",
     );
+    if rollups != raw {
+        // Kept for a look: the lake, and each rollup file's windows against its hour.
+        let kept = lake.keep();
+        eprintln!(
+            "rollups differ from the raw rows; lake kept at {}",
+            kept.display()
+        );
+        eprintln!("{}", rollup_files_against_their_hours(&kept));
+        eprintln!("processes' logs:\n{}", run.log());
+    }
     assert_same_answers(&rollups, &raw, "rollup counts against the raw rows");
     assert_eq!(api.count("SELECT count(*) FROM metrics"), n);
+}
+
+/// Each live `metric_rollups_1m` file: its hour by path, the hours of the windows it holds,
+/// its rows and the commit that added it; a line per file.
+fn rollup_files_against_their_hours(lake: &std::path::Path) -> String {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::TimestampMillisecondType;
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let l = opslake_lake::Lake::open(lake.to_str().unwrap()).unwrap();
+    let snap = runtime.block_on(l.snapshot()).unwrap();
+    let mut out = String::new();
+    for f in snap.table_files("metric_rollups_1m") {
+        let file = std::fs::File::open(lake.join(&f.path)).unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+        let (mut lo, mut hi, mut rows) = (i64::MAX, i64::MIN, 0);
+        for b in reader {
+            let b = b.unwrap();
+            let ws = b.column_by_name("window_start").unwrap();
+            let ws = ws.as_primitive::<TimestampMillisecondType>();
+            for i in 0..ws.len() {
+                lo = lo.min(ws.value(i));
+                hi = hi.max(ws.value(i));
+            }
+            rows += b.num_rows();
+        }
+        out.push_str(&format!(
+            "{} rows={rows} windows {}..{} created_ms={}\n",
+            f.path,
+            chrono::DateTime::from_timestamp_millis(lo).unwrap_or_default(),
+            chrono::DateTime::from_timestamp_millis(hi).unwrap_or_default(),
+            f.created_ms
+        ));
+    }
+    out
 }

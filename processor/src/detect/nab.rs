@@ -4,6 +4,9 @@
 //! inside a window counts once, the earlier the better (scaled sigmoid of its position); a
 //! detection outside counts against, less the further it is after a window; a missed window
 //! costs `fn_weight`; the first 15% of each file (at most 750 points) is not scored.
+//!
+//! An evaluation harness, not part of the pipeline: compiled for the crate's tests and with the
+//! `nab` feature (for `examples/nab_holdout.rs`), never into the binary.
 
 /// Weights of a NAB profile.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -123,8 +126,10 @@ pub mod corpus {
 
     /// One labelled file.
     pub struct NabFile {
-        /// Its name.
+        /// Its name: its path under `data/` (`realKnownCause/nyc_taxi.csv`).
         pub name: String,
+        /// Its corpus: the folder under `data/` (`realKnownCause`).
+        pub corpus: String,
         /// Timestamps (epoch ms).
         pub times: Vec<i64>,
         /// Values, one per timestamp.
@@ -155,7 +160,8 @@ pub mod corpus {
             .map(|t| t.and_utc().timestamp_millis())
     }
 
-    /// Every file of `root/data` with its windows from `root/labels/combined_windows.json`.
+    /// Every file of `root/data` with its windows from `root/labels/combined_windows.json`,
+    /// sorted by name (so a corpus's files are together).
     ///
     /// # Errors
     /// When a file cannot be read or parsed.
@@ -196,8 +202,10 @@ pub mod corpus {
                 .iter()
                 .filter_map(|w| Some((parse_time(w[0].as_str()?)?, parse_time(w[1].as_str()?)?)))
                 .collect();
+            let corpus = name.split('/').next().unwrap_or_default().to_string();
             out.push(NabFile {
                 name: name.clone(),
+                corpus,
                 times,
                 values,
                 windows,

@@ -661,3 +661,54 @@ fn window_must_divide_an_hour() {
     );
     assert!(ProcessorConfig::default().validate().is_ok());
 }
+
+/// A raw file that does not fold (here: not Parquet at all) once failed every cycle of its
+/// job for good; now it is set aside with the reason, recorded in the lake, and the job goes
+/// on with every other file.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_raw_file_that_does_not_fold_is_quarantined_and_the_rest_rolls_up() {
+    use opslake_lake::state_keys::QUARANTINE_PREFIX;
+    use opslake_lake::{LogEntry, PartitionOffsets};
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let events = generated(800, 5);
+    ingest_commit(&lake, EventKind::Metric, &events, 0).await;
+    let rel = "metrics/date=2025-11-22/hour=10/part-broken.parquet";
+    let add = opslake_lake::write::upload(&lake, rel, "metrics", 7, "not parquet".into())
+        .await
+        .unwrap();
+    let offsets = BTreeMap::from([(
+        "t.Metric".to_string(),
+        BTreeMap::from([(
+            0,
+            PartitionOffsets {
+                start: 800,
+                end: 807,
+            },
+        )]),
+    )]);
+    let entry = LogEntry {
+        writer: "test-ingest".into(),
+        add: vec![add],
+        offsets,
+        ..Default::default()
+    };
+    lake.commit(entry, |_| Ok(())).await.unwrap();
+    let p = Processor::new(Arc::clone(&lake), ProcessorConfig::default());
+    let first = p.cycle().await.unwrap();
+    assert_eq!(first.quarantined, 1, "{first:?}");
+    p.cycle().await.unwrap();
+    check_against_exact(&stored(&lake, METRIC_ROLLUPS_1M).await, &events);
+    let snap = lake.snapshot().await.unwrap();
+    let record = &snap.state[&format!("{QUARANTINE_PREFIX}{rel}")];
+    assert_eq!(record["job"], "metrics");
+    assert!(
+        record["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not decode"),
+        "{record}"
+    );
+    // Nothing left to do: the next cycle is idle, the file stays set aside.
+    assert_eq!(p.cycle().await.unwrap().quarantined, 0);
+}

@@ -125,11 +125,14 @@ async fn search(State(state): State<AppState>, b: Body) -> Result<Json<Value>, A
     Ok(Json(Value::Array(names)))
 }
 
+/// A picker's request; a missing metric or name is no picker this datasource has (no options).
 #[derive(Deserialize)]
 struct PayloadOptionsRequest {
+    #[serde(default)]
     metric: String,
     #[serde(default)]
     payload: Value,
+    #[serde(default)]
     name: String,
 }
 
@@ -295,9 +298,8 @@ async fn variable(State(state): State<AppState>, b: Body) -> Result<Json<Value>,
         _ => String::new(),
     };
     if target.trim().is_empty() {
-        return Err(ApiError::BadRequest(
-            "a variable needs payload.target, e.g. services or label_values(endpoint)".into(),
-        ));
+        // Nothing asked: no values (the variable editor sends this while the query is empty).
+        return Ok(Json(json!([])));
     }
     let w = window(req.range.as_ref(), None, None, 1000)?;
     let sql = match editor::variable_sql(&target, &w, now_ms()) {
@@ -331,12 +333,21 @@ async fn tag_keys(State(state): State<AppState>, b: Body) -> Result<Json<Value>,
 
 #[derive(Deserialize)]
 struct TagValuesRequest {
+    #[serde(default)]
     key: String,
 }
 
 async fn tag_values(State(state): State<AppState>, b: Body) -> Result<Json<Value>, ApiError> {
     let req: TagValuesRequest = body(&state, b).await?;
-    let sql = editor::tag_values_sql(&req.key, now_ms())?;
+    let sql = match editor::tag_values_sql(&req.key, now_ms()) {
+        Ok(sql) => sql,
+        // Not a key any table has: no values.
+        Err(ApiError::BadRequest(message)) => {
+            tracing::debug!(message, "no values for this filter key");
+            return Ok(Json(json!([])));
+        }
+        Err(e) => return Err(e),
+    };
     let rows = two_columns(&run(&state, &sql).await?)?;
     Ok(Json(Value::Array(
         rows.into_iter().map(|(v, _)| json!({"text": v})).collect(),
