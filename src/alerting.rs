@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
+use crate::brokers::KafkaBrokers;
 use opslake_lake::Lake;
-use opslake_processor::alerts::backlog::Brokers;
 use opslake_processor::alerts::notify::{Dispatcher, Ledger};
 use opslake_processor::jobs::alerts::Alerting;
 use opslake_processor::sql::{Answer, QueryFailed, SqlEngine};
@@ -69,9 +69,9 @@ pub(crate) fn alerting(
             stop,
         ),
         external_url,
-        brokers: Some(Brokers {
+        brokers: Some(Arc::new(KafkaBrokers {
             servers: cfg.brokers.clone(),
             properties: cfg.ingest.kafka.clone(),
-        }),
+        })),
     }
 }

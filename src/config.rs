@@ -8,7 +8,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use opslake_ingest::IngestConfig;
 use opslake_processor::alerts::AlertsConfig;
-use opslake_processor::report::schedule::ReportConfig;
+use opslake_processor::report::config::ReportConfig;
 use opslake_processor::slo::SloConfig;
 use opslake_processor::ProcessorConfig;
 use opslake_schemas::{ConfigError, Secret};

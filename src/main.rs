@@ -2,6 +2,7 @@
 //! together. Each role lives in its own library crate.
 
 mod alerting;
+mod brokers;
 mod cli;
 mod commands;
 mod config;

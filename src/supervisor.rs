@@ -9,7 +9,8 @@ use opslake_ingest::Ingest;
 use opslake_lake::Lake;
 
 use crate::readiness::IngestChecks;
-use opslake_processor::report::schedule::{run_scheduler, Delivery};
+use opslake_processor::report::deliver::Delivery;
+use opslake_processor::report::schedule::run_scheduler;
 use opslake_query_api::{router, ApiConfig, AppState, Budget, QueryEngine, QueryLimits};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -183,12 +184,7 @@ pub(crate) async fn run_roles(cfg: Config, roles: Roles) -> anyhow::Result<()> {
     if process && cfg.reports.enabled {
         let token = shutdown.child_token();
         let lake = Arc::clone(&lake);
-        let delivery = Delivery::from_config(
-            &cfg.reports,
-            &cfg.brokers,
-            &cfg.ingest.kafka,
-            cfg.ingest.replication_factor,
-        );
+        let delivery = Delivery::from_config(&cfg.reports, crate::brokers::report_topic(&cfg));
         let rcfg = cfg.reports.clone();
         tasks.push((
             "reports",

@@ -25,7 +25,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::config::ProcessorConfig;
-use crate::detect::config::DetectConfig;
 use crate::error::ProcessError;
 
 /// One unit of processing work; see the module documentation.
@@ -53,8 +52,9 @@ pub trait Job: Send + Sync + 'static {
         plan: &Self::Plan,
     ) -> impl Future<Output = Result<Work, ProcessError>> + Send;
 
-    /// Called once the cycle's work is committed (gauges of lag, for instance).
-    fn committed(&self, _plan: &Self::Plan) {}
+    /// Called once the cycle's work is committed, with what it did: the job's own metrics
+    /// (lag, detections, rows written) are recorded here.
+    fn committed(&self, _plan: &Self::Plan, _report: &CycleReport) {}
 
     /// Time between the job's cycles; the processor's `interval` unless the job has its own.
     fn interval(&self, processor: std::time::Duration) -> std::time::Duration {
@@ -106,44 +106,39 @@ impl Work {
     }
 }
 
-/// What one cycle did.
+/// What one cycle of a job did: whether it committed, and the job's own counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CycleReport {
     /// Lake version the cycle committed, if it committed.
     pub committed: Option<u64>,
-    /// Hours whose rollups were rewritten.
-    pub hours: usize,
-    /// Raw files read.
-    pub files_read: usize,
-    /// Rollup rows written (all tables).
-    pub rows_written: u64,
     /// Another processor committed first; this cycle's work was dropped.
     pub lost_race: bool,
-    /// Anomalies recorded.
-    pub anomalies: u64,
-    /// Change points recorded.
-    pub regressions: u64,
-    /// Days of `cost_daily` rewritten.
-    pub cost_days: usize,
-    /// Savings opportunities found.
-    pub opportunities: u64,
     /// Raw files set aside (quarantined) instead of folded.
     pub quarantined: usize,
+    /// The job's own counts, by name (`hours`, `files_read`, `anomalies`, `cost_days`, rows
+    /// written by table, ...): what its log line says and what it counts in `/metrics`.
+    pub counts: BTreeMap<&'static str, u64>,
 }
 
 impl CycleReport {
+    /// Adds `n` to the count `name`.
+    pub fn add(&mut self, name: &'static str, n: u64) {
+        *self.counts.entry(name).or_default() += n;
+    }
+
+    /// The count `name` (0 when the job counted none).
+    pub fn count(&self, name: &str) -> u64 {
+        self.counts.get(name).copied().unwrap_or(0)
+    }
+
     /// Adds another job's cycle to this one.
     pub fn absorb(&mut self, o: CycleReport) {
         self.committed = self.committed.max(o.committed);
-        self.hours += o.hours;
-        self.files_read += o.files_read;
-        self.rows_written += o.rows_written;
         self.lost_race |= o.lost_race;
-        self.anomalies += o.anomalies;
-        self.regressions += o.regressions;
-        self.cost_days += o.cost_days;
-        self.opportunities += o.opportunities;
         self.quarantined += o.quarantined;
+        for (k, v) in o.counts {
+            self.add(k, v);
+        }
     }
 }
 
@@ -154,7 +149,6 @@ pub struct Cycle<'a> {
     pub(crate) lake: &'a Arc<Lake>,
     pub(crate) snap: &'a Snapshot,
     pub(crate) config: &'a ProcessorConfig,
-    pub(crate) detect: &'a DetectConfig,
     writer: &'a str,
     stop: &'a CancellationToken,
     written: Mutex<Vec<String>>,
@@ -165,7 +159,6 @@ impl<'a> Cycle<'a> {
         lake: &'a Arc<Lake>,
         snap: &'a Snapshot,
         config: &'a ProcessorConfig,
-        detect: &'a DetectConfig,
         writer: &'a str,
         stop: &'a CancellationToken,
     ) -> Self {
@@ -173,7 +166,6 @@ impl<'a> Cycle<'a> {
             lake,
             snap,
             config,
-            detect,
             writer,
             stop,
             written: Mutex::new(Vec::new()),

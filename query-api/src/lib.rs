@@ -5,7 +5,6 @@
 //! readiness and the pipeline's Prometheus metrics.
 
 pub mod engine;
-pub mod error;
 pub mod flight;
 pub mod grafana;
 pub mod http;
@@ -13,7 +12,8 @@ pub mod pg;
 pub mod query_metrics;
 pub mod state;
 
+pub use engine::error::QueryError;
 pub use engine::{QueryEngine, QueryLimits, Truncation};
-pub use error::ApiError;
+pub use http::error::ApiError;
 pub use http::routes::{ops_router, router};
 pub use state::{ApiConfig, AppState, Budget, IngestReadiness, NotReady};

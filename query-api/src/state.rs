@@ -7,8 +7,8 @@ use std::time::Duration;
 use opslake_schemas::Secret;
 use tokio::sync::Semaphore;
 
+use crate::engine::error::QueryError;
 use crate::engine::QueryEngine;
-use crate::error::ApiError;
 use crate::query_metrics::Protocol;
 
 /// Settings of the HTTP layer.
@@ -94,8 +94,8 @@ impl AppState {
     /// waiting up to `queue_timeout` in line.
     ///
     /// # Errors
-    /// [`ApiError::Busy`] (429) when no turn came in time.
-    pub async fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    /// [`QueryError::Busy`] when no turn came in time.
+    pub async fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, QueryError> {
         if let Ok(p) = self.queries.clone().try_acquire_owned() {
             return Ok(p);
         }
@@ -106,19 +106,19 @@ impl AppState {
         .await
         {
             Ok(Ok(p)) => Ok(p),
-            _ => Err(ApiError::Busy),
+            _ => Err(QueryError::Busy),
         }
     }
 
     /// Runs `query` in a turn (see [`Self::permit`]), counted and timed under `protocol`.
     ///
     /// # Errors
-    /// The query's error, or [`ApiError::Busy`] when no turn came in time.
+    /// The query's error, or [`QueryError::Busy`] when no turn came in time.
     pub async fn answer<T>(
         &self,
         protocol: Protocol,
-        query: impl std::future::Future<Output = Result<T, ApiError>>,
-    ) -> Result<T, ApiError> {
+        query: impl std::future::Future<Output = Result<T, QueryError>>,
+    ) -> Result<T, QueryError> {
         let started = std::time::Instant::now();
         let result = match self.permit().await {
             Ok(_permit) => query.await,

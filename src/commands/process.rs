@@ -13,14 +13,19 @@ pub(crate) async fn process_once(cfg: Config) -> anyhow::Result<()> {
         .cycle()
         .await
         .context("processing cycle failed")?;
+    let counts: Vec<String> = report
+        .counts
+        .iter()
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect();
     println!(
-        "processed {} raw files into {} hours: {} rollup rows, {} anomalies, {} regressions in {:.2?}{}",
-        report.files_read,
-        report.hours,
-        report.rows_written,
-        report.anomalies,
-        report.regressions,
+        "processed in {:.2?}: {}{}",
         started.elapsed(),
+        if counts.is_empty() {
+            "nothing new".to_string()
+        } else {
+            counts.join(", ")
+        },
         if report.lost_race {
             " (another processor committed first; nothing recorded)"
         } else {

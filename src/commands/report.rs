@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use opslake_lake::Lake;
-use opslake_processor::report::schedule::{generate, Delivery, Trigger};
+use opslake_processor::report::deliver::Delivery;
+use opslake_processor::report::generate::{generate, Trigger};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -51,13 +52,8 @@ pub(crate) async fn report_forecast(
         println!("  JSON written to {}", p.display());
     }
     let shutdown = CancellationToken::new();
-    Delivery::from_config(
-        &cfg.reports,
-        &cfg.brokers,
-        &cfg.ingest.kafka,
-        cfg.ingest.replication_factor,
-    )
-    .deliver(r, &shutdown)
-    .await;
+    Delivery::from_config(&cfg.reports, crate::brokers::report_topic(&cfg))
+        .deliver(r, &shutdown)
+        .await;
     Ok(())
 }

@@ -1,22 +1,36 @@
 //! The consumer backlog: messages the brokers hold that the lake does not. The lake records the
 //! next offset ingest will read of every partition; the brokers' high watermarks say where the
-//! partitions end. Their difference is exact, whatever consumer group ingest uses, and costs
-//! one watermark request per partition.
+//! partitions end. Their difference is exact, whatever consumer group ingest uses. The brokers
+//! are asked through [`Brokers`], which the binary implements over Kafka: the processor speaks
+//! no Kafka.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use opslake_schemas::KafkaProperties;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
+use futures::future::BoxFuture;
 
-/// How to reach the brokers ingest reads.
-#[derive(Debug, Clone)]
-pub struct Brokers {
-    /// Bootstrap servers.
-    pub servers: String,
-    /// Extra librdkafka properties (security); secrets never print.
-    pub properties: KafkaProperties,
+/// One partition's offsets on the brokers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionEnds {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// Its first offset still held.
+    pub low: i64,
+    /// One past its last offset.
+    pub high: i64,
+}
+
+/// What the processor asks of the brokers ingest reads.
+pub trait Brokers: Send + Sync {
+    /// The offsets of every partition of `topics`.
+    ///
+    /// # Errors
+    /// Why the brokers did not answer.
+    fn ends<'a>(
+        &'a self,
+        topics: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<PartitionEnds>, String>>;
 }
 
 /// One partition's backlog.
@@ -38,34 +52,25 @@ pub struct Backlog {
 /// # Errors
 /// When the brokers cannot be reached.
 pub async fn backlog(
-    brokers: &Brokers,
+    brokers: &dyn Brokers,
     offsets: &BTreeMap<String, BTreeMap<i32, i64>>,
-) -> Result<Vec<Backlog>, KafkaError> {
-    let (brokers, offsets) = (brokers.clone(), offsets.clone());
-    tokio::task::spawn_blocking(move || {
-        let client: BaseConsumer =
-            opslake_kafka::client_config(&brokers.servers, &brokers.properties)
-                .set("group.id", "opslake-backlog")
-                .create()?;
-        let timeout = Duration::from_secs(5);
-        let mut out = Vec::new();
-        for (topic, recorded) in &offsets {
-            let md = client.fetch_metadata(Some(topic), timeout)?;
-            for t in md.topics() {
-                for p in t.partitions() {
-                    let (low, high) = client.fetch_watermarks(topic, p.id(), timeout)?;
-                    let lake_next = recorded.get(&p.id()).copied().unwrap_or(low);
-                    out.push(Backlog {
-                        topic: topic.clone(),
-                        partition: p.id(),
-                        lake_next,
-                        messages: (high - lake_next).max(0),
-                    });
-                }
+) -> Result<Vec<Backlog>, String> {
+    let topics: Vec<String> = offsets.keys().cloned().collect();
+    let ends = brokers.ends(&topics).await?;
+    Ok(ends
+        .into_iter()
+        .map(|e| {
+            let lake_next = offsets
+                .get(&e.topic)
+                .and_then(|r| r.get(&e.partition))
+                .copied()
+                .unwrap_or(e.low);
+            Backlog {
+                messages: (e.high - lake_next).max(0),
+                topic: e.topic,
+                partition: e.partition,
+                lake_next,
             }
-        }
-        Ok(out)
-    })
-    .await
-    .map_err(|_| KafkaError::Canceled)?
+        })
+        .collect())
 }

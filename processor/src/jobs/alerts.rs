@@ -42,7 +42,7 @@ pub struct Alerting {
     /// Where people reach opslake, for the links alerts carry.
     pub external_url: String,
     /// The brokers ingest reads, for the consumer backlog; `None` leaves it unwatched.
-    pub brokers: Option<Brokers>,
+    pub brokers: Option<Arc<dyn Brokers>>,
 }
 
 /// The alerts job.
@@ -79,7 +79,7 @@ impl Alerts {
         let mut facts = PipelineFacts::default();
         let stuck_after = self.0.config.stuck_after.as_millis() as i64;
         if let Some(brokers) = &self.0.brokers {
-            match backlog(brokers, &cx.snap.offsets).await {
+            match backlog(brokers.as_ref(), &cx.snap.offsets).await {
                 Ok(parts) => {
                     book.backlog.clone_from(&parts);
                     book.backlog_at_ms = now_ms;

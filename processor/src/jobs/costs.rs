@@ -51,6 +51,11 @@ impl CostState {
     }
 }
 
+/// The count of `cost_daily` days a cycle rewrote (see [`crate::job::CycleReport::count`]).
+pub const COST_DAYS: &str = "cost_days";
+/// The count of savings opportunities a cycle found.
+pub const OPPORTUNITIES: &str = "opportunities";
+
 /// Daily costs, forecasts and savings opportunities.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Costs;
@@ -106,8 +111,8 @@ impl Job for Costs {
         // log next time.
         if plan.recompute {
             let costs = recompute(cx, &plan.dirty).await?;
-            work.report.cost_days = costs.days;
-            work.report.opportunities = costs.opportunities as u64;
+            work.report.add(COST_DAYS, costs.days as u64);
+            work.report.add(OPPORTUNITIES, costs.opportunities as u64);
             work.add = costs.add;
             work.remove = costs.remove;
             if let Some(cs) = costs.state {
@@ -387,7 +392,7 @@ mod tests {
         ingest_commit(&lake, EventKind::Billing, &events, 0).await;
         let p = Processor::new(Arc::clone(&lake), ProcessorConfig::default());
         let r = p.cycle().await.unwrap();
-        assert_eq!(r.cost_days, DAYS as usize);
+        assert_eq!(r.count(COST_DAYS), DAYS as u64);
 
         // cost_daily equals what the raw rows imply, day by day.
         let d = daily(&lake).await;
@@ -477,7 +482,7 @@ mod tests {
         )
         .await;
         let r = p.cycle().await.unwrap();
-        assert_eq!(r.cost_days, 1);
+        assert_eq!(r.count(COST_DAYS), 1);
         let after = lake.snapshot().await.unwrap();
         let changed: Vec<&String> = after
             .table_files(COST_DAILY)
@@ -497,10 +502,10 @@ mod tests {
         assert!((got - (day10 - 5.0)).abs() < 1e-9);
 
         // The report holds it all, and renders.
-        let stored = crate::report::schedule::generate(
+        let stored = crate::report::generate::generate(
             &lake,
             "test",
-            crate::report::schedule::Trigger::Manual,
+            crate::report::generate::Trigger::Manual,
         )
         .await
         .unwrap()
@@ -518,7 +523,7 @@ mod tests {
         let snap = lake.snapshot().await.unwrap();
         assert!(snap.files.contains_key(&stored.html_path));
         assert_eq!(
-            snap.table_files(crate::report::schedule::REPORTS).count(),
+            snap.table_files(crate::report::generate::REPORTS).count(),
             1
         );
     }

@@ -8,7 +8,7 @@ use opslake_lake::layout::{hour_of, hour_start_ms, HOUR_MS};
 use opslake_lake::AddFile;
 
 use super::hours::HourRollups;
-use crate::detect::config::Mark;
+use crate::detect::config::{DetectConfig, Mark};
 use crate::detect::error_rate::{detect_error_rates, error_rate_history_start};
 use crate::detect::found::{anomaly_batch, regression_batch};
 use crate::detect::run::{detect as detect_windows, history_start};
@@ -36,14 +36,32 @@ impl Detections {
         for (key, mark) in self.marks {
             work.set_state(key, &mark);
         }
-        work.report.anomalies += self.anomalies;
-        work.report.regressions += self.regressions;
+        work.report.add(ANOMALIES, self.anomalies);
+        work.report.add(REGRESSIONS, self.regressions);
     }
 }
 
-/// Runs the detectors over the series whose rollups this cycle changed (`updated`).
+/// The count of anomalies a cycle recorded (see [`crate::job::CycleReport::count`]).
+pub const ANOMALIES: &str = "anomalies";
+/// The count of change points a cycle recorded.
+pub const REGRESSIONS: &str = "regressions";
+
+/// Counts a committed cycle's detections in `/metrics`.
+pub(crate) fn count_detections(report: &crate::job::CycleReport) {
+    use crate::metrics::METRICS;
+    for (kind, name) in [("anomaly", ANOMALIES), ("regression", REGRESSIONS)] {
+        METRICS
+            .detections
+            .with_label_values(&[kind])
+            .inc_by(report.count(name));
+    }
+}
+
+/// Runs the detectors (settings `cfg`) over the series whose rollups this cycle changed
+/// (`updated`).
 pub(crate) async fn detect(
     cx: &Cycle<'_>,
+    cfg: &DetectConfig,
     updated: Vec<HourRollups>,
     window_ms: i64,
 ) -> Result<Detections, ProcessError> {
@@ -69,7 +87,7 @@ pub(crate) async fn detect(
             .and_then(|v| serde_json::from_value(v.clone()).ok())
             .unwrap_or_default()
     };
-    let cfg = cx.detect.clone();
+    let cfg = cfg.clone();
     let start = touched
         .iter()
         .map(|s| history_start(s, &marks, &cfg))

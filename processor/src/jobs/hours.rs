@@ -61,6 +61,21 @@ impl RollupPlan {
     }
 }
 
+/// The count of hours a rollup cycle rewrote (see [`crate::job::CycleReport::count`]).
+pub const HOURS: &str = "hours";
+/// The count of raw files a rollup cycle folded.
+pub const FILES_READ: &str = "files_read";
+
+/// Counts a committed rollup cycle's rows of `tables` in `/metrics`.
+pub(crate) fn count_rollup_rows(report: &crate::job::CycleReport, tables: &[&str]) {
+    for t in tables {
+        crate::metrics::METRICS
+            .windows_written
+            .with_label_values(&[t])
+            .inc_by(report.count(t));
+    }
+}
+
 /// The work of one hour of a raw table.
 #[derive(Debug, Default)]
 pub(crate) struct HourPlan {

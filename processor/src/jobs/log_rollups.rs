@@ -4,11 +4,14 @@
 
 use opslake_lake::AddFile;
 
-use super::detections::detect;
-use super::hours::{raw_files, stored, HourPlan, HourRollups, RollupPlan};
+use super::detections::{count_detections, detect};
+use super::hours::{
+    count_rollup_rows, raw_files, stored, HourPlan, HourRollups, RollupPlan, FILES_READ, HOURS,
+};
 use super::metric_rollups::mode;
+use crate::detect::config::DetectConfig;
 use crate::error::ProcessError;
-use crate::job::{Cycle, Job, Work};
+use crate::job::{Cycle, CycleReport, Job, Work};
 use crate::metrics::METRICS;
 use crate::read::{load_file, HOURS_FOLDED_TOGETHER};
 use crate::rollup::{fold_logs, load_log_rollups, log_rollup_batch, LogWindows, LOG_ROLLUPS_1M};
@@ -20,8 +23,11 @@ pub const PROGRESS_KEY: &str = "processor.logs";
 const RAW: &str = "logs";
 
 /// Log rollups and error-rate anomalies.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct LogRollups;
+#[derive(Debug, Clone, Default)]
+pub struct LogRollups {
+    /// How the job detects error-rate anomalies.
+    pub detect: DetectConfig,
+}
 
 impl Job for LogRollups {
     type Plan = RollupPlan;
@@ -36,6 +42,11 @@ impl Job for LogRollups {
 
     async fn plan(&self, cx: &Cycle<'_>) -> Result<Option<RollupPlan>, ProcessError> {
         RollupPlan::since(cx, &[RAW], PROGRESS_KEY).await
+    }
+
+    fn committed(&self, _plan: &RollupPlan, report: &CycleReport) {
+        count_rollup_rows(report, &[LOG_ROLLUPS_1M]);
+        count_detections(report);
     }
 
     async fn run(&self, cx: &Cycle<'_>, plan: &RollupPlan) -> Result<Work, ProcessError> {
@@ -56,16 +67,18 @@ impl Job for LogRollups {
                 .zip(chunk)
             {
                 let (file, remove, rollups) = done;
-                work.report.files_read += hp.new.len();
-                work.report.hours += 1;
-                work.report.rows_written += file.rows;
+                work.report.add(FILES_READ, hp.new.len() as u64);
+                work.report.add(HOURS, 1);
+                work.report.add(LOG_ROLLUPS_1M, file.rows);
                 work.add.push(file);
                 work.remove.extend(remove);
                 updated.push(rollups);
             }
         }
         cx.stopping()?;
-        detect(cx, updated, plan.window_ms).await?.record(&mut work);
+        detect(cx, &self.detect, updated, plan.window_ms)
+            .await?
+            .record(&mut work);
         work.set_state(PROGRESS_KEY, &plan.changes.next(cx.snap, plan.window_ms));
         Ok(work)
     }

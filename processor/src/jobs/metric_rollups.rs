@@ -16,10 +16,13 @@ use opslake_lake::layout::HOUR_MS;
 use opslake_lake::AddFile;
 use tracing::debug;
 
-use super::detections::detect;
-use super::hours::{raw_files, stored, HourPlan, HourRollups, RollupPlan};
+use super::detections::{count_detections, detect};
+use super::hours::{
+    count_rollup_rows, raw_files, stored, HourPlan, HourRollups, RollupPlan, FILES_READ, HOURS,
+};
+use crate::detect::config::DetectConfig;
 use crate::error::ProcessError;
-use crate::job::{Cycle, Job, Progress, Work};
+use crate::job::{Cycle, CycleReport, Job, Progress, Work};
 use crate::metrics::METRICS;
 use crate::read::{fold_metric_files, read_batches, HOURS_FOLDED_TOGETHER};
 use crate::rollup::{
@@ -34,8 +37,20 @@ pub const PROGRESS_KEY: &str = "processor.rollups";
 const RAW: &[&str] = &["metrics", "metric_histograms"];
 
 /// Metric rollups, anomalies and regressions of metric series.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct MetricRollups;
+#[derive(Debug, Clone, Default)]
+pub struct MetricRollups {
+    /// How the job detects anomalies and regressions.
+    pub detect: DetectConfig,
+}
+
+/// The table name of a rollup file's table as a count name.
+fn rollup_table(table: &str) -> &'static str {
+    if table == METRIC_ROLLUPS_1H {
+        METRIC_ROLLUPS_1H
+    } else {
+        METRIC_ROLLUPS_1M
+    }
+}
 
 /// One hour's rollups, rewritten.
 struct HourDone {
@@ -112,9 +127,11 @@ impl Job for MetricRollups {
                 .into_iter()
                 .zip(chunk)
             {
-                work.report.files_read += hp.new.len();
-                work.report.hours += 1;
-                work.report.rows_written += done.rows;
+                work.report.add(FILES_READ, hp.new.len() as u64);
+                work.report.add(HOURS, 1);
+                for f in &done.add {
+                    work.report.add(rollup_table(&f.table), f.rows);
+                }
                 work.add.extend(done.add);
                 work.remove.extend(done.remove);
                 updated.push(done.rollups);
@@ -125,12 +142,16 @@ impl Job for MetricRollups {
             "metric rollups built"
         );
         cx.stopping()?;
-        detect(cx, updated, plan.window_ms).await?.record(&mut work);
+        detect(cx, &self.detect, updated, plan.window_ms)
+            .await?
+            .record(&mut work);
         work.set_state(PROGRESS_KEY, &plan.changes.next(cx.snap, plan.window_ms));
         Ok(work)
     }
 
-    fn committed(&self, plan: &RollupPlan) {
+    fn committed(&self, plan: &RollupPlan, report: &CycleReport) {
+        count_rollup_rows(report, &[METRIC_ROLLUPS_1M, METRIC_ROLLUPS_1H]);
+        count_detections(report);
         if plan.changes.newest_commit_ms > 0 {
             let lag = chrono::Utc::now().timestamp_millis() - plan.changes.newest_commit_ms;
             METRICS.lag_seconds.set(lag.max(0) / 1000);

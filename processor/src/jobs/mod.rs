@@ -17,7 +17,9 @@ pub(crate) mod hours;
 pub mod log_rollups;
 pub mod metric_rollups;
 
-pub use costs::Costs;
+pub use costs::{Costs, COST_DAYS, OPPORTUNITIES};
+pub use detections::{ANOMALIES, REGRESSIONS};
 pub use hours::HourRollups;
+pub use hours::{FILES_READ, HOURS};
 pub use log_rollups::LogRollups;
 pub use metric_rollups::MetricRollups;

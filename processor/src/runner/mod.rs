@@ -28,11 +28,18 @@ use crate::membership::Membership;
 use crate::metrics::METRICS;
 use crate::rollup::{LOG_ROLLUPS_1M, METRIC_ROLLUPS_1H, METRIC_ROLLUPS_1M};
 
-/// The processor's jobs, in the order instances split them. A new job is one more line here.
-fn jobs() -> Vec<Box<dyn AnyJob>> {
+/// The processor's jobs, in the order instances split them, with their settings from
+/// `config`. A new job is one folder under `jobs/` and one more line here.
+fn jobs(config: &ProcessorConfig) -> Vec<Box<dyn AnyJob>> {
+    let detect = DetectConfig {
+        directions: config.detect.directions.clone(),
+        ..DetectConfig::default()
+    };
     vec![
-        Box::new(MetricRollups),
-        Box::new(LogRollups),
+        Box::new(MetricRollups {
+            detect: detect.clone(),
+        }),
+        Box::new(LogRollups { detect }),
         Box::new(Costs),
     ]
 }
@@ -41,7 +48,6 @@ fn jobs() -> Vec<Box<dyn AnyJob>> {
 pub struct Processor {
     lake: Arc<Lake>,
     config: ProcessorConfig,
-    detect_config: DetectConfig,
     writer: String,
     jobs: Vec<Box<dyn AnyJob>>,
 }
@@ -53,16 +59,12 @@ impl Processor {
             "processor-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
-        let detect_config = DetectConfig {
-            directions: config.detect.directions.clone(),
-            ..DetectConfig::default()
-        };
+        let jobs = jobs(&config);
         Self {
             lake,
             config,
-            detect_config,
             writer,
-            jobs: jobs(),
+            jobs,
         }
     }
 
@@ -70,13 +72,6 @@ impl Processor {
     #[must_use]
     pub fn with_alerting(mut self, alerting: Alerting) -> Self {
         self.jobs.push(Box::new(Alerts(alerting)));
-        self
-    }
-
-    /// Replaces the detection settings.
-    #[must_use]
-    pub fn with_detect_config(mut self, cfg: DetectConfig) -> Self {
-        self.detect_config = cfg;
         self
     }
 
@@ -190,14 +185,7 @@ impl Processor {
     ) -> Result<CycleReport, ProcessError> {
         let started = Instant::now();
         let snap = self.lake.snapshot().await?;
-        let cx = Cycle::new(
-            &self.lake,
-            &snap,
-            &self.config,
-            &self.detect_config,
-            &self.writer,
-            stop,
-        );
+        let cx = Cycle::new(&self.lake, &snap, &self.config, &self.writer, stop);
         let Some(plan) = job.plan(&cx).await? else {
             METRICS.cycles.with_label_values(&["idle"]).inc();
             return Ok(CycleReport::default());
@@ -217,7 +205,6 @@ impl Processor {
         let before = snap.state.get(key).cloned();
         let mut report = work.report;
         let after_commit = work.after_commit;
-        let added = work.add.clone();
         let entry = LogEntry {
             writer: self.writer.clone(),
             add: work.add,
@@ -242,19 +229,20 @@ impl Processor {
         match committed {
             Ok(v) => {
                 report.committed = Some(v);
-                record_metrics(&report, &added, started);
-                job.committed(&plan);
+                METRICS.cycles.with_label_values(&["ok"]).inc();
+                METRICS
+                    .cycle_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                job.committed(&plan, &report);
                 if let Some(f) = after_commit {
                     f.run();
                 }
-                if report.hours > 0 || report.cost_days > 0 {
+                // The job's own counts make its log line: what it did, in its words.
+                if report.counts.values().any(|n| *n > 0) {
                     info!(
                         job = job.name(),
                         version = v,
-                        hours = report.hours,
-                        files = report.files_read,
-                        rows = report.rows_written,
-                        cost_days = report.cost_days,
+                        counts = ?report.counts,
                         ms = started.elapsed().as_millis() as u64,
                         "processed"
                     );
@@ -330,28 +318,6 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
         .map(ToString::to_string)
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown".to_string())
-}
-
-/// The processor's `/metrics` after a committed cycle.
-fn record_metrics(report: &CycleReport, added: &[opslake_lake::AddFile], started: Instant) {
-    METRICS
-        .detections
-        .with_label_values(&["anomaly"])
-        .inc_by(report.anomalies);
-    METRICS
-        .detections
-        .with_label_values(&["regression"])
-        .inc_by(report.regressions);
-    for f in added.iter().filter(|f| f.table.contains("rollups")) {
-        METRICS
-            .windows_written
-            .with_label_values(&[&f.table])
-            .inc_by(f.rows);
-    }
-    METRICS.cycles.with_label_values(&["ok"]).inc();
-    METRICS
-        .cycle_seconds
-        .observe(started.elapsed().as_secs_f64());
 }
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

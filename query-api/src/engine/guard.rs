@@ -9,7 +9,7 @@ use datafusion::sql::sqlparser::ast::{SetExpr, Statement, TableFactor, Visit, Vi
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
-use crate::error::ApiError;
+use super::error::QueryError;
 
 /// Longest accepted SQL text, in bytes.
 pub const MAX_SQL_BYTES: usize = 256 * 1024;
@@ -25,34 +25,32 @@ pub fn sql_options() -> SQLOptions {
 /// Refuses anything that is not one read-only query.
 ///
 /// # Errors
-/// 400 naming what was refused.
-pub fn check(sql: &str) -> Result<(), ApiError> {
+/// [`QueryError::Refused`], [`QueryError::Invalid`] or [`QueryError::TooLarge`], naming what.
+pub fn check(sql: &str) -> Result<(), QueryError> {
     parse_one(sql).map(drop)
 }
 
 /// Parses one read-only statement, refusing anything else.
 ///
 /// # Errors
-/// 400 naming what was refused.
-pub fn parse_one(sql: &str) -> Result<Statement, ApiError> {
+/// [`QueryError::Refused`], [`QueryError::Invalid`] or [`QueryError::TooLarge`], naming what.
+pub fn parse_one(sql: &str) -> Result<Statement, QueryError> {
     if sql.trim().is_empty() {
-        return Err(ApiError::BadRequest("sql is empty".into()));
+        return Err(QueryError::Invalid("sql is empty".into()));
     }
     if sql.len() > MAX_SQL_BYTES {
-        return Err(ApiError::BadRequest(format!(
-            "sql is longer than {MAX_SQL_BYTES} bytes"
-        )));
+        return Err(QueryError::TooLarge(MAX_SQL_BYTES));
     }
     let mut statements = Parser::parse_sql(&GenericDialect {}, sql)
-        .map_err(|e| ApiError::BadRequest(format!("sql does not parse: {e}")))?;
+        .map_err(|e| QueryError::Invalid(format!("sql does not parse: {e}")))?;
     match statements.len() {
-        0 => Err(ApiError::BadRequest("sql holds no statement".into())),
+        0 => Err(QueryError::Invalid("sql holds no statement".into())),
         1 => {
             let one = statements.remove(0);
             check_statement(&one)?;
             Ok(one)
         }
-        n => Err(ApiError::BadRequest(format!(
+        n => Err(QueryError::Invalid(format!(
             "one statement per request, found {n}"
         ))),
     }
@@ -71,9 +69,9 @@ const TABLE_FUNCTIONS: [&str; 4] = [
 struct NoFiles;
 
 impl Visitor for NoFiles {
-    type Break = ApiError;
+    type Break = QueryError;
 
-    fn pre_visit_table_factor(&mut self, t: &TableFactor) -> ControlFlow<ApiError> {
+    fn pre_visit_table_factor(&mut self, t: &TableFactor) -> ControlFlow<QueryError> {
         match t {
             TableFactor::Table {
                 name,
@@ -113,8 +111,8 @@ impl Visitor for NoFiles {
 /// Refuses a parsed statement unless it is a read-only query.
 ///
 /// # Errors
-/// 400 naming what was refused.
-pub fn check_statement(s: &Statement) -> Result<(), ApiError> {
+/// [`QueryError::Refused`], [`QueryError::Invalid`] or [`QueryError::TooLarge`], naming what.
+pub fn check_statement(s: &Statement) -> Result<(), QueryError> {
     if let ControlFlow::Break(e) = s.visit(&mut NoFiles) {
         return Err(e);
     }
@@ -151,8 +149,8 @@ fn selects_into(body: &SetExpr) -> bool {
     }
 }
 
-fn refused(kind: &str) -> ApiError {
-    ApiError::ReadOnly(kind.to_string())
+fn refused(kind: &str) -> QueryError {
+    QueryError::Refused(kind.to_string())
 }
 
 #[cfg(test)]
@@ -203,10 +201,15 @@ mod tests {
         ] {
             let e = check(q).expect_err(q);
             assert!(
-                matches!(e, ApiError::ReadOnly(_) | ApiError::BadRequest(_)),
+                matches!(e, QueryError::Refused(_) | QueryError::Invalid(_)),
                 "{q}"
             );
-            assert_eq!(e.status(), axum::http::StatusCode::BAD_REQUEST, "{q}");
+            let answered = crate::http::error::ApiError::from(e);
+            assert_eq!(
+                answered.status(),
+                axum::http::StatusCode::BAD_REQUEST,
+                "{q}"
+            );
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod encode;
+pub mod error;
 pub mod guard;
 pub mod local_reads;
 pub mod log_summaries;
@@ -33,8 +34,8 @@ use futures::StreamExt;
 use object_store::ObjectMeta;
 use opslake_lake::Lake;
 
-use crate::error::{from_datafusion, ApiError};
 use cache::ResultCache;
+use error::{from_datafusion, QueryError};
 
 use prune::TimePartitioned;
 pub use result::{QueryResult, Truncation};
@@ -106,7 +107,7 @@ fn partition_cols() -> Vec<(String, DataType)> {
 ///
 /// # Errors
 /// A value DataFusion refuses, naming its variable.
-fn datafusion_settings_from_env(config: &mut SessionConfig) -> Result<(), ApiError> {
+fn datafusion_settings_from_env(config: &mut SessionConfig) -> Result<(), QueryError> {
     let keys: Vec<String> = config
         .options()
         .entries()
@@ -119,7 +120,7 @@ fn datafusion_settings_from_env(config: &mut SessionConfig) -> Result<(), ApiErr
             config
                 .options_mut()
                 .set(&key, &value)
-                .map_err(|e| ApiError::Internal(anyhow::anyhow!("{var}={value}: {e}")))?;
+                .map_err(|e| QueryError::Internal(anyhow::anyhow!("{var}={value}: {e}")))?;
         }
     }
     Ok(())
@@ -130,7 +131,7 @@ impl QueryEngine {
     ///
     /// # Errors
     /// When DataFusion refuses the configuration.
-    pub fn new(lake: Arc<Lake>, limits: QueryLimits) -> Result<Self, ApiError> {
+    pub fn new(lake: Arc<Lake>, limits: QueryLimits) -> Result<Self, QueryError> {
         let live: LiveFiles = Arc::new(RwLock::new(Arc::new(BTreeMap::new())));
         // The lake's log decides which files exist; a cached listing would hide new files.
         let runtime = RuntimeEnvBuilder::new()
@@ -195,7 +196,7 @@ impl QueryEngine {
     }
 
     /// Registers a table of the lake; `partitioned` tables have `date=/hour=` directories.
-    fn register(&self, name: &str, schema: SchemaRef, partitioned: bool) -> Result<(), ApiError> {
+    fn register(&self, name: &str, schema: SchemaRef, partitioned: bool) -> Result<(), QueryError> {
         let url = ListingTableUrl::parse(format!("{}{name}/", self.lake.url()))
             .map_err(from_datafusion)?;
         let mut options =
@@ -238,12 +239,12 @@ impl QueryEngine {
     ///
     /// # Errors
     /// When the lake's log cannot be read.
-    pub async fn refresh(&self) -> Result<(), ApiError> {
+    pub async fn refresh(&self) -> Result<(), QueryError> {
         let snap = self
             .lake
             .snapshot()
             .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
+            .map_err(|e| QueryError::Internal(e.into()))?;
         {
             let mut v = self.version.lock().expect("not poisoned");
             if *v == snap.version {
@@ -294,8 +295,8 @@ impl QueryEngine {
     /// Runs a read-only query under the limits.
     ///
     /// # Errors
-    /// 400 for a refused or wrong query, 408 on timeout.
-    pub async fn query(&self, sql: &str) -> Result<QueryResult, ApiError> {
+    /// [`QueryError::Refused`] or [`QueryError::Invalid`] for a refused or wrong query, [`QueryError::Timeout`].
+    pub async fn query(&self, sql: &str) -> Result<QueryResult, QueryError> {
         guard::check(sql)?;
         self.refresh().await?;
         self.within_timeout(async {
@@ -315,8 +316,8 @@ impl QueryEngine {
     /// prepared statement, or a Flight SQL client's. [`Self::run`] runs the plan.
     ///
     /// # Errors
-    /// 400 for a refused or wrong statement.
-    pub async fn plan(&self, statement: &Statement) -> Result<LogicalPlan, ApiError> {
+    /// [`QueryError::Refused`] or [`QueryError::Invalid`] for a refused or wrong statement.
+    pub async fn plan(&self, statement: &Statement) -> Result<LogicalPlan, QueryError> {
         guard::check_statement(statement)?;
         self.refresh().await?;
         // Planning runs under the query's timeout and panic boundary too (a PostgreSQL Parse or
@@ -339,8 +340,8 @@ impl QueryEngine {
     /// Plans SQL text of one statement, which may hold placeholders (`$1`).
     ///
     /// # Errors
-    /// 400 for a refused or wrong statement.
-    pub async fn plan_sql(&self, sql: &str) -> Result<LogicalPlan, ApiError> {
+    /// [`QueryError::Refused`] or [`QueryError::Invalid`] for a refused or wrong statement.
+    pub async fn plan_sql(&self, sql: &str) -> Result<LogicalPlan, QueryError> {
         let statement = guard::parse_one(sql)?;
         self.plan(&statement).await
     }
@@ -349,8 +350,8 @@ impl QueryEngine {
     /// cache, exactly as [`Self::query`] runs SQL text.
     ///
     /// # Errors
-    /// 400 for a refused or wrong plan, 408 on timeout.
-    pub async fn run(&self, plan: LogicalPlan) -> Result<QueryResult, ApiError> {
+    /// [`QueryError::Refused`] or [`QueryError::Invalid`] for a refused or wrong plan, [`QueryError::Timeout`].
+    pub async fn run(&self, plan: LogicalPlan) -> Result<QueryResult, QueryError> {
         guard::sql_options()
             .verify_plan(&plan)
             .map_err(from_datafusion)?;
@@ -371,8 +372,8 @@ impl QueryEngine {
     /// (logged), and every other client goes on.
     async fn within_timeout<T>(
         &self,
-        work: impl std::future::Future<Output = Result<T, ApiError>>,
-    ) -> Result<T, ApiError> {
+        work: impl std::future::Future<Output = Result<T, QueryError>>,
+    ) -> Result<T, QueryError> {
         use futures::FutureExt;
         let timeout = self.limits.timeout;
         match tokio::time::timeout(timeout, std::panic::AssertUnwindSafe(work).catch_unwind()).await
@@ -384,17 +385,17 @@ impl QueryEngine {
                     .map(ToString::to_string)
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "unknown".to_string());
-                Err(ApiError::Internal(anyhow::anyhow!(
+                Err(QueryError::Internal(anyhow::anyhow!(
                     "a query panicked (a defect of opslake): {what}"
                 )))
             }
-            Err(_) => Err(ApiError::Timeout(timeout)),
+            Err(_) => Err(QueryError::Timeout(timeout)),
         }
     }
 
     /// Runs a planned query: from the result cache when it holds the answer, else up to
     /// `max_rows` rows.
-    async fn collect(&self, df: DataFrame) -> Result<QueryResult, ApiError> {
+    async fn collect(&self, df: DataFrame) -> Result<QueryResult, QueryError> {
         let max_rows = self.limits.max_rows;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let task = Arc::new(df.task_ctx());
@@ -458,7 +459,7 @@ impl QueryEngine {
     ///
     /// # Errors
     /// When the lake's log cannot be read.
-    pub async fn tables(&self) -> Result<Vec<(String, SchemaRef)>, ApiError> {
+    pub async fn tables(&self) -> Result<Vec<(String, SchemaRef)>, QueryError> {
         self.refresh().await?;
         let mut names: Vec<String> = self
             .registered

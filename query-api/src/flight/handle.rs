@@ -8,7 +8,7 @@ use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::common::{ParamValues, ScalarValue};
 
-use crate::error::ApiError;
+use crate::engine::error::QueryError;
 
 /// A prepared statement: its SQL and the parameters bound to it.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,24 +19,24 @@ pub(crate) struct Prepared {
 
 impl Prepared {
     /// The handle: the SQL's length (4 bytes, big-endian), the SQL, then the parameters.
-    pub(crate) fn encode(&self) -> Result<Bytes, ApiError> {
+    pub(crate) fn encode(&self) -> Result<Bytes, QueryError> {
         let sql = self.sql.as_bytes();
         let len = u32::try_from(sql.len())
-            .map_err(|_| ApiError::BadRequest("prepared statement too long".into()))?;
+            .map_err(|_| QueryError::Invalid("prepared statement too long".into()))?;
         let mut out = len.to_be_bytes().to_vec();
         out.extend_from_slice(sql);
         if let Some(batch) = &self.parameters {
             let mut w = StreamWriter::try_new(&mut out, &batch.schema())
-                .map_err(|e| ApiError::Internal(e.into()))?;
-            w.write(batch).map_err(|e| ApiError::Internal(e.into()))?;
-            w.finish().map_err(|e| ApiError::Internal(e.into()))?;
+                .map_err(|e| QueryError::Internal(e.into()))?;
+            w.write(batch).map_err(|e| QueryError::Internal(e.into()))?;
+            w.finish().map_err(|e| QueryError::Internal(e.into()))?;
         }
         Ok(out.into())
     }
 
     /// Reads a handle of [`Self::encode`].
-    pub(crate) fn decode(handle: &[u8]) -> Result<Self, ApiError> {
-        let bad = || ApiError::BadRequest("not a prepared statement handle of opslake".into());
+    pub(crate) fn decode(handle: &[u8]) -> Result<Self, QueryError> {
+        let bad = || QueryError::Invalid("not a prepared statement handle of opslake".into());
         let (len, rest) = handle.split_first_chunk::<4>().ok_or_else(bad)?;
         let len = u32::from_be_bytes(*len) as usize;
         if rest.len() < len {
@@ -54,7 +54,7 @@ impl Prepared {
     }
 
     /// The bound parameters as `$1`, `$2`, ... (the first row of the batch).
-    pub(crate) fn param_values(&self) -> Result<Option<ParamValues>, ApiError> {
+    pub(crate) fn param_values(&self) -> Result<Option<ParamValues>, QueryError> {
         let Some(batch) = &self.parameters else {
             return Ok(None);
         };
@@ -66,7 +66,7 @@ impl Prepared {
             .iter()
             .map(|c| ScalarValue::try_from_array(c, 0))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(crate::error::from_datafusion)?;
+            .map_err(crate::engine::error::from_datafusion)?;
         Ok(Some(ParamValues::from(values)))
     }
 }

@@ -28,8 +28,8 @@ use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::handle::Prepared;
+use crate::engine::error::{from_datafusion, QueryError};
 use crate::engine::result::{QueryResult, TRUNCATED_HEADER};
-use crate::error::ApiError;
 use crate::query_metrics::Protocol;
 use crate::state::AppState;
 
@@ -86,9 +86,7 @@ impl OpslakeFlightSql {
         let run = async {
             let mut plan = engine.plan_sql(&prepared.sql).await?;
             if let Some(values) = prepared.param_values()? {
-                plan = plan
-                    .with_param_values(values)
-                    .map_err(crate::error::from_datafusion)?;
+                plan = plan.with_param_values(values).map_err(from_datafusion)?;
             }
             engine.run(plan).await
         };
@@ -99,17 +97,14 @@ impl OpslakeFlightSql {
     }
 }
 
-/// An engine error as a gRPC status.
-fn status(e: ApiError) -> Status {
+/// An engine error as a gRPC status: the one place Flight SQL decides their codes.
+fn status(e: QueryError) -> Status {
     match e {
-        ApiError::BadRequest(_) | ApiError::ReadOnly(_) | ApiError::TooLarge(_) => {
-            Status::invalid_argument(e.to_string())
-        }
-        ApiError::Unauthorized => Status::unauthenticated(e.to_string()),
-        ApiError::Timeout(_) => Status::deadline_exceeded(e.to_string()),
-        ApiError::Busy => Status::resource_exhausted(e.to_string()),
-        ApiError::NotFound(_) => Status::not_found(e.to_string()),
-        ApiError::Internal(inner) => {
+        QueryError::Refused(_) | QueryError::Invalid(_) => Status::invalid_argument(e.to_string()),
+        QueryError::TooLarge(_) => Status::out_of_range(e.to_string()),
+        QueryError::Timeout(_) => Status::deadline_exceeded(e.to_string()),
+        QueryError::Busy => Status::resource_exhausted(e.to_string()),
+        QueryError::Internal(inner) => {
             tracing::error!(error = ?inner, "internal error answering a Flight SQL client");
             Status::internal("internal error")
         }
@@ -197,7 +192,7 @@ const MAX_PARAMETER_BYTES: usize = 1 << 20;
 fn parameter_schema(plan: &LogicalPlan) -> Result<Schema, Status> {
     let types = plan
         .get_parameter_types()
-        .map_err(|e| status(crate::error::from_datafusion(e)))?;
+        .map_err(|e| status(from_datafusion(e)))?;
     let mut ids: Vec<(usize, String, Option<DataType>)> = types
         .into_iter()
         .filter_map(|(id, t)| Some((id.strip_prefix('$')?.parse().ok()?, id, t)))
@@ -391,7 +386,7 @@ impl FlightSqlService for OpslakeFlightSql {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         self.authorize(&request)?;
-        Err(status(ApiError::ReadOnly("updates".into())))
+        Err(status(QueryError::Refused("updates".into())))
     }
 
     async fn get_flight_info_catalogs(

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::catalog::{bucket_ms, first, in_list, time_bin, values, Ctx, Planned, Shape};
 use super::macros::ts_literal;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// The targets of this file.
 pub const TARGETS: [&str; 3] = ["alerts", "alert_counts", "slo"];

@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use super::macros::{day, ts_literal, Window};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// How a query's result becomes a Grafana response.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::catalog::{first, in_list, is_key, lit, values};
 use super::macros::{day, Window};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 fn payload(name: &str, label: &str, kind: &str, options: Value, reload: bool) -> Value {
     let mut p =

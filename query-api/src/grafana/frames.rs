@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::engine::encode;
 use crate::engine::result::QueryResult;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 fn is_time(t: &DataType) -> bool {
     matches!(

@@ -14,7 +14,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// A panel's time range and interval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -26,7 +26,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::engine::result::QueryResult;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::state::AppState;
 use catalog::{AdhocFilter, Ctx, Shape};
 use editor::Options;
@@ -71,12 +71,12 @@ fn now_ms() -> i64 {
 
 /// Runs a read-only query under the API's concurrency limit.
 async fn run(state: &AppState, sql: &str) -> Result<QueryResult, ApiError> {
-    state
+    Ok(state
         .answer(
             crate::query_metrics::Protocol::Http,
             state.engine.query(sql),
         )
-        .await
+        .await?)
 }
 
 /// The first (and second, when there is one) column of a result as text.

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::engine::encode;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::query_metrics::Protocol;
 use crate::state::AppState;
 

@@ -3,6 +3,7 @@
 
 pub mod alerts;
 pub mod console;
+pub mod error;
 pub mod pipeline;
 pub mod reports;
 pub mod routes;

@@ -18,7 +18,7 @@ use opslake_lake::state_keys::{OTLP_SPLIT_PREFIX, QUARANTINE_PREFIX};
 use serde_json::{json, Value};
 
 pub use crate::engine::log_summaries::LogSummaries;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::state::AppState;
 
 /// How far back the ingest rate reaches.

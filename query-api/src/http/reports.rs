@@ -10,7 +10,7 @@ use object_store::ObjectStoreExt;
 use serde_json::{json, Value};
 
 use crate::engine::encode;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::query_metrics::Protocol;
 use crate::state::AppState;
 

@@ -21,7 +21,7 @@ use subtle::ConstantTimeEq;
 
 use crate::engine::encode;
 use crate::engine::result::TRUNCATED_HEADER;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::query_metrics::Protocol;
 use crate::state::{AppState, IngestReadiness, NotReady};
 

@@ -28,7 +28,7 @@ use pgwire::messages::PgWireBackendMessage;
 use pgwire::types::format::FormatOptions;
 
 use super::encode;
-use crate::error::ApiError;
+use crate::engine::error::{from_datafusion, QueryError};
 use crate::query_metrics::Protocol;
 use crate::state::AppState;
 
@@ -62,16 +62,16 @@ impl PgSession {
     }
 }
 
-/// An engine error as a PostgreSQL error response; the session stays usable.
-pub(crate) fn pg_error(e: ApiError) -> PgWireError {
+/// An engine error as a PostgreSQL error response (the one place PostgreSQL decides their
+/// SQLSTATEs); the session stays usable.
+pub(crate) fn pg_error(e: QueryError) -> PgWireError {
     let code = match &e {
-        ApiError::ReadOnly(_) => "25006", // read_only_sql_transaction
-        ApiError::BadRequest(_) | ApiError::TooLarge(_) => "42000",
-        ApiError::Timeout(_) => "57014", // query_canceled
-        ApiError::Busy => "53300",       // too_many_connections
-        ApiError::Unauthorized => "28P01",
-        ApiError::NotFound(_) => "42P01",
-        ApiError::Internal(inner) => {
+        QueryError::Refused(_) => "25006",  // read_only_sql_transaction
+        QueryError::Invalid(_) => "42000",  // syntax_error_or_access_rule_violation
+        QueryError::TooLarge(_) => "54000", // program_limit_exceeded
+        QueryError::Timeout(_) => "57014",  // query_canceled
+        QueryError::Busy => "53300",        // too_many_connections
+        QueryError::Internal(inner) => {
             tracing::error!(error = ?inner, "internal error answering a PostgreSQL client");
             "XX000"
         }
@@ -185,7 +185,7 @@ impl ExtendedQueryHandler for PgSession {
         let plan = plan
             .clone()
             .replace_params_with_values(&params)
-            .map_err(|e| pg_error(crate::error::from_datafusion(e)))?;
+            .map_err(|e| pg_error(from_datafusion(e)))?;
         let engine = &self.state.engine;
         let result = self
             .state
@@ -222,7 +222,7 @@ impl PgSession {
     ) -> PgWireResult<ParamValues> {
         let types = plan
             .get_parameter_types()
-            .map_err(|e| pg_error(crate::error::from_datafusion(e)))?;
+            .map_err(|e| pg_error(from_datafusion(e)))?;
         let mut ids: Vec<(usize, Option<DataType>)> = types
             .into_iter()
             .filter_map(|(id, t)| Some((id.strip_prefix('$')?.parse().ok()?, t)))

@@ -4,6 +4,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use crate::engine::error::QueryError;
+
 /// An error answered to an API client.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -18,11 +20,11 @@ pub enum ApiError {
     /// No valid bearer token (401).
     #[error("missing or wrong bearer token")]
     Unauthorized,
-    /// The query ran longer than its timeout (504).
+    /// The query ran longer than its timeout (408, as CONTRACT section 5 says).
     #[error("query did not finish within {0:?}")]
     Timeout(std::time::Duration),
-    /// The body was larger than the limit, in bytes (413).
-    #[error("request body is larger than {0} bytes")]
+    /// The body (or the statement in it) was larger than the limit, in bytes (413).
+    #[error("the request is larger than {0} bytes")]
     TooLarge(usize),
     /// Too many queries ran or waited (429).
     #[error("too many queries are running; retry shortly")]
@@ -76,17 +78,16 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// DataFusion errors of planning and execution are the query's fault unless they are I/O or
-/// resource errors; a memory limit is reported as a clear 400 too, never an abort.
-pub fn from_datafusion(e: datafusion::error::DataFusionError) -> ApiError {
-    use datafusion::error::DataFusionError as E;
-    match e.find_root() {
-        E::ObjectStore(_) | E::IoError(_) | E::Internal(_) => {
-            ApiError::Internal(anyhow::Error::new(e))
+impl From<QueryError> for ApiError {
+    /// The engine's errors as HTTP answers: the one place HTTP decides their statuses.
+    fn from(e: QueryError) -> Self {
+        match e {
+            QueryError::Refused(what) => Self::ReadOnly(what),
+            QueryError::Invalid(why) => Self::BadRequest(why),
+            QueryError::Timeout(after) => Self::Timeout(after),
+            QueryError::Busy => Self::Busy,
+            QueryError::TooLarge(limit) => Self::TooLarge(limit),
+            QueryError::Internal(e) => Self::Internal(e),
         }
-        E::ResourcesExhausted(m) => ApiError::BadRequest(format!(
-            "query needs more memory than its limit allows: {m}"
-        )),
-        _ => ApiError::BadRequest(e.strip_backtrace()),
     }
 }
