@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The dependency rules of STYLE.md that a build does not check: what reads the lake does not
-# speak Kafka (the processor and the query side link no Kafka client), and the decoders build
-# without DataFusion (schemas, and the sketch without its SQL functions).
+# speak Kafka (the processor and the query side link no Kafka client), the decoders build
+# without DataFusion (schemas, and the sketch without its SQL functions), and no two modules of
+# a crate use each other (scripts/module-cycles.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fail=0
@@ -24,4 +25,5 @@ forbid opslake-query-api opslake-ingest
 forbid opslake-processor opslake-ingest
 forbid opslake-schemas datafusion
 forbid opslake-sketch datafusion --no-default-features
+python3 scripts/module-cycles.py || fail=1
 exit $fail

@@ -37,12 +37,13 @@ impl SqlEngine for EngineSql {
     }
 }
 
-/// Alert evaluation over `engine`, with receivers that settle `lake`'s outbox and stop with
-/// `stop`.
+/// Alert evaluation over `engine`, with receivers that settle `lake`'s outbox (as `writer`)
+/// and stop with `stop`.
 pub(crate) fn alerting(
     cfg: &Config,
     engine: Arc<QueryEngine>,
     lake: Arc<Lake>,
+    writer: String,
     stop: &CancellationToken,
 ) -> Alerting {
     let a = &cfg.alerts;
@@ -62,10 +63,7 @@ pub(crate) fn alerting(
             &a.receivers,
             external_url.clone(),
             firing_for,
-            Ledger {
-                lake,
-                writer: crate::supervisor::writer_name("notify"),
-            },
+            Ledger { lake, writer },
             stop,
         ),
         external_url,

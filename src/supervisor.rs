@@ -168,8 +168,13 @@ pub(crate) async fn run_roles(cfg: Config, roles: Roles) -> anyhow::Result<()> {
 
     if let (true, Some(engine)) = (process, &engine) {
         let token = shutdown.child_token();
-        let alerting =
-            crate::alerting::alerting(&cfg, Arc::clone(engine), Arc::clone(&lake), &token);
+        let alerting = crate::alerting::alerting(
+            &cfg,
+            Arc::clone(engine),
+            Arc::clone(&lake),
+            writer_name("notify"),
+            &token,
+        );
         let processor = opslake_processor::Processor::new(Arc::clone(&lake), cfg.processor.clone())
             .with_alerting(alerting);
         tasks.push((

@@ -6,17 +6,30 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::error::IngestError;
-use opslake_lake::batch::{Batch, DeadLetter};
+use opslake_lake::batch::{Batch, DeadLetter, TopicPartition};
 use opslake_lake::layout::data_file_path;
 use opslake_lake::write::encode_parquet;
+use opslake_lake::PartitionOffsets;
+
+/// One Parquet file of a batch, ready to upload.
+pub(crate) struct EncodedFile {
+    /// Its path in the lake.
+    pub(crate) rel: String,
+    /// Its table.
+    pub(crate) table: &'static str,
+    /// Its rows.
+    pub(crate) rows: u64,
+    /// Its bytes.
+    pub(crate) bytes: Bytes,
+}
 
 /// A batch encoded as Parquet files, ready to upload and commit.
 pub(crate) struct Encoded {
-    /// (path in the lake, table, rows, bytes) of each file.
-    pub(crate) files: Vec<(String, String, u64, Bytes)>,
+    /// One file per table and hour.
+    pub(crate) files: Vec<EncodedFile>,
     pub(crate) dead_letters: Vec<DeadLetter>,
-    /// (topic, partition) -> (first offset covered, next offset).
-    pub(crate) offsets: BTreeMap<(String, i32), (i64, i64)>,
+    /// The offsets covered of each partition.
+    pub(crate) offsets: BTreeMap<TopicPartition, PartitionOffsets>,
     /// Role state committed with the files (cumulative histogram series).
     pub(crate) state: BTreeMap<String, serde_json::Value>,
     /// When the batch was handed over to be written.
@@ -47,7 +60,12 @@ pub(crate) fn encode(batch: Batch, writer: &str) -> Result<Encoded, IngestError>
                 source,
             })?;
         let rel = data_file_path(table.name(), date, *hour, writer);
-        files.push((rel, table.name().to_string(), rb.num_rows() as u64, bytes));
+        files.push(EncodedFile {
+            rel,
+            table: table.name(),
+            rows: rb.num_rows() as u64,
+            bytes,
+        });
     }
     Ok(Encoded {
         files,

@@ -3,7 +3,6 @@
 //! opslake ingest: consumes metric, log and billing events from Kafka and writes them, exactly
 //! once, into the Parquet lake; refused items go to the dead-letter topic and table.
 
-mod commit;
 pub mod config;
 pub mod consumer;
 mod cumulative;

@@ -27,6 +27,7 @@ use tracing::{error, info, warn};
 
 use crate::cumulative::{load, partition_prefix, PartitionSeries};
 use crate::metrics::METRICS;
+use opslake_lake::batch::TopicPartition;
 use opslake_lake::{Lake, Snapshot};
 
 /// How ingest gets its partitions (`ingest.assignment`).
@@ -62,13 +63,13 @@ pub(crate) enum Change {
     /// and the state of its cumulative histogram series as of that offset.
     Assigned(Vec<Resume>),
     /// Partitions taken away.
-    Revoked(Vec<(String, i32)>),
+    Revoked(Vec<TopicPartition>),
 }
 
 /// Where a newly assigned partition resumes, as the lake records it.
 pub(crate) struct Resume {
-    /// (topic, partition).
-    pub(crate) key: (String, i32),
+    /// The partition.
+    pub(crate) key: TopicPartition,
     /// The lake's next offset; `None`: the lake holds none of the partition.
     pub(crate) next: Option<i64>,
     /// Where reading starts: at or before `next` (see [`read_from`]).
@@ -122,27 +123,24 @@ impl Ctx {
     /// an assignment change.
     fn resume_points(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) -> Change {
         let snapshot = self.snapshot();
-        let parts: Vec<(String, i32)> = tpl
-            .elements()
-            .iter()
-            .map(|e| (e.topic().to_string(), e.partition()))
-            .collect();
+        let parts = partitions(tpl);
         let mut assigned = Vec::with_capacity(parts.len());
-        for (topic, p) in parts {
-            let next = snapshot.as_ref().and_then(|s| s.next_offset(&topic, p));
+        for key in parts {
+            let (topic, p) = (key.topic.as_str(), key.partition);
+            let next = snapshot.as_ref().and_then(|s| s.next_offset(topic, p));
             let start = next.map(|n| {
                 let high = consumer
-                    .fetch_watermarks(&topic, p, WATERMARK_TIMEOUT)
+                    .fetch_watermarks(topic, p, WATERMARK_TIMEOUT)
                     .map(|(_, high)| high)
                     .ok();
                 read_from(n, high)
             });
             let offset = start.map_or(Offset::Beginning, Offset::Offset);
-            if let Err(e) = tpl.set_partition_offset(&topic, p, offset) {
+            if let Err(e) = tpl.set_partition_offset(topic, p, offset) {
                 error!(error = %e, topic, partition = p, "cannot set start offset");
             }
             let series = snapshot.as_ref().map(|s| {
-                let prefix = partition_prefix(&topic, p);
+                let prefix = partition_prefix(topic, p);
                 load(
                     &prefix,
                     s.state
@@ -151,13 +149,16 @@ impl Ctx {
                 )
             });
             assigned.push(Resume {
-                key: (topic, p),
+                key: key.clone(),
                 next,
                 start,
                 series: series.unwrap_or_default(),
             });
         }
-        let partitions: Vec<_> = assigned.iter().map(|r| (&r.key, r.next)).collect();
+        let partitions: Vec<_> = assigned
+            .iter()
+            .map(|r| (r.key.to_string(), r.next))
+            .collect();
         info!(
             ?partitions,
             "partitions assigned; resuming from the lake's offsets"
@@ -248,10 +249,10 @@ impl ConsumerContext for Ctx {
     }
 }
 
-fn partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
+fn partitions(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
     tpl.elements()
         .iter()
-        .map(|e| (e.topic().to_string(), e.partition()))
+        .map(|e| TopicPartition::new(e.topic(), e.partition()))
         .collect()
 }
 
@@ -264,14 +265,14 @@ fn partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
 pub(crate) fn follow_partitions(
     consumer: &BaseConsumer<Ctx>,
     topics: &[String],
-    known: &mut BTreeSet<(String, i32)>,
+    known: &mut BTreeSet<TopicPartition>,
 ) -> Result<(), KafkaError> {
     let mut tpl = TopicPartitionList::new();
     for topic in topics {
         let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
         for t in md.topics() {
             for p in t.partitions() {
-                if !known.contains(&(t.name().to_string(), p.id())) {
+                if !known.contains(&TopicPartition::new(t.name(), p.id())) {
                     tpl.add_partition(t.name(), p.id());
                 }
             }

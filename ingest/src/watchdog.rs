@@ -11,6 +11,8 @@
 //! again without the silent members.
 
 use std::collections::HashMap;
+
+use opslake_lake::batch::TopicPartition;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -66,7 +68,7 @@ struct HealthInner {
     /// reports the lake, so no partition is called stalled.
     lake_unwritable: AtomicBool,
     /// When this process last moved each partition's lake offset.
-    progressed_at: Mutex<HashMap<(String, i32), Instant>>,
+    progressed_at: Mutex<HashMap<TopicPartition, Instant>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -119,9 +121,9 @@ impl IngestHealth {
 
     /// Records that the lake now holds more of `partitions`: none of them is stalled, whatever
     /// a look that began before this found.
-    pub(crate) fn progressed(&self, partitions: impl IntoIterator<Item = (String, i32)>) {
+    pub(crate) fn progressed(&self, partitions: impl IntoIterator<Item = TopicPartition>) {
         let now = Instant::now();
-        let moved: Vec<(String, i32)> = {
+        let moved: Vec<TopicPartition> = {
             let mut at = lock(&self.inner.progressed_at);
             partitions
                 .into_iter()
@@ -137,7 +139,7 @@ impl IngestHealth {
                 .filter(|p| {
                     !moved
                         .iter()
-                        .any(|(t, n)| *t == p.topic && *n == p.partition)
+                        .any(|m| m.topic == p.topic && m.partition == p.partition)
                 })
                 .collect();
             self.set_stalled(still);
@@ -152,7 +154,7 @@ impl IngestHealth {
             stalled
                 .into_iter()
                 .filter(|p| {
-                    at.get(&(p.topic.clone(), p.partition))
+                    at.get(&TopicPartition::new(&p.topic, p.partition))
                         .is_none_or(|moved| *moved < looked_at)
                 })
                 .collect()
@@ -165,8 +167,10 @@ impl IngestHealth {
             .stalled_partitions
             .set(i64::try_from(stalled.len()).unwrap_or(i64::MAX));
         let mut current = lock(&self.inner.stalled);
-        let keys = |v: &[StalledPartition]| -> Vec<(String, i32)> {
-            v.iter().map(|s| (s.topic.clone(), s.partition)).collect()
+        let keys = |v: &[StalledPartition]| -> Vec<TopicPartition> {
+            v.iter()
+                .map(|s| TopicPartition::new(&s.topic, s.partition))
+                .collect()
         };
         if keys(&stalled) != keys(&current) {
             if stalled.is_empty() {
@@ -198,7 +202,7 @@ impl IngestHealth {
 }
 
 /// One look at every partition, each keyed by (topic, partition).
-pub(crate) type Looks = Vec<((String, i32), Observation)>;
+pub(crate) type Looks = Vec<(TopicPartition, Observation)>;
 
 /// One look at a partition: the lake's next offset and Kafka's watermarks.
 #[derive(Debug, Clone, Copy)]
@@ -215,7 +219,7 @@ pub(crate) struct Observation {
 #[derive(Debug, Default)]
 pub(crate) struct StallTracker {
     /// (topic, partition) -> (lake offset last seen, when it was first seen at that value).
-    seen: HashMap<(String, i32), (Option<i64>, Instant)>,
+    seen: HashMap<TopicPartition, (Option<i64>, Instant)>,
 }
 
 impl StallTracker {
@@ -241,8 +245,8 @@ impl StallTracker {
             let still = now.saturating_duration_since(since);
             if lag > 0 && still > threshold {
                 stalled.push(StalledPartition {
-                    topic: key.0.clone(),
-                    partition: key.1,
+                    topic: key.topic.clone(),
+                    partition: key.partition,
                     lag,
                     stalled_secs: still.as_secs(),
                 });
@@ -371,14 +375,14 @@ impl Probe {
         looks: &Looks,
         shutdown: &CancellationToken,
     ) -> bool {
-        let key = (stalled.topic.clone(), stalled.partition);
+        let key = TopicPartition::new(&stalled.topic, stalled.partition);
         let Some((_, o)) = looks.iter().find(|(k, _)| *k == key) else {
             return false;
         };
         let from = o.lake_next.unwrap_or(o.low).max(o.low);
         let mut tpl = TopicPartitionList::new();
         if tpl
-            .add_partition_offset(&key.0, key.1, Offset::Offset(from))
+            .add_partition_offset(&key.topic, key.partition, Offset::Offset(from))
             .is_err()
             || self.consumer.assign(&tpl).is_err()
         {
@@ -390,10 +394,10 @@ impl Probe {
                 break false;
             }
             match self.consumer.poll(Duration::from_millis(200)) {
-                Some(Ok(m)) if m.topic() == key.0 && m.partition() == key.1 => {
+                Some(Ok(m)) if m.topic() == key.topic && m.partition() == key.partition => {
                     break m.offset() >= from;
                 }
-                Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) if p == key.1 => {
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) if p == key.partition => {
                     break false
                 }
                 _ => {}
@@ -433,7 +437,7 @@ fn looks(
                 }
                 let (low, high) = client.fetch_watermarks(t.name(), p.id(), timeout)?;
                 out.push((
-                    (t.name().to_string(), p.id()),
+                    TopicPartition::new(t.name(), p.id()),
                     Observation {
                         lake_next: lake_next(t.name(), p.id()),
                         low,
@@ -452,7 +456,7 @@ mod tests {
 
     fn look(lake_next: Option<i64>, high: i64) -> Looks {
         vec![(
-            ("t".to_string(), 0),
+            TopicPartition::new("t", 0),
             Observation {
                 lake_next,
                 low: 0,
@@ -530,7 +534,7 @@ mod tests {
         let t0 = Instant::now();
         let fresh = |low, high| {
             vec![(
-                ("t".to_string(), 1),
+                TopicPartition::new("t", 1),
                 Observation {
                     lake_next: None,
                     low,
@@ -600,7 +604,7 @@ mod tests {
         let looked_at = Instant::now();
         h.publish(vec![stalled("m", 1), stalled("m", 2)], looked_at);
         // A commit moves m/2 while a look that began before it is under way.
-        h.progressed([("m".to_string(), 2)]);
+        h.progressed([TopicPartition::new("m", 2)]);
         assert_eq!(h.stalled(), vec![stalled("m", 1)], "cleared at once");
         h.publish(vec![stalled("m", 1), stalled("m", 2)], looked_at);
         assert_eq!(

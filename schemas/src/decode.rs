@@ -10,14 +10,7 @@ use serde_json::{Map, Value};
 use crate::events::{BillingEvent, Event, LogEvent, MetricEvent, MetricKind};
 use crate::time::{check_range, parse_timestamp_str};
 
-/// Longest accepted message value, in bytes.
-pub const MAX_PAYLOAD_BYTES: usize = 8 * 1024 * 1024;
-/// Longest accepted identifier-like string (service, name, host, label value, ...), in bytes.
-pub const MAX_STRING_BYTES: usize = 1024;
-/// Longest accepted log message, in bytes.
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
-/// Most entries accepted in `labels`, `attributes` or `tags`.
-pub const MAX_MAP_ENTRIES: usize = 64;
+pub use crate::limits::{MAX_MAP_ENTRIES, MAX_MESSAGE_BYTES, MAX_PAYLOAD_BYTES, MAX_STRING_BYTES};
 
 /// Which topic, and so which event type, a message came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -16,8 +16,8 @@ use std::fmt;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
-use crate::decode::{MAX_MAP_ENTRIES, MAX_PAYLOAD_BYTES, MAX_STRING_BYTES};
 use crate::events::{MetricEvent, MetricKind};
+use crate::limits::{MAX_MAP_ENTRIES, MAX_PAYLOAD_BYTES, MAX_STRING_BYTES};
 use crate::time::{check_range, parse_timestamp_str};
 
 /// A timestamp as it arrives: epoch milliseconds or a string.

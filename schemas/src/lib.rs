@@ -9,6 +9,7 @@ pub mod decode;
 pub mod events;
 pub mod fast;
 pub mod json_schema;
+pub mod limits;
 pub mod otlp;
 pub mod secret;
 pub mod series;

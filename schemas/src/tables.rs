@@ -271,6 +271,19 @@ pub fn regressions() -> SchemaRef {
     ]))
 }
 
+/// The string columns a `cost_daily` row is keyed by (a day's cost of one resource of one
+/// provider, in one currency and usage unit): what folds, loads and filters of the cost tables
+/// name, in this order.
+pub const BILLING_DIMENSIONS: [&str; 7] = [
+    "provider",
+    "service",
+    "resource_id",
+    "resource_type",
+    "region",
+    "currency",
+    "usage_unit",
+];
+
 /// Columns of `cost_daily`: one row per day (of `charge_period_start`, UTC) and provider,
 /// service, resource, resource type, region and currency, summed over the billing rows. Beyond
 /// the contract: `rows` (billing rows folded in), `billed_hours` (hours of charge periods),

@@ -414,8 +414,9 @@ impl DDSketch {
         let (sum, min, max) = (r.f64()?, r.f64()?, r.f64()?);
         // Checked before a bucket is added: the quantile walk clamps to [min, max], which must
         // be a range, and sums and means must be numbers.
-        if count > 0 && !(min <= max && !min.is_nan() && !max.is_nan()) {
-            return Err(DecodeError("min is above max, or not a number"));
+        // `add` takes finite values only, so a sketch's min and max are finite numbers.
+        if count > 0 && !(min <= max && min.is_finite() && max.is_finite()) {
+            return Err(DecodeError("min is above max, or not a finite number"));
         }
         if sum.is_nan() {
             return Err(DecodeError("sum is not a number"));
@@ -761,9 +762,14 @@ mod tests {
         let mut nan_sum = good.clone();
         nan_sum[at..at + 8].copy_from_slice(&f64::NAN.to_le_bytes());
         assert!(DDSketch::from_bytes(&nan_sum).is_err());
-        let mut nan_max = good;
+        let mut nan_max = good.clone();
         nan_max[at + 16..at + 24].copy_from_slice(&f64::NAN.to_le_bytes());
         assert!(DDSketch::from_bytes(&nan_max).is_err());
+        // Found by the fuzzer: an infinite min and max made an interpolated quantile NaN.
+        let mut infinite = good;
+        infinite[at + 8..at + 16].copy_from_slice(&f64::NEG_INFINITY.to_le_bytes());
+        infinite[at + 16..at + 24].copy_from_slice(&f64::INFINITY.to_le_bytes());
+        assert!(DDSketch::from_bytes(&infinite).is_err());
     }
 
     /// Sketches of another accuracy merge (at the coarser accuracy) rather than panic.

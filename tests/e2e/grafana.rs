@@ -8,7 +8,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 use crate::openapi::Spec;
@@ -45,27 +44,16 @@ fn query(from: i64, to: i64, max_points: i64, targets: Value, filters: Value) ->
 /// Two days of a service's latency (5-minute windows, a daily cycle, a deploy that makes it 40%
 /// slower, one spike), its logs with an error burst, and five weeks of a small fleet's bill.
 fn history(now: i64) -> (Vec<Value>, Vec<Value>, Vec<Value>, i64, i64) {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
     let t0 = now - now.rem_euclid(STEP) - 2 * 86_400_000;
     let deploy = t0 + 400 * STEP;
     let spike = t0 + 300 * STEP;
-    let (mut metrics, mut logs, mut bill) = (Vec::new(), Vec::new(), Vec::new());
+    let labels = json!({"endpoint": "/charge", "method": "POST"});
+    let metrics =
+        opslake_lake::test_util::payments_charge(t0, STEP, deploy, Some(spike), &labels, 5);
+    let (mut logs, mut bill) = (Vec::new(), Vec::new());
     for w in 0..2 * 288 {
         let t = t0 + w * STEP;
-        let daily = 1.0 + 0.3 * (2.0 * std::f64::consts::PI * (w % 288) as f64 / 288.0).sin();
-        let (version, slow) = if t >= deploy {
-            ("2.0.0", 1.4)
-        } else {
-            ("1.9.0", 1.0)
-        };
-        for i in 0..10 {
-            let mut v = 80.0 * daily * slow * rng.random_range(0.95..1.05);
-            if t == spike {
-                v *= 8.0;
-            }
-            metrics.push(json!({"timestamp": t + i * 25_000, "service": "payments", "name": "http.server.duration",
-                "value": v, "version": version, "labels": {"endpoint": "/charge", "method": "POST"}}));
-        }
+        let slow = if t >= deploy { 1.4 } else { 1.0 };
         for i in 0..4 {
             let level = if w % 50 == 0 && i < 2 {
                 "error"

@@ -4,14 +4,13 @@
 //! process must still answer, other clients' settings must be unchanged, and events sent
 //! afterwards must all arrive and roll up.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::receivers::Recorder;
-use crate::support::{wait_for, Api, Broker, Proxy, Setup, TestProducer};
+use crate::support::{python_client, wait_for, Api, Broker, Proxy, Setup, TestProducer};
 
 const T0_NS: u64 = 1_795_341_600_000_000_000; // 2026-11-22T10:00:00Z
 
@@ -88,36 +87,6 @@ fn psql(port: &str, sql: &str) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// `tests/clients/sql_clients.py` with `args` and `requests` on stdin.
-fn python_client(args: &[&str], requests: &Value) -> Vec<Value> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/sql_clients.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(requests.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{script} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice::<Value>(&out.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
 }
 
 /// Still answering, with the engine's settings as they were.

@@ -236,28 +236,12 @@ fn replayed_history_yields_anomalies_and_regressions_through_sql() {
     );
     let api = opslake.api();
     let producer = TestProducer::new(&setup.brokers);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
     let step = 300_000i64;
     let spike = T0 + 400 * step;
     let deploy = T0 + 500 * step;
-    let mut events = Vec::new();
-    for w in 0..2 * 288 {
-        let t = T0 + w * step;
-        let daily = 1.0 + 0.3 * (2.0 * std::f64::consts::PI * (w % 288) as f64 / 288.0).sin();
-        let (version, slow) = if t >= deploy {
-            ("2.0.0", 1.4)
-        } else {
-            ("1.9.0", 1.0)
-        };
-        for i in 0..10 {
-            let mut v = 80.0 * daily * slow * rng.random_range(0.95..1.05);
-            if t == spike {
-                v *= 8.0;
-            }
-            events.push(json!({"timestamp": t + i * 25_000, "service": "payments", "name": "http.server.duration",
-                "value": v, "version": version, "labels": {"endpoint": "/charge"}}));
-        }
-    }
+    let labels = json!({"endpoint": "/charge"});
+    let events =
+        opslake_lake::test_util::payments_charge(T0, step, deploy, Some(spike), &labels, 11);
     producer.send_all(&setup.topic("metrics"), &events);
     api.wait_for_rollups_of(events.len());
     let anomalies = wait_for("the spike in anomalies", Duration::from_secs(60), || {

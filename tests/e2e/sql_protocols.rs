@@ -2,13 +2,12 @@
 //! from the registries (Debian's `psql`, psycopg and ADBC's Flight SQL driver from PyPI),
 //! answering exactly as the HTTP API does over the same data.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::{wait_for, Api, Broker, Setup, TestProducer};
+use crate::support::{python_client, wait_for, Api, Broker, Setup, TestProducer};
 
 const TOKEN: &str = "pg-s3cret";
 const T0: i64 = 1_795_341_600_000; // 2026-11-22T10:00:00Z
@@ -42,37 +41,6 @@ fn psql_with(port: &str, password: &str, sslmode: &str, args: &[&str]) -> (i32, 
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// Runs `tests/clients/sql_clients.py` with `args` and the requests on stdin.
-fn python_client(args: &[&str], requests: &Value) -> Vec<Value> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/sql_clients.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(requests.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{} {args:?}: {}",
-        script,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice::<Value>(&out.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
 }
 
 fn ms(v: &Value) -> i64 {

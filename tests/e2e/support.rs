@@ -1,6 +1,6 @@
 //! Processes and clients the tests drive: the broker, opslake, a producer, an HTTP client.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -703,4 +703,35 @@ impl Proxy {
         self.up.store(true, std::sync::atomic::Ordering::SeqCst);
         self.serve(listener, target);
     }
+}
+
+/// Runs `tests/clients/sql_clients.py` with `args` and the requests on stdin.
+pub fn python_client(args: &[&str], requests: &Value) -> Vec<Value> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/sql_clients.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(requests.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{} {args:?}: {}",
+        script,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
 }

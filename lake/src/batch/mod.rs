@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use crate::layout::HOUR_MS;
+use crate::PartitionOffsets;
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 use opslake_schemas::time::partition_of;
@@ -43,6 +44,45 @@ impl RawTable {
             Self::DeadLetters => "dead_letters",
         }
     }
+}
+
+/// A Kafka partition: its topic and number (what ingest keeps per partition, and what a batch
+/// covers).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    /// `topic`/`partition`.
+    pub fn new(topic: &str, partition: i32) -> Self {
+        Self {
+            topic: topic.to_string(),
+            partition,
+        }
+    }
+}
+
+impl std::fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.topic, self.partition)
+    }
+}
+
+/// Offsets by partition as the lake's log records them: `topic -> partition -> range`.
+pub fn offsets_by_topic<'a>(
+    offsets: impl IntoIterator<Item = (&'a TopicPartition, &'a PartitionOffsets)>,
+) -> BTreeMap<String, BTreeMap<i32, PartitionOffsets>> {
+    let mut out: BTreeMap<String, BTreeMap<i32, PartitionOffsets>> = BTreeMap::new();
+    for (tp, range) in offsets {
+        out.entry(tp.topic.clone())
+            .or_default()
+            .insert(tp.partition, *range);
+    }
+    out
 }
 
 /// Where a row came from in Kafka.
@@ -151,7 +191,7 @@ pub struct Batch {
     /// Refused items, to produce to the dead-letter topic after the commit.
     pub dead_letters: Vec<DeadLetter>,
     /// (topic, partition) -> (first offset covered, next offset).
-    pub offsets: BTreeMap<(String, i32), (i64, i64)>,
+    pub offsets: BTreeMap<TopicPartition, PartitionOffsets>,
     /// Role state the commit of this batch sets (key -> value, `null` removes), e.g. the
     /// cumulative histogram state of its partitions: committed with the offsets, exactly once.
     pub state: BTreeMap<String, serde_json::Value>,
@@ -207,12 +247,16 @@ impl Batch {
             self.opened_at = Instant::now();
         }
         self.bytes += bytes;
-        match self.offsets.get_mut(&(topic.to_string(), partition)) {
-            Some(range) => range.1 = offset + 1,
+        let key = TopicPartition::new(topic, partition);
+        match self.offsets.get_mut(&key) {
+            Some(range) => range.end = offset + 1,
             None => {
                 self.offsets.insert(
-                    (topic.to_string(), partition),
-                    (start.min(offset), offset + 1),
+                    key,
+                    PartitionOffsets {
+                        start: start.min(offset),
+                        end: offset + 1,
+                    },
                 );
             }
         }
@@ -302,7 +346,7 @@ pub struct FinishedBatch {
     /// The items refused while the batch was built.
     pub dead_letters: Vec<DeadLetter>,
     /// (topic, partition) -> (first offset covered, next offset).
-    pub offsets: BTreeMap<(String, i32), (i64, i64)>,
+    pub offsets: BTreeMap<TopicPartition, PartitionOffsets>,
     /// Role state the commit sets.
     pub state: BTreeMap<String, serde_json::Value>,
 }
@@ -339,6 +383,9 @@ mod tests {
         );
         assert_eq!(parts[1].0 .2, 11);
         assert_eq!(parts[0].1.schema(), tables::metrics());
-        assert_eq!(offsets[&("t".to_string(), 0)], (5, 6));
+        assert_eq!(
+            offsets[&TopicPartition::new("t", 0)],
+            PartitionOffsets { start: 5, end: 6 }
+        );
     }
 }

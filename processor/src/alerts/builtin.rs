@@ -20,15 +20,6 @@ use crate::slo::math::{burning, rate};
 use crate::slo::SloStatus;
 use crate::sql::quote;
 
-/// The built-in alerts' names.
-pub const BUILTIN_NAMES: [&str; 5] = [
-    "OpslakeAnomaly",
-    "OpslakeRegression",
-    "OpslakeSLOBurnRate",
-    "OpslakeCostBudget",
-    "OpslakePipeline",
-];
-
 /// How long an anomaly alert stays active after the anomaly was detected.
 pub const ANOMALY_HOLD: &str = "15 minutes";
 /// How long a regression alert stays active after the change was detected.

@@ -6,7 +6,14 @@ use std::time::Duration;
 use opslake_schemas::{ConfigError, Secret};
 use serde::{Deserialize, Serialize};
 
-use super::builtin::BUILTIN_NAMES;
+/// The built-in alerts' names (what `alerts.disable_builtin` may name).
+pub const BUILTIN_NAMES: [&str; 5] = [
+    "OpslakeAnomaly",
+    "OpslakeRegression",
+    "OpslakeSLOBurnRate",
+    "OpslakeCostBudget",
+    "OpslakePipeline",
+];
 
 /// Settings of alerting (`[alerts]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -7,6 +7,7 @@ pub mod backlog;
 pub mod book;
 pub mod builtin;
 pub mod config;
+pub mod notification;
 pub mod notify;
 pub mod outbox;
 pub mod record;

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use opslake_lake::Snapshot;
 use serde_json::Value;
 
-use super::notify::Notification;
+use super::notification::Notification;
 
 /// Prefix of the outbox's lake state keys.
 pub const OUTBOX_PREFIX: &str = "alerts.outbox/";

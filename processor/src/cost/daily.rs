@@ -141,18 +141,10 @@ pub fn fold_billing(batch: &RecordBatch, into: &mut Daily) -> Result<(), ArrowEr
     let start = start.as_primitive::<TimestampMillisecondType>();
     let end = timestamps(batch, "charge_period_end")?;
     let end = end.as_primitive::<TimestampMillisecondType>();
-    let cols: Vec<ArrayRef> = [
-        "provider",
-        "service",
-        "resource_id",
-        "resource_type",
-        "region",
-        "currency",
-        "usage_unit",
-    ]
-    .iter()
-    .map(|c| strings(batch, c))
-    .collect::<Result<_, _>>()?;
+    let cols: Vec<ArrayRef> = opslake_schemas::tables::BILLING_DIMENSIONS
+        .iter()
+        .map(|c| strings(batch, c))
+        .collect::<Result<_, _>>()?;
     let [provider, service, resource, rtype, region, currency, unit] =
         std::array::from_fn(|i| cols[i].as_string::<i32>());
     let cost = f64s(batch, "cost")?;
@@ -265,18 +257,10 @@ pub fn daily_batch<'a>(
 pub fn load_daily(batch: &RecordBatch, into: &mut Daily) -> Result<(), ArrowError> {
     let date = column(batch, "date")?;
     let date = date.as_primitive::<Date32Type>();
-    let cols: Vec<ArrayRef> = [
-        "provider",
-        "service",
-        "resource_id",
-        "resource_type",
-        "region",
-        "currency",
-        "usage_unit",
-    ]
-    .iter()
-    .map(|c| strings(batch, c))
-    .collect::<Result<_, _>>()?;
+    let cols: Vec<ArrayRef> = opslake_schemas::tables::BILLING_DIMENSIONS
+        .iter()
+        .map(|c| strings(batch, c))
+        .collect::<Result<_, _>>()?;
     let [provider, service, resource, rtype, region, currency, unit] =
         std::array::from_fn(|i| cols[i].as_string::<i32>());
     let num = |n: &str| f64s(batch, n);

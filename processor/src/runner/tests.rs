@@ -552,24 +552,11 @@ async fn a_deploy_inside_the_only_full_day_is_found_where_it_happened() {
 }
 
 async fn deploy_found_however_it_arrives(off: i64, dw: i64) {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
     let step = 300_000i64;
     let t0 = T0 - 2 * 3_600_000 + 10 * 60_000 + off * step; // from 07:50, plus `off` windows
     let deploy = t0 + dw * step;
-    let mut events = Vec::new();
-    for w in 0..2 * 288 {
-        let t = t0 + w * step;
-        let daily = 1.0 + 0.3 * (2.0 * std::f64::consts::PI * (w % 288) as f64 / 288.0).sin();
-        let (version, slow) = if t >= deploy {
-            ("2.0.0", 1.4)
-        } else {
-            ("1.9.0", 1.0)
-        };
-        for i in 0..10 {
-            let v = 80.0 * daily * slow * rng.random_range(0.95..1.05);
-            events.push(metric(t + i * 25_000, "payments", "/charge", version, v));
-        }
-    }
+    let labels = serde_json::json!({"endpoint": "/charge"});
+    let events = opslake_lake::test_util::payments_charge(t0, step, deploy, None, &labels, 5);
     let dir = tempfile::tempdir().unwrap();
     let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
     ingest_commit(&lake, EventKind::Metric, &events, 0).await;

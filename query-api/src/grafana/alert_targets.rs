@@ -7,8 +7,8 @@
 
 use serde_json::Value;
 
-use super::catalog::{bucket_ms, first, in_list, time_bin, values, Ctx, Planned, Shape};
 use super::macros::ts_literal;
+use super::plan::{bucket_ms, first, in_list, time_bin, values, Ctx, Planned, Shape};
 use crate::http::error::ApiError;
 
 /// The targets of this file.

@@ -4,8 +4,9 @@
 
 use serde_json::{json, Value};
 
-use super::catalog::{first, in_list, is_key, lit, values};
+use super::catalog::is_key;
 use super::macros::{day, Window};
+use super::plan::{first, in_list, lit, values};
 use crate::http::error::ApiError;
 
 fn payload(name: &str, label: &str, kind: &str, options: Value, reload: bool) -> Value {

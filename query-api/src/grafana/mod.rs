@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod editor;
 pub mod frames;
 pub mod macros;
+pub mod plan;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;

@@ -72,6 +72,15 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, PgError> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
+/// An `ERROR` response with SQLSTATE `code`; the session stays usable.
+pub(crate) fn error_response(code: &str, message: String) -> pgwire::error::PgWireError {
+    pgwire::error::PgWireError::UserError(Box::new(pgwire::error::ErrorInfo::new(
+        "ERROR".to_owned(),
+        code.to_owned(),
+        message,
+    )))
+}
+
 struct Handlers {
     session: Arc<PgSession>,
     login: Arc<TokenLogin>,

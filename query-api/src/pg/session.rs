@@ -76,11 +76,7 @@ pub(crate) fn pg_error(e: QueryError) -> PgWireError {
             "XX000"
         }
     };
-    PgWireError::UserError(Box::new(ErrorInfo::new(
-        "ERROR".to_owned(),
-        code.to_owned(),
-        e.to_string(),
-    )))
+    super::error_response(code, e.to_string())
 }
 
 /// Runs every statement no earlier hook answered through the engine.

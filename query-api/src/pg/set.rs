@@ -15,7 +15,7 @@ use datafusion::sql::sqlparser::ast::{Expr, Set, Statement};
 use datafusion_postgres::hooks::{HookClient, QueryHook};
 use pgwire::api::results::{Response, Tag};
 use pgwire::api::ClientInfo;
-use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::PgWireBackendMessage;
 
@@ -106,15 +106,14 @@ fn judge(set: &Set) -> Verdict {
 }
 
 fn refused(what: &str) -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new(
-        "ERROR".to_owned(),
-        "25006".to_owned(),
+    super::error_response(
+        "25006",
         format!(
             "SET {what} is refused: the engine's settings are the server's; a session may set \
              search_path, application_name, client_encoding, DateStyle, extra_float_digits, \
              TimeZone and the like, for itself only"
         ),
-    )))
+    )
 }
 
 /// Answers `SET` statements before any other hook: keeps session settings in the connection,

@@ -4,7 +4,7 @@
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 
-use crate::decode::{MAX_MAP_ENTRIES, MAX_STRING_BYTES};
+use crate::limits::{MAX_MAP_ENTRIES, MAX_STRING_BYTES};
 
 /// The service a resource names when it names none (OpenTelemetry's own default).
 pub const UNKNOWN_SERVICE: &str = "unknown_service";

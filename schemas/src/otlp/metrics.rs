@@ -19,6 +19,11 @@ use crate::events::{
     Event, HistogramBuckets, HistogramEvent, MetricEvent, MetricKind, Temporality,
 };
 
+/// Reads one histogram point of a kind (explicit or exponential) into its event: `None` for a
+/// point with nothing to record, `Err` with the reason it is refused.
+type HistogramReader<P> =
+    fn(&Resource, &Metric, &P, Temporality) -> Result<Option<HistogramEvent>, String>;
+
 /// OpenTelemetry's `FLAG_NO_RECORDED_VALUE`: the point marks a series as gone (staleness),
 /// it holds no value.
 const NO_RECORDED_VALUE: u32 = 1;
@@ -157,38 +162,48 @@ impl Mapper {
                 }
             }
             Some(Data::Histogram(h)) => {
-                let temporality = temporality(h.aggregation_temporality);
-                for p in &h.data_points {
-                    if self.skip_when_spent() {
-                        continue;
-                    }
-                    let i = self.next_index();
-                    match temporality
-                        .clone()
-                        .and_then(|t| explicit(resource, metric, p, t))
-                    {
-                        Ok(Some(e)) => self.push_histogram(i, e),
-                        Ok(None) => {}
-                        Err(reason) => self.refuse(i, metric, p, &reason),
-                    }
-                }
+                self.histograms(
+                    resource,
+                    metric,
+                    h.aggregation_temporality,
+                    &h.data_points,
+                    explicit,
+                );
             }
             Some(Data::ExponentialHistogram(h)) => {
-                let temporality = temporality(h.aggregation_temporality);
-                for p in &h.data_points {
-                    if self.skip_when_spent() {
-                        continue;
-                    }
-                    let i = self.next_index();
-                    match temporality
-                        .clone()
-                        .and_then(|t| exponential(resource, metric, p, t))
-                    {
-                        Ok(Some(e)) => self.push_histogram(i, e),
-                        Ok(None) => {}
-                        Err(reason) => self.refuse(i, metric, p, &reason),
-                    }
-                }
+                self.histograms(
+                    resource,
+                    metric,
+                    h.aggregation_temporality,
+                    &h.data_points,
+                    exponential,
+                );
+            }
+        }
+    }
+
+    /// The histogram points of a metric (explicit or exponential: `event` reads one kind).
+    fn histograms<P: Serialize>(
+        &mut self,
+        resource: &Resource,
+        metric: &Metric,
+        temporality_code: i32,
+        points: &[P],
+        event: HistogramReader<P>,
+    ) {
+        let temporality = temporality(temporality_code);
+        for p in points {
+            if self.skip_when_spent() {
+                continue;
+            }
+            let i = self.next_index();
+            match temporality
+                .clone()
+                .and_then(|t| event(resource, metric, p, t))
+            {
+                Ok(Some(e)) => self.push_histogram(i, e),
+                Ok(None) => {}
+                Err(reason) => self.refuse(i, metric, p, &reason),
             }
         }
     }

@@ -27,9 +27,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::book::{Alert, AlertState};
-use super::config::{ReceiverConfig, ReceiverKind};
+pub use super::notification::Notification;
 use super::outbox::Owed;
+
+use super::book::Alert;
+use super::config::{ReceiverConfig, ReceiverKind};
 use crate::metrics::ALERT_METRICS;
 
 /// Notifications a receiver's queue holds; beyond, owed ones wait in the outbox for the next
@@ -40,19 +42,6 @@ const ATTEMPTS: u32 = 6;
 /// First wait after a failed attempt; doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-
-/// One thing to tell: an alert fired or resolved, or a firing alert re-sent to Alertmanager.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Notification {
-    /// The alert.
-    pub alert: Alert,
-    /// Firing or resolved.
-    pub status: AlertState,
-    /// When it resolved (epoch ms), for a resolve.
-    pub ends_at_ms: Option<i64>,
-    /// A re-send of a firing alert (Alertmanager only).
-    pub resend: bool,
-}
 
 /// What every message says about where it comes from.
 #[derive(Debug, Clone)]
@@ -476,6 +465,7 @@ async fn deliver(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::alerts::book::AlertState;
 
     pub(crate) fn note(service: &str, status: AlertState, severity: &str) -> Notification {
         let labels = BTreeMap::from([

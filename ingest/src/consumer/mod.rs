@@ -18,27 +18,28 @@ use std::time::{Duration, Instant};
 use opslake_schemas::KafkaProperties;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, Producer};
-use rdkafka::topic_partition_list::Offset;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::commit::{Committer, Session};
+mod accept;
+mod commit;
+mod rebalance;
+pub(crate) mod session;
+
 use crate::config::{IngestConfig, TopicKind};
-use crate::cumulative::{partition_prefix, PartitionSeries};
 use crate::encode::{encode, Encoding};
 use crate::error::IngestError;
-use crate::membership::{close, follow_partitions, Assignment, Change, Ctx};
-use crate::message::{decode_guarded, SeriesLimit};
-use crate::metrics::{reason_class, METRICS};
-use crate::partition::{Decision, PartitionState};
+use crate::membership::{close, follow_partitions, Assignment, Ctx};
+use crate::metrics::METRICS;
+use crate::partition::PartitionState;
 use crate::watchdog::{IngestHealth, Watchdog};
+use commit::Committer;
 use opslake_kafka::client_config;
-use opslake_lake::batch::{Batch, DeadLetter, Provenance};
-use opslake_lake::state_keys::OTLP_SPLIT_PREFIX;
+use opslake_lake::batch::{Batch, TopicPartition};
 use opslake_lake::Lake;
+use session::Session;
 
 /// One ingest worker: a consumer of the topics, writing to one lake.
 pub struct Ingest {
@@ -201,42 +202,12 @@ impl Ingest {
         shutdown: &CancellationToken,
         static_member: bool,
     ) -> Result<(), IngestError> {
-        let ctx = Ctx {
-            lake: Arc::clone(&self.lake),
-            handle: handle.clone(),
-            shutdown: shutdown.clone(),
-            changes: Mutex::new(Vec::new()),
-        };
         let created = Instant::now();
-        let consumer: BaseConsumer<Ctx> = self
-            .consumer_config(static_member)
-            .create_with_context(ctx)
-            .map_err(|source| IngestError::CreateConsumer { source })?;
-        let producer: BaseProducer = client_config(&self.brokers, &self.cfg.kafka)
-            .set("linger.ms", "5")
-            .create()
-            .map_err(|source| IngestError::CreateConsumer { source })?;
+        let (consumer, producer) = self.clients(handle, shutdown, static_member)?;
         let topics = self.topics();
         // Direct assignment: the partitions assigned so far, and when to look for new ones.
         let mut known = BTreeSet::new();
         let mut follow_at = Some(created).filter(|_| self.direct());
-        if !self.direct() {
-            let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-            consumer
-                .subscribe(&refs)
-                .map_err(|source| IngestError::Subscribe {
-                    topics: topics.clone(),
-                    source,
-                })?;
-        }
-        info!(
-            writer = self.writer,
-            group = self.cfg.group_id,
-            assignment = if self.direct() { "direct" } else { "group" },
-            instance_id = self.cfg.instance_id.as_deref().filter(|_| static_member),
-            ?topics,
-            "ingest consuming"
-        );
 
         let mut s = Session {
             consumer: &consumer,
@@ -264,55 +235,12 @@ impl Ingest {
                 }
             }
             let msg = consumer.poll(Duration::from_millis(100));
-            // Rebalances happen inside poll; apply them in order before the message. A batch
-            // holding revoked partitions is committed first, so that a reassignment of the same
-            // partitions resumes after it instead of reading its messages twice.
-            let changes = consumer.context().take_changes();
+            // Rebalances happen inside poll; apply them in order before the message.
             let mut failed = None;
-            for change in changes {
-                match change {
-                    Change::Revoked(list) => {
-                        if let Err(e) = self.commit_encoding(&mut encoding, &mut s) {
-                            failed = Some(e);
-                            break;
-                        }
-                        if list.iter().any(|k| batch.offsets.contains_key(k)) {
-                            let full = std::mem::take(&mut batch);
-                            if let Err(e) = self.flush(full, &mut s) {
-                                failed = Some(e);
-                                break;
-                            }
-                        }
-                        for key in list {
-                            s.parts.remove(&key);
-                            let series = s.cumulative.remove(&key).unwrap_or_default();
-                            if let Some(end) = s.committed_ends.get(&key) {
-                                s.revoked_series.insert(key, (*end, series));
-                            }
-                        }
-                    }
-                    Change::Assigned(list) => {
-                        for resume in list {
-                            let key = resume.key;
-                            let next = match (resume.next, s.committed_ends.get(&key)) {
-                                (Some(n), Some(c)) => Some(n.max(*c)),
-                                (n, c) => n.or(c.copied()),
-                            };
-                            // The series as of `next`: the lake's, unless this process
-                            // committed past what the lake showed the assignment.
-                            let series = match s.revoked_series.remove(&key) {
-                                Some((end, series)) if Some(end) == next && resume.next != next => {
-                                    series
-                                }
-                                _ => resume.series,
-                            };
-                            s.cumulative.insert(key.clone(), series);
-                            // Read from before `next` only when that is where the lake's record
-                            // put the consumer (this process's own commits resume at their end).
-                            let start = resume.start.filter(|_| resume.next == next);
-                            s.parts.insert(key, PartitionState::resuming(next, start));
-                        }
-                    }
+            for change in consumer.context().take_changes() {
+                if let Err(e) = self.apply(change, &mut s, &mut batch, &mut encoding) {
+                    failed = Some(e);
+                    break;
                 }
             }
             if let Some(e) = failed {
@@ -350,17 +278,7 @@ impl Ingest {
                 }
             }
             if due {
-                let mut full = std::mem::take(&mut batch);
-                self.expire_series(&mut full, &mut s);
-                // The next batch of these partitions starts where this one ends: it either
-                // commits, or the loop stops and restarts from the lake's record.
-                for (key, (_, end)) in &full.offsets {
-                    if let Some(state) = s.parts.get_mut(key) {
-                        state.lake_next = Some(*end);
-                    }
-                }
-                let writer = self.writer.clone();
-                encoding = Some(s.handle.spawn_blocking(move || encode(full, &writer)));
+                encoding = Some(self.hand_over(std::mem::take(&mut batch), &mut s));
             }
         };
         let result = result.and_then(|()| {
@@ -381,9 +299,68 @@ impl Ingest {
         }
     }
 
+    /// The consumer (subscribed in group mode) and the dead letters' producer.
+    ///
+    /// # Errors
+    /// When a client cannot be made or the subscription is refused.
+    fn clients(
+        &self,
+        handle: &Handle,
+        shutdown: &CancellationToken,
+        static_member: bool,
+    ) -> Result<(BaseConsumer<Ctx>, BaseProducer), IngestError> {
+        let ctx = Ctx {
+            lake: Arc::clone(&self.lake),
+            handle: handle.clone(),
+            shutdown: shutdown.clone(),
+            changes: Mutex::new(Vec::new()),
+        };
+        let consumer: BaseConsumer<Ctx> = self
+            .consumer_config(static_member)
+            .create_with_context(ctx)
+            .map_err(|source| IngestError::CreateConsumer { source })?;
+        let producer: BaseProducer = client_config(&self.brokers, &self.cfg.kafka)
+            .set("linger.ms", "5")
+            .create()
+            .map_err(|source| IngestError::CreateConsumer { source })?;
+        let topics = self.topics();
+        if !self.direct() {
+            let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+            consumer
+                .subscribe(&refs)
+                .map_err(|source| IngestError::Subscribe {
+                    topics: topics.clone(),
+                    source,
+                })?;
+        }
+        info!(
+            writer = self.writer,
+            group = self.cfg.group_id,
+            assignment = if self.direct() { "direct" } else { "group" },
+            instance_id = self.cfg.instance_id.as_deref().filter(|_| static_member),
+            ?topics,
+            "ingest consuming"
+        );
+        Ok((consumer, producer))
+    }
+
+    /// Hands a full batch to a blocking thread to be encoded while the next one fills. The
+    /// next batch of its partitions starts where this one ends: it either commits, or the loop
+    /// stops and restarts from the lake's record.
+    fn hand_over(&self, mut full: Batch, s: &mut Session<'_>) -> Encoding {
+        self.expire_series(&mut full, s);
+        for (key, range) in &full.offsets {
+            if let Some(state) = s.parts.get_mut(key) {
+                state.lake_next = Some(range.end);
+            }
+        }
+        let writer = self.writer.clone();
+        s.handle.spawn_blocking(move || encode(full, &writer))
+    }
+
     /// In group mode, the stalled partitions that are not assigned here, as text; `None` when
     /// there are none (in direct mode every partition is assigned here).
-    fn stalled_elsewhere(&self, parts: &HashMap<(String, i32), PartitionState>) -> Option<String> {
+    fn stalled_elsewhere(&self, parts: &HashMap<TopicPartition, PartitionState>) -> Option<String> {
         if self.direct() {
             return None;
         }
@@ -391,7 +368,7 @@ impl Ingest {
             .health
             .stalled()
             .iter()
-            .filter(|p| !parts.contains_key(&(p.topic.clone(), p.partition)))
+            .filter(|p| !parts.contains_key(&TopicPartition::new(&p.topic, p.partition)))
             .map(ToString::to_string)
             .collect();
         (!elsewhere.is_empty()).then(|| elsewhere.join(", "))
@@ -402,188 +379,6 @@ impl Ingest {
             && (batch.rows() >= self.cfg.flush_rows
                 || batch.bytes() >= self.cfg.flush_bytes
                 || batch.opened_at().elapsed() >= self.cfg.flush_interval)
-    }
-
-    /// Decodes one message into the batch.
-    ///
-    /// # Errors
-    /// [`IngestError::Restart`] when the partition cannot be read again from the expected
-    /// offset after a message arrived beyond it.
-    fn accept<M: Message>(
-        &self,
-        m: &M,
-        s: &mut Session<'_>,
-        batch: &mut Batch,
-    ) -> Result<(), IngestError> {
-        let consumer = s.consumer;
-        let topic = m.topic();
-        let partition = m.partition();
-        let offset = m.offset();
-        let key = (topic.to_string(), partition);
-        let Some(state) = s.parts.get_mut(&key) else {
-            debug!(
-                topic,
-                partition, offset, "message of a partition not assigned here; skipped"
-            );
-            return Ok(());
-        };
-        match state.decide(offset) {
-            Decision::Accept => {}
-            // Redelivered: the lake (or this batch) already holds it.
-            Decision::Skip => return Ok(()),
-            Decision::ReadAgainFrom(from) => {
-                debug!(
-                    topic,
-                    partition, offset, from, "message beyond the expected offset; reading again"
-                );
-                METRICS.refetches.inc();
-                return consumer
-                    .seek(
-                        topic,
-                        partition,
-                        Offset::Offset(from),
-                        Duration::from_secs(10),
-                    )
-                    .map_err(|e| {
-                        IngestError::Restart(format!(
-                            "{topic}/{partition}: cannot read again from offset {from}: {e}"
-                        ))
-                    });
-            }
-        }
-        METRICS.messages_consumed.with_label_values(&[topic]).inc();
-        let Some(kind) = self.kinds.get(topic).copied() else {
-            batch.cover(
-                topic,
-                partition,
-                state.lake_next.unwrap_or(offset),
-                offset,
-                0,
-            );
-            return Ok(());
-        };
-        let start = state.lake_next.unwrap_or(offset);
-        let series = s.cumulative.entry(key.clone()).or_default();
-        let limit = SeriesLimit {
-            max_series: self.cfg.otlp_max_series,
-        };
-        // The panic boundary: nothing of the message touches the batch before this returns.
-        let outcome = decode_guarded(kind, m.payload(), series, limit);
-        let payload = m.payload().unwrap_or_default();
-        batch.cover(topic, partition, start, offset, outcome.bytes);
-        let now = chrono::Utc::now().timestamp_millis();
-        let prov = |index: u32| Provenance {
-            topic,
-            partition,
-            offset,
-            index: i32::try_from(index).unwrap_or(i32::MAX),
-            ingested_at_ms: now,
-        };
-        for (index, event) in &outcome.events {
-            batch.push_event(event, &prov(*index));
-        }
-        for (index, h, sketch) in &outcome.histograms {
-            batch.push_histogram(h, sketch, &prov(*index));
-        }
-        let prefix = partition_prefix(topic, partition);
-        for (series_key, last) in outcome.series {
-            series.set(&prefix, series_key, last, &mut batch.state);
-        }
-        if !outcome.new_series.is_empty() {
-            self.report_split_series(&key, &outcome.new_series, &s.cumulative, batch);
-        }
-        if outcome.accepted > 0 {
-            METRICS
-                .events_accepted
-                .with_label_values(&[topic])
-                .inc_by(outcome.accepted as u64);
-        }
-        // The message itself is the payload of the first refusal that has no text of its own;
-        // later ones refer to it rather than copy it.
-        let mut message_at: Option<i32> = None;
-        for r in outcome.refused {
-            METRICS
-                .events_rejected
-                .with_label_values(&[topic, &reason_class(&r.reason)])
-                .inc();
-            let index = r.index.map_or(0, |i| i32::try_from(i).unwrap_or(i32::MAX));
-            let (payload, error) = match (r.element, message_at) {
-                (Some(text), _) => (text.into_bytes(), r.reason),
-                (None, None) => {
-                    message_at = Some(index);
-                    (payload.to_vec(), r.reason)
-                }
-                (None, Some(at)) => (
-                    Vec::new(),
-                    format!(
-                        "{} (the message is the payload of the dead letter of _index {at})",
-                        r.reason
-                    ),
-                ),
-            };
-            batch.push_dead_letter(DeadLetter {
-                topic: topic.to_string(),
-                partition,
-                offset,
-                index,
-                key: m.key().map(<[u8]>::to_vec),
-                payload,
-                error,
-                received_at_ms: now,
-            });
-        }
-        Ok(())
-    }
-
-    /// Reports cumulative series of `key`'s partition that are new there but already kept by
-    /// another partition of the topic: each partition counts its first point whole, so the
-    /// series is over-counted until the exporter partitions by resource. Logged once per
-    /// series, counted, and recorded in the lake (`ingest.otlp_split/<topic>`) for
-    /// `/api/v1/pipeline` and the `OpslakePipeline` alert.
-    fn report_split_series(
-        &self,
-        key: &(String, i32),
-        new_series: &[String],
-        all: &HashMap<(String, i32), PartitionSeries>,
-        batch: &mut Batch,
-    ) {
-        for series in new_series {
-            let Some(other) = all
-                .iter()
-                .find(|((t, p), ps)| *t == key.0 && *p != key.1 && ps.contains(series))
-                .map(|((_, p), _)| *p)
-            else {
-                continue;
-            };
-            METRICS.otlp_split_series.inc();
-            warn!(
-                topic = key.0,
-                partitions = ?[other, key.1],
-                series = series.chars().take(200).collect::<String>(),
-                "a cumulative histogram series arrives on two partitions: each counts its first \
-                 point whole; set the Collector's Kafka exporter to partition_metrics_by_resource_attributes"
-            );
-            batch.state.insert(
-                format!("{OTLP_SPLIT_PREFIX}{}", key.0),
-                serde_json::json!({
-                    "series": series.chars().take(1000).collect::<String>(),
-                    "partitions": [other, key.1],
-                    "at_ms": chrono::Utc::now().timestamp_millis(),
-                }),
-            );
-        }
-    }
-
-    /// Forgets the cumulative series of the batch's partitions that had no point for
-    /// `ingest.otlp_state_ttl`, in the batch's own commit.
-    fn expire_series(&self, batch: &mut Batch, s: &mut Session<'_>) {
-        for key in batch.offsets.keys() {
-            if let Some(series) = s.cumulative.get_mut(key) {
-                let prefix = partition_prefix(&key.0, key.1);
-                let n = series.expire(&prefix, self.cfg.otlp_state_ttl, &mut batch.state);
-                METRICS.otlp_series_expired.inc_by(n as u64);
-            }
-        }
     }
 
     /// Encodes, uploads and commits one batch; retries while the lake fails, with partitions

@@ -5,44 +5,23 @@
 //! from the lake's record. After the commit Kafka is told the offsets (for lag tools only) and
 //! the batch's dead letters go to their topic.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use opslake_lake::batch::TopicPartition;
 use opslake_lake::write::upload;
-use opslake_lake::{CommitError, Lake, LakeError, LogEntry, PartitionOffsets};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use opslake_lake::{CommitError, Lake, LakeError, LogEntry};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::BaseProducer;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use tokio::runtime::Handle;
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, error};
 
-use crate::cumulative::PartitionSeries;
+use super::session::Session;
 use crate::dead_letters;
 use crate::encode::Encoded;
 use crate::error::IngestError;
-use crate::membership::Ctx;
 use crate::metrics::METRICS;
-use crate::partition::PartitionState;
 use crate::watchdog::IngestHealth;
-
-/// The consumer loop's clients and what it knows of its partitions: what a commit needs.
-pub(crate) struct Session<'a> {
-    pub(crate) consumer: &'a BaseConsumer<Ctx>,
-    pub(crate) producer: &'a BaseProducer,
-    pub(crate) handle: &'a Handle,
-    pub(crate) shutdown: &'a CancellationToken,
-    pub(crate) parts: HashMap<(String, i32), PartitionState>,
-    /// The next offset of each partition as of this process's last commit.
-    pub(crate) committed_ends: HashMap<(String, i32), i64>,
-    /// The cumulative histogram series of each assigned partition.
-    pub(crate) cumulative: HashMap<(String, i32), PartitionSeries>,
-    /// The series of partitions revoked after their last commit here, with the offset they
-    /// match: what a reassignment resumes with when the lake it read lags behind that commit.
-    pub(crate) revoked_series: HashMap<(String, i32), (i64, PartitionSeries)>,
-}
 
 /// What a commit needs of its ingest worker.
 pub(crate) struct Committer<'a> {
@@ -64,16 +43,7 @@ impl Committer<'_> {
             state,
             started,
         } = encoded;
-        let mut entry_offsets: BTreeMap<String, BTreeMap<i32, PartitionOffsets>> = BTreeMap::new();
-        for ((topic, p), (start, end)) in &offsets {
-            entry_offsets.entry(topic.clone()).or_default().insert(
-                *p,
-                PartitionOffsets {
-                    start: *start,
-                    end: *end,
-                },
-            );
-        }
+        let entry_offsets = opslake_lake::batch::offsets_by_topic(&offsets);
         let entry_offsets_check = entry_offsets.clone();
         let check = move |snap: &opslake_lake::Snapshot| -> Result<(), String> {
             for (topic, ps) in &entry_offsets_check {
@@ -97,9 +67,9 @@ impl Committer<'_> {
         let outcome = loop {
             let attempt = s.handle.block_on(async {
                 let mut adds = Vec::with_capacity(files.len());
-                for (rel, table, rows, bytes) in &files {
+                for f in &files {
                     adds.push(
-                        upload(self.lake, rel, table, *rows, bytes.clone())
+                        upload(self.lake, &f.rel, f.table, f.rows, f.bytes.clone())
                             .await
                             .map_err(FlushFailure::Lake)?,
                     );
@@ -139,7 +109,7 @@ impl Committer<'_> {
                         // Keep serving the group (heartbeats, rebalances); paused partitions
                         // deliver nothing, and anything delivered anyway is re-read later.
                         if let Some(Ok(m)) = s.consumer.poll(Duration::from_millis(100)) {
-                            let key = (m.topic().to_string(), m.partition());
+                            let key = TopicPartition::new(m.topic(), m.partition());
                             if let Some(state) = s.parts.get_mut(&key) {
                                 state.unread(m.offset());
                             }
@@ -169,26 +139,26 @@ impl Committer<'_> {
             }
         };
         self.health.set_lake_writable(true);
-        self.health
-            .progressed(offsets.keys().map(|(t, p)| (t.clone(), *p)));
-        for (_, table, rows, bytes) in &files {
+        self.health.progressed(offsets.keys().cloned());
+        for f in &files {
             METRICS
                 .rows_written
-                .with_label_values(&[table])
-                .inc_by(*rows);
-            METRICS.files_written.with_label_values(&[table]).inc();
+                .with_label_values(&[f.table])
+                .inc_by(f.rows);
+            METRICS.files_written.with_label_values(&[f.table]).inc();
             METRICS
                 .bytes_written
-                .with_label_values(&[table])
-                .inc_by(bytes.len() as u64);
+                .with_label_values(&[f.table])
+                .inc_by(f.bytes.len() as u64);
         }
         // The lake now holds these offsets; tell Kafka too, for lag monitoring only.
         let mut tpl = TopicPartitionList::new();
-        for ((topic, p), (_, end)) in &offsets {
-            s.committed_ends.insert((topic.clone(), *p), *end);
-            if let Some(state) = s.parts.get_mut(&(topic.clone(), *p)) {
-                state.lake_next = Some(*end);
-                let _ = tpl.add_partition_offset(topic, *p, Offset::Offset(*end));
+        for (tp, range) in &offsets {
+            s.committed_ends.insert(tp.clone(), range.end);
+            if let Some(state) = s.parts.get_mut(tp) {
+                state.lake_next = Some(range.end);
+                let _ =
+                    tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(range.end));
             }
         }
         if tpl.count() > 0 {
