@@ -20,6 +20,8 @@ python3 -c "import schemathesis, yaml" 2>/dev/null || python3 -m pip install -q 
 # The OpenTelemetry SDK whose payloads the OTLP tests ingest (PyPI).
 python3 -c "import opentelemetry.sdk.metrics, opentelemetry.exporter.otlp.proto.common" 2>/dev/null \
   || python3 -m pip install -q opentelemetry-sdk opentelemetry-exporter-otlp-proto-common
+# The Delta Lake readers of the lake's Delta tables: delta-rs's Python package and Polars (PyPI).
+python3 -c "import deltalake, polars" 2>/dev/null || python3 -m pip install -q deltalake polars
 # Alertmanager, the peer the alerts tests notify: Debian's package,
 # and the browser the console tests drive (headless, through WebDriver): Debian's chromium.
 missing=()

@@ -8,6 +8,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use opslake_ingest::IngestConfig;
 use opslake_processor::alerts::AlertsConfig;
+use opslake_processor::capacity::CapacityConfig;
 use opslake_processor::report::config::ReportConfig;
 use opslake_processor::slo::SloConfig;
 use opslake_processor::ProcessorConfig;
@@ -70,6 +71,9 @@ pub struct Config {
     pub brokers: String,
     /// The lake: a directory or `file://` URL (`OPSLAKE_LAKE`).
     pub lake: String,
+    /// Keep every table's Delta Lake log (`_delta_log/`) beside opslake's own
+    /// (`lake_delta`, `OPSLAKE_LAKE_DELTA`; CONTRACT section 11).
+    pub lake_delta: bool,
     /// Address of the HTTP API (`OPSLAKE_LISTEN`).
     pub listen: String,
     /// Address of the PostgreSQL wire protocol in `run` and `serve` (`OPSLAKE_PG_LISTEN`,
@@ -112,6 +116,8 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// Service level objectives (`[[slos]]`).
     pub slos: Vec<SloConfig>,
+    /// Resource trends: memory leaks and capacity forecasts (`[capacity]`).
+    pub capacity: CapacityConfig,
 }
 
 impl Default for Config {
@@ -119,6 +125,7 @@ impl Default for Config {
         Self {
             brokers: "127.0.0.1:9092".into(),
             lake: "./lake".into(),
+            lake_delta: true,
             listen: "127.0.0.1:8080".into(),
             pg_listen: None,
             pg_tls_cert: None,
@@ -137,6 +144,7 @@ impl Default for Config {
             reports: ReportConfig::default(),
             alerts: AlertsConfig::default(),
             slos: Vec::new(),
+            capacity: CapacityConfig::default(),
         }
     }
 }
@@ -173,7 +181,7 @@ pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Config, Config
     fig = fig
         .merge(Env::prefixed("OPSLAKE_").split("__").ignore(&["config"]))
         .merge(Serialized::defaults(flags));
-    let cfg: Config = fig.extract().map_err(|e| {
+    let mut cfg: Config = fig.extract().map_err(|e| {
         ConfigError::Several(
             e.into_iter()
                 .map(|err| {
@@ -235,6 +243,7 @@ pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Config, Config
     if cfg.ingest.partitions < 1 {
         return Err(ConfigError::key("ingest.partitions", "must be at least 1"));
     }
+    cfg.processor.capacity = cfg.capacity.clone();
     cfg.processor.validate()?;
     cfg.reports.validate()?;
     cfg.alerts.validate()?;

@@ -6,6 +6,7 @@ mod brokers;
 mod cli;
 mod commands;
 mod config;
+mod delta;
 mod produce;
 mod readiness;
 mod supervisor;

@@ -147,6 +147,18 @@ pub(crate) async fn run_roles(cfg: Config, roles: Roles) -> anyhow::Result<()> {
         ));
     }
 
+    if (ingest || process) && cfg.lake_delta {
+        let (lake, token) = (Arc::clone(&lake), shutdown.child_token());
+        let interval = cfg.ingest.flush_interval;
+        tasks.push((
+            "delta",
+            tokio::spawn(async move {
+                crate::delta::mirror(lake, interval, token).await;
+                Ok(())
+            }),
+        ));
+    }
+
     // One engine for the API and the alert rules, with the same limits.
     let engine = if process || serve {
         Some(Arc::new(

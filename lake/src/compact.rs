@@ -19,8 +19,13 @@ use object_store::ObjectStoreExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::write::encode_parquet;
+use crate::write::{encode_parquet, to_millis};
 use crate::{AddFile, CommitError, Lake, LakeError, LogEntry, Snapshot};
+
+/// How long a file removed from the lake stays in the store before it is deleted, by default:
+/// queries that began before its removal, and Delta readers of older versions, can still read
+/// it (the Delta tables' `deletedFileRetentionDuration`).
+pub const DELETE_GRACE: Duration = Duration::from_secs(300);
 
 /// When to compact.
 #[derive(Debug, Clone)]
@@ -44,7 +49,7 @@ impl Default for CompactionPolicy {
             quiet_for: Duration::from_secs(120),
             max_small_files: 64,
             max_rows: 8_000_000,
-            delete_grace: Duration::from_secs(300),
+            delete_grace: DELETE_GRACE,
         }
     }
 }
@@ -152,7 +157,8 @@ pub async fn merge(
                 source,
             })?;
         for b in reader {
-            batches.push(b.map_err(|e| CompactError::Read {
+            // Older files hold milliseconds, newer ones microseconds: one unit to merge.
+            batches.push(b.and_then(to_millis).map_err(|e| CompactError::Read {
                 path: f.path.clone(),
                 source: e.into(),
             })?);
@@ -367,8 +373,8 @@ mod tests {
             .unwrap()
             .build()
             .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+            .map(|b| to_millis(b.unwrap()).unwrap())
+            .collect();
         let b = concat_batches(&batches[0].schema(), &batches).unwrap();
         let service: Vec<&str> = b
             .column_by_name("service")
@@ -392,5 +398,108 @@ mod tests {
         sorted.sort_unstable();
         assert_eq!(keys.len(), 6);
         assert_eq!(keys, sorted, "rows by service, then time");
+    }
+
+    /// Files written before the lake held microseconds (milliseconds) merge with newer ones.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn millisecond_and_microsecond_files_of_an_hour_merge() {
+        use crate::test_util::metric;
+        use datafusion::arrow::datatypes::{DataType, TimeUnit};
+        use datafusion::parquet::arrow::ArrowWriter;
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        let t0 = 1_763_805_600_000;
+        commit_events(&lake, "t", 0, &[metric(t0 + 5, "a", "n", 1.0)])
+            .await
+            .unwrap();
+        let new = lake
+            .snapshot()
+            .await
+            .unwrap()
+            .files
+            .values()
+            .next()
+            .unwrap()
+            .clone();
+        let read = |bytes: Bytes| -> RecordBatch {
+            let b: Vec<RecordBatch> = ParquetRecordBatchReaderBuilder::try_new(bytes)
+                .unwrap()
+                .build()
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            b.into_iter().next().unwrap()
+        };
+        let fetch = |p: String| {
+            let lake = &lake;
+            async move {
+                lake.store()
+                    .get(&lake.path(&p))
+                    .await
+                    .unwrap()
+                    .bytes()
+                    .await
+                    .unwrap()
+            }
+        };
+        let micros = read(fetch(new.path.clone()).await);
+        let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        assert_eq!(
+            micros
+                .schema()
+                .field_with_name("timestamp")
+                .unwrap()
+                .data_type(),
+            &ts
+        );
+        // The same rows as an older opslake wrote them: milliseconds.
+        let millis = to_millis(micros).unwrap();
+        let mut old = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut old, millis.schema(), None).unwrap();
+        w.write(&millis).unwrap();
+        w.close().unwrap();
+        let rel = new.path.replace("part-", "part-old-");
+        let add = crate::write::upload(&lake, &rel, "metrics", 1, Bytes::from(old))
+            .await
+            .unwrap();
+        lake.commit(
+            LogEntry {
+                add: vec![add],
+                ..Default::default()
+            },
+            |_| Ok(()),
+        )
+        .await
+        .unwrap();
+        let snap = lake.snapshot().await.unwrap();
+        let policy = CompactionPolicy {
+            quiet_for: Duration::ZERO,
+            ..Default::default()
+        };
+        let groups = plan(&snap, &policy, chrono::Utc::now().timestamp_millis() + 1);
+        assert_eq!(
+            merge(&lake, &groups[0].0, &groups[0].1, "compact-test")
+                .await
+                .unwrap(),
+            2
+        );
+        let after = lake.snapshot().await.unwrap();
+        let merged = read(fetch(after.files.values().next().unwrap().path.clone()).await);
+        assert_eq!(
+            merged
+                .schema()
+                .field_with_name("timestamp")
+                .unwrap()
+                .data_type(),
+            &ts
+        );
+        let merged = to_millis(merged).unwrap();
+        let t = merged
+            .column_by_name("timestamp")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::TimestampMillisecondArray>()
+            .unwrap();
+        assert_eq!(t.values().to_vec(), vec![t0 + 5, t0 + 5]);
     }
 }

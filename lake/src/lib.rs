@@ -11,6 +11,7 @@
 //! _opslake_log/<version:020>.json                       commit log, one entry per commit
 //! _opslake_log/_checkpoint/<version:020>.json           full snapshots, every CHECKPOINT_EVERY commits
 //! _opslake_log/_last_checkpoint                         {"version": N, "format": 1}: the newest checkpoint
+//! <table>/_delta_log/...                                 the table's Delta Lake log, mirrored from it (module delta)
 //! ```
 //! Entries and checkpoints carry their log `format` ([`LOG_FORMAT`]); a newer one is refused by
 //! name, never misread.
@@ -22,6 +23,7 @@
 
 pub mod batch;
 pub mod compact;
+pub mod delta;
 pub mod layout;
 mod log;
 pub mod retention;

@@ -82,7 +82,10 @@ pub async fn remove(
 }
 
 /// Deletes the objects of removed files; returns how many could not be deleted (they are
-/// unreferenced, so they only take space).
+/// unreferenced, so they only take space). Call it no sooner than the delete grace
+/// ([`crate::compact::DELETE_GRACE`]) after the commit that removed them, and after the Delta
+/// mirror has recorded that commit: queries that began before it, and Delta readers of older
+/// versions (whose `deletedFileRetentionDuration` is that grace), may still read the files.
 pub async fn delete(lake: &Lake, files: &[AddFile]) -> usize {
     let mut failed = 0;
     for f in files {

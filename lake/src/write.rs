@@ -1,6 +1,19 @@
 //! Parquet encoding of record batches, and the upload of files into the lake.
+//!
+//! Time columns are milliseconds, in memory and in the files. Delta's `timestamp` type is
+//! microseconds, and every Delta reader tried (delta-rs, Polars) reads millisecond files under
+//! it as microseconds; writing microseconds instead was tried and left alone: DataFusion 55's
+//! file statistics of a table mixing both units gave a wrong unfiltered `max(timestamp)`
+//! (ARCHITECTURE, "Reading the lake from other engines"). Every reader that decodes lake files
+//! itself still applies [`to_millis`], so that files in another unit read the same.
+
+use std::sync::Arc;
 
 use bytes::Bytes;
+use datafusion::arrow::array::ArrayRef;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, Encoding};
@@ -49,6 +62,45 @@ pub fn writer_properties() -> WriterProperties {
     b.build()
 }
 
+/// `batch` with every top-level timestamp column in `unit` (the time zone kept); `None` when
+/// it has none in another unit.
+fn with_unit(batch: &RecordBatch, unit: TimeUnit) -> Result<Option<RecordBatch>, ArrowError> {
+    let schema = batch.schema();
+    let retyped = |f: &Field| match f.data_type() {
+        DataType::Timestamp(u, tz) if *u != unit => Some(DataType::Timestamp(unit, tz.clone())),
+        _ => None,
+    };
+    if !schema.fields().iter().any(|f| retyped(f).is_some()) {
+        return Ok(None);
+    }
+    let mut fields = Vec::with_capacity(schema.fields().len());
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for (f, c) in schema.fields().iter().zip(batch.columns()) {
+        match retyped(f) {
+            Some(t) => {
+                columns.push(cast(c, &t)?);
+                fields.push(f.as_ref().clone().with_data_type(t));
+            }
+            None => {
+                columns.push(Arc::clone(c));
+                fields.push(f.as_ref().clone());
+            }
+        }
+    }
+    let schema: SchemaRef = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+    RecordBatch::try_new(schema, columns).map(Some)
+}
+
+/// `batch` with its timestamp columns in milliseconds, as opslake computes with them: what a
+/// reader that decodes lake files itself applies to every batch (files hold microseconds,
+/// or milliseconds when written before the Delta tables).
+///
+/// # Errors
+/// When a column cannot be cast (a value out of range).
+pub fn to_millis(batch: RecordBatch) -> Result<RecordBatch, ArrowError> {
+    Ok(with_unit(&batch, TimeUnit::Millisecond)?.unwrap_or(batch))
+}
+
 /// Encodes record batches of one schema as one Parquet file.
 ///
 /// # Errors
@@ -56,12 +108,12 @@ pub fn writer_properties() -> WriterProperties {
 pub fn encode_parquet(batches: &[RecordBatch]) -> Result<Bytes, ParquetError> {
     let schema = batches
         .first()
-        .map(RecordBatch::schema)
+        .map(|b| b.schema())
         .ok_or_else(|| ParquetError::General("no batches to encode".into()))?;
     let mut buf = Vec::with_capacity(
         batches
             .iter()
-            .map(RecordBatch::get_array_memory_size)
+            .map(|b| b.get_array_memory_size())
             .sum::<usize>()
             / 4,
     );

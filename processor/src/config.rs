@@ -5,6 +5,7 @@ use std::time::Duration;
 use opslake_schemas::ConfigError;
 use serde::{Deserialize, Serialize};
 
+use crate::capacity::CapacityConfig;
 use crate::cost::CostConfig;
 use crate::detect::direction::Directions;
 
@@ -24,6 +25,10 @@ pub struct ProcessorConfig {
     pub costs: CostConfig,
     /// Anomaly and regression detection.
     pub detect: DetectSettings,
+    /// Resource trends: leaks and capacity (the top-level `[capacity]` section, which the
+    /// binary copies here).
+    #[serde(skip)]
+    pub capacity: CapacityConfig,
 }
 
 /// Settings of detection (`processor.detect`).
@@ -42,6 +47,7 @@ impl Default for ProcessorConfig {
             interval: Duration::from_secs(10),
             costs: CostConfig::default(),
             detect: DetectSettings::default(),
+            capacity: CapacityConfig::default(),
         }
     }
 }
@@ -68,7 +74,8 @@ impl ProcessorConfig {
                 "must be more than 0s",
             ));
         }
-        self.costs.validate()
+        self.costs.validate()?;
+        self.capacity.validate()
     }
 
     pub(crate) fn window_ms(&self) -> i64 {

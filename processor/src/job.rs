@@ -229,6 +229,28 @@ impl<'a> Cycle<'a> {
         Ok(upload(self.lake, &rel, table, rows, bytes).await?)
     }
 
+    /// Uploads a job's own document (not a table's file) to `rel`; like a data file, it is
+    /// removed when the cycle records nothing.
+    pub(crate) async fn write_document(
+        &self,
+        rel: &str,
+        bytes: bytes::Bytes,
+    ) -> Result<(), ProcessError> {
+        self.written
+            .lock()
+            .expect("written files lock")
+            .push(rel.to_string());
+        self.lake
+            .store()
+            .put(&self.lake.path(rel), bytes.into())
+            .await
+            .map_err(|source| LakeError::Store {
+                path: rel.to_string(),
+                source,
+            })?;
+        Ok(())
+    }
+
     /// Removes every file this cycle wrote: its work will not be recorded.
     pub(crate) async fn discard(&self) {
         let written = std::mem::take(&mut *self.written.lock().expect("written files lock"));

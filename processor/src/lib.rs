@@ -5,6 +5,7 @@
 //! lake by independent jobs.
 
 pub mod alerts;
+pub mod capacity;
 mod columns;
 pub mod config;
 pub mod cost;

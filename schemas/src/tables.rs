@@ -453,6 +453,48 @@ pub fn slo_status() -> SchemaRef {
     ]))
 }
 
+/// Columns of `leaks` (CONTRACT section 10): one row each time a memory series is found
+/// leaking, or (`growth_per_hour` 0, `method` ending in `:cleared`) stops leaking. `since` is
+/// when the growth began, `version` the service's version then.
+pub fn leaks() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("detected_at", ts(), false),
+        s("service", false),
+        s("host", true),
+        s("name", false),
+        Field::new("labels", string_map(), false),
+        s("series", false),
+        Field::new("since", ts(), true),
+        Field::new("growth_per_hour", DataType::Float64, false),
+        Field::new("growth_pct_per_day", DataType::Float64, false),
+        s("version", true),
+        Field::new("restarts", DataType::Int64, false),
+        Field::new("score", DataType::Float64, false),
+        s("method", false),
+    ]))
+}
+
+/// Columns of `capacity_forecasts` (CONTRACT section 10): one row per series with a limit at
+/// each computation; `exhausted_at` with its 80% interval, all three null when the limit is not
+/// reached within the horizon.
+pub fn capacity_forecasts() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("computed_at", ts(), false),
+        s("service", false),
+        s("host", true),
+        s("name", false),
+        Field::new("labels", string_map(), false),
+        s("series", false),
+        Field::new("current", DataType::Float64, true),
+        Field::new("limit", DataType::Float64, false),
+        Field::new("growth_per_hour", DataType::Float64, false),
+        Field::new("exhausted_at", ts(), true),
+        Field::new("exhausted_at_low", ts(), true),
+        Field::new("exhausted_at_high", ts(), true),
+        s("method", false),
+    ]))
+}
+
 /// The processor's tables: (name, schema, partitioned by `date=/hour=` of their window).
 pub fn derived_tables() -> Vec<(&'static str, SchemaRef, bool)> {
     vec![
@@ -468,5 +510,7 @@ pub fn derived_tables() -> Vec<(&'static str, SchemaRef, bool)> {
         ("reports", reports(), false),
         ("alerts", alerts(), false),
         ("slo_status", slo_status(), false),
+        ("leaks", leaks(), false),
+        ("capacity_forecasts", capacity_forecasts(), false),
     ]
 }

@@ -63,6 +63,15 @@ pub(crate) async fn retention(
     };
     println!("removed the days before {cutoff} in lake version {version}:");
     show(&removed.iter().collect::<Vec<_>>());
+    if cfg.lake_delta {
+        // The removal reaches the Delta logs before its files are deleted.
+        match opslake_lake::delta::catch_up(&lake, grace).await {
+            Ok(r) => println!("delta logs caught up through lake version {}", r.version),
+            Err(e) => {
+                println!("the delta logs could not be caught up yet ({e}); the next start does it")
+            }
+        }
+    }
     if !grace.is_zero() {
         println!(
             "deleting the files in {} (queries started before may still read them)",

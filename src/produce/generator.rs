@@ -60,6 +60,8 @@ pub(crate) struct Generator {
     /// Day (epoch days) from which cost trends compound.
     trend_origin_day: f64,
     incidents: bool,
+    /// The minute whose resource gauges were queued.
+    gauged_minute: Option<i64>,
 }
 
 const DAY_MS: f64 = 86_400_000.0;
@@ -185,6 +187,7 @@ impl Generator {
             trend_origin_day: (chrono::Utc::now().timestamp_millis() as f64 / DAY_MS).floor()
                 - 60.0,
             incidents: opts.incidents,
+            gauged_minute: None,
         }
     }
 
@@ -213,6 +216,13 @@ impl Generator {
                 self.billed_hour = Some(hour);
                 if bills && (!first || self.start_ms.is_some()) {
                     self.queue_billing(hour - 1);
+                }
+            }
+            let minute = t.div_euclid(60_000);
+            if self.gauged_minute != Some(minute) {
+                self.gauged_minute = Some(minute);
+                if matches!(self.only.as_deref(), None | Some("metrics")) {
+                    self.queue_resources(minute * 60_000);
                 }
             }
             match self.only.clone().as_deref() {
@@ -436,7 +446,29 @@ impl Generator {
             });
             out.push((self.topics.billing.clone(), event.to_string()));
         }
-        self.pending = out;
+        self.pending.extend(out);
+    }
+
+    /// Each host's resource gauges of the minute starting at `t` (see [`super::resources`]).
+    fn queue_resources(&mut self, t: i64) {
+        let leak_origin_ms = ((self.trend_origin_day + 58.5) * DAY_MS) as i64;
+        for svc in &self.services {
+            for host in 1..=svc.hosts {
+                let noise: f64 = self.rng.random_range(-1.0..1.0);
+                let version = format!("1.{}.0", svc.version);
+                for event in super::resources::host_gauges(
+                    svc.name,
+                    host,
+                    &version,
+                    t,
+                    leak_origin_ms,
+                    noise,
+                ) {
+                    self.pending
+                        .push((self.topics.metrics.clone(), event.to_string()));
+                }
+            }
+        }
     }
 }
 

@@ -24,6 +24,7 @@ use generator::Generator;
 
 mod generator;
 mod otlp;
+mod resources;
 
 /// Errors of `opslake produce`.
 #[derive(Debug, thiserror::Error)]

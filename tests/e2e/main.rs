@@ -6,9 +6,11 @@ mod support;
 
 mod alerts;
 mod api;
+mod capacity;
 mod console;
 mod costs;
 mod dead_letters;
+mod delta;
 mod deploy;
 mod detection;
 mod exactly_once;

@@ -6,7 +6,8 @@
 //! - `OpslakeSLOBurnRate`: the SRE workbook's multi-window burn rates of each SLO;
 //! - `OpslakeCostBudget`: a month-end forecast over a configured budget;
 //! - `OpslakePipeline`: dead letters arriving, ingest stuck with events waiting on the
-//!   brokers, a processor job that has fallen behind.
+//!   brokers, a processor job that has fallen behind;
+//! - `OpslakeMemoryLeak` and `OpslakeCapacity`: resource trends (see [`super::resources`]).
 //!
 //! Each row's `at` is the time of the data (the anomalous window, the change point), so that
 //! detections of a backfill are recorded and never notified.
@@ -15,6 +16,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::config::{AlertsConfig, BudgetConfig, Severity};
+use super::resources::{capacity_rules, leak_rule};
 use super::rule::{fingerprint, format_number, Instance, Rule, Source};
 use crate::slo::math::{burning, rate};
 use crate::slo::SloStatus;
@@ -344,6 +346,12 @@ pub fn builtin_rules(
     }
     if cfg.builtin_on("OpslakePipeline") {
         rules.extend(pipeline_rules(pipeline));
+    }
+    if cfg.builtin_on("OpslakeMemoryLeak") {
+        rules.push(leak_rule());
+    }
+    if cfg.builtin_on("OpslakeCapacity") {
+        rules.extend(capacity_rules());
     }
     rules
 }

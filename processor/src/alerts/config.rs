@@ -7,12 +7,14 @@ use opslake_schemas::{ConfigError, Secret};
 use serde::{Deserialize, Serialize};
 
 /// The built-in alerts' names (what `alerts.disable_builtin` may name).
-pub const BUILTIN_NAMES: [&str; 5] = [
+pub const BUILTIN_NAMES: [&str; 7] = [
     "OpslakeAnomaly",
     "OpslakeRegression",
     "OpslakeSLOBurnRate",
     "OpslakeCostBudget",
     "OpslakePipeline",
+    "OpslakeMemoryLeak",
+    "OpslakeCapacity",
 ];
 
 /// Settings of alerting (`[alerts]`).

@@ -11,6 +11,7 @@ pub mod notification;
 pub mod notify;
 pub mod outbox;
 pub mod record;
+pub mod resources;
 pub mod rule;
 
 pub use config::AlertsConfig;

@@ -4,15 +4,12 @@
 use super::leak::LeakVerdict;
 use super::state::{daily_profile, ma_residuals, profile_from_residuals, Hour, Segment};
 use super::{
-    hinge_fit, hour_of_day, lag1, mad_sd, median, ols, quantile, theil_sen, SeriesState, HOUR_MS,
-    MIN_GROW_H, MIN_POINTS,
+    hinge_fit, hour_of_day, lag1, mad_sd, median, ols, theil_sen, SeriesState, HOUR_MS, MIN_GROW_H,
+    MIN_POINTS,
 };
 
 /// The normal quantile of an 80% two-sided interval.
 const Z80: f64 = 1.281_551_565_5;
-/// Pseudo-observations of the normal quantile in the shrinkage of the backtest's (as in
-/// `forecast::backtest`).
-const PRIOR_WEIGHT: f64 = 30.0;
 /// Most backtest origins.
 const BT_ORIGINS: usize = 6;
 /// Hours of training before a backtest origin (and points trained on) ...
@@ -489,20 +486,5 @@ fn backtest_multiplier(hours: &[Hour], t: &[f64], y: &[f64], seasonal: bool, ori
         }
         o -= step;
     }
-    multiplier(&z)
-}
-
-/// The 80% multiplier from standardized errors: the empirical |z| quantile shrunk toward the
-/// normal one by [`PRIOR_WEIGHT`] pseudo-observations, never below it.
-fn multiplier(z: &[f64]) -> f64 {
-    let mut abs: Vec<f64> = z
-        .iter()
-        .map(|v| v.abs())
-        .filter(|v| v.is_finite())
-        .collect();
-    let n = abs.len() as f64;
-    match quantile(&mut abs, 0.8) {
-        Some(e) => ((n * e + PRIOR_WEIGHT * Z80) / (n + PRIOR_WEIGHT)).max(Z80),
-        None => Z80,
-    }
+    crate::forecast::backtest::multipliers(&z).0
 }

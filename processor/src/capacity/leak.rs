@@ -127,17 +127,6 @@ pub enum LeakChange {
     Cleared(LeakVerdict),
 }
 
-/// Whether the series is due for analysis at `now_ms`: once per closed hour, in the minute
-/// `series_hash % 60` after the hour closes, so that the series of a job spread over the hour
-/// (an hour's analyses of 10,000 series would not fit one cycle). Pass a stable hash of the
-/// series key.
-pub fn due(state: &SeriesState, series_hash: u64, now_ms: i64) -> bool {
-    let slot_ms = (series_hash % 60) as i64 * MINUTE_MS;
-    let target = now_ms.saturating_sub(slot_ms).div_euclid(HOUR_MS) - 1;
-    let has_hour = state.hours.first().is_some_and(|b| b.hour <= target);
-    has_hour && state.tracker.analysed_hour.is_none_or(|h| h < target)
-}
-
 /// The leak test of the series' closed hours at `now_ms`, unconfirmed (one analysis; the job
 /// reports what [`update`] says).
 pub fn judge(state: &SeriesState, now_ms: i64) -> LeakVerdict {

@@ -168,8 +168,9 @@ fn quantile(v: &mut [f64], q: f64) -> Option<f64> {
 }
 
 /// Interval multipliers from standardized errors: the empirical quantiles of |z|, shrunk toward
-/// the normal ones by [`PRIOR_WEIGHT`] pseudo-observations.
-fn multipliers(z: &[f64]) -> (f64, f64) {
+/// the normal ones by [`PRIOR_WEIGHT`] pseudo-observations: (80%, 95%). The capacity
+/// forecaster takes its 80% multiplier from here too.
+pub(crate) fn multipliers(z: &[f64]) -> (f64, f64) {
     let mut abs: Vec<f64> = z
         .iter()
         .map(|v| v.abs())

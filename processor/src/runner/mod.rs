@@ -23,7 +23,7 @@ use crate::detect::config::DetectConfig;
 use crate::error::ProcessError;
 use crate::job::{Cycle, CycleReport, Job};
 use crate::jobs::alerts::{Alerting, Alerts};
-use crate::jobs::{Costs, LogRollups, MetricRollups};
+use crate::jobs::{Capacity, Costs, LogRollups, MetricRollups};
 use crate::membership::Membership;
 use crate::metrics::METRICS;
 use crate::rollup::{LOG_ROLLUPS_1M, METRIC_ROLLUPS_1H, METRIC_ROLLUPS_1M};
@@ -41,6 +41,7 @@ fn jobs(config: &ProcessorConfig) -> Vec<Box<dyn AnyJob>> {
         }),
         Box::new(LogRollups { detect }),
         Box::new(Costs),
+        Box::new(Capacity::default()),
     ]
 }
 

@@ -8,6 +8,7 @@ import { within, resolution, rangeQuery } from '../range.js';
 import { ms, pct, num, count, time, toMs, ago } from '../format.js';
 import { latencyMetric, coveringRollups } from '../queries.js';
 import { anomalyTable, regressionTable } from './detections.js';
+import { capacitySection } from './capacity.js';
 
 const serviceHref = (s, r, extra = '') => `/services/${encodeURIComponent(s)}?${rangeQuery(r)}${extra}`;
 
@@ -28,6 +29,7 @@ export async function render(ctx, view) {
       section('Open alerts', alertsBox),
       section('Recent anomalies', anomaliesBox)),
     section('Recent regressions', regressionsBox),
+    capacitySection(ctx),
   );
 
   const metric = await latencyMetric(r);

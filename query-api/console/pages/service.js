@@ -9,6 +9,7 @@ import { setParams } from '../nav.js';
 import { ms, pct, num, count, time, toMs } from '../format.js';
 import { latencyMetric, percentiles, logsOverTime } from '../queries.js';
 import { anomalyTable, regressionTable, labelText } from './detections.js';
+import { resourceSections } from './capacity.js';
 
 export async function render(ctx, view) {
   const r = ctx.range;
@@ -32,6 +33,7 @@ export async function render(ctx, view) {
     h('div', { class: 'columns' }, section('Endpoints', endpoints), section('Versions', versionsBox)),
     section('Anomalies', anomaliesBox),
     section('Regressions', regressionsBox),
+    resourceSections(ctx, service),
   );
 
   const names = await rows(`SELECT name, sum(count) AS n FROM metric_rollups_1h

@@ -50,6 +50,7 @@ static ASSETS: &[Asset] = &[
     asset!("chart.js", JS),
     asset!("queries.js", JS),
     asset!("pages/detections.js", JS),
+    asset!("pages/capacity.js", JS),
     asset!("pages/overview.js", JS),
     asset!("pages/service.js", JS),
     asset!("pages/costs.js", JS),

@@ -2,6 +2,7 @@
 //! pipeline), the web console, health, readiness and metrics.
 
 pub mod alerts;
+pub mod capacity;
 pub mod console;
 pub mod error;
 pub mod pipeline;

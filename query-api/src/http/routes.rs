@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/reports", get(crate::http::reports::list))
         .route("/api/v1/alerts", get(crate::http::alerts::active))
         .route("/api/v1/slos", get(crate::http::alerts::slos))
+        .route("/api/v1/capacity", get(crate::http::capacity::capacity))
         .route("/api/v1/pipeline", get(crate::http::pipeline::pipeline))
         .route("/api/v1/budgets", get(budgets))
         .route(
