@@ -132,16 +132,16 @@ pub(crate) async fn run_roles(cfg: Config, roles: Roles) -> anyhow::Result<()> {
         // commit decides which merge wins.
         let token = shutdown.child_token();
         let lake = Arc::clone(&lake);
+        let quiet = cfg.ingest.compact_quiet;
         tasks.push((
             "compact",
             tokio::spawn(async move {
-                opslake_lake::compact::run(
-                    lake,
-                    opslake_lake::compact::CompactionPolicy::default(),
-                    Duration::from_secs(30),
-                    token,
-                )
-                .await;
+                let policy = opslake_lake::compact::CompactionPolicy {
+                    quiet_for: quiet,
+                    ..Default::default()
+                };
+                let every = quiet.clamp(Duration::from_secs(1), Duration::from_secs(30));
+                opslake_lake::compact::run(lake, policy, every, token).await;
                 Ok(())
             }),
         ));

@@ -120,6 +120,9 @@ pub struct IngestConfig {
     /// Most cumulative OTLP histogram series one partition keeps; points of further series are
     /// refused (dead-lettered, naming this setting) until others expire.
     pub otlp_max_series: usize,
+    /// An hour's small files are merged once nothing was written to it for this long.
+    #[serde(with = "humantime_serde")]
+    pub compact_quiet: Duration,
 }
 
 impl Default for IngestConfig {
@@ -138,6 +141,7 @@ impl Default for IngestConfig {
             max_poll_interval: Duration::from_secs(300),
             kafka: KafkaProperties::default(),
             otlp_state_ttl: Duration::from_secs(3600),
+            compact_quiet: Duration::from_secs(120),
             otlp_max_series: 20_000,
         }
     }

@@ -442,21 +442,43 @@ mod tests {
                     .unwrap()
             }
         };
-        let micros = read(fetch(new.path.clone()).await);
-        let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        let millis = read(fetch(new.path.clone()).await);
+        let ms = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
         assert_eq!(
-            micros
+            millis
                 .schema()
                 .field_with_name("timestamp")
                 .unwrap()
                 .data_type(),
-            &ts
+            &ms
         );
-        // The same rows as an older opslake wrote them: milliseconds.
-        let millis = to_millis(micros).unwrap();
+        // The same rows as another writer may write them: microseconds.
+        let micro = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        let schema = millis.schema();
+        let fields: Vec<_> = schema
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Timestamp(..) => f.as_ref().clone().with_data_type(micro.clone()),
+                _ => f.as_ref().clone(),
+            })
+            .collect();
+        let columns = millis
+            .columns()
+            .iter()
+            .map(|c| match c.data_type() {
+                DataType::Timestamp(..) => datafusion::arrow::compute::cast(c, &micro).unwrap(),
+                _ => c.clone(),
+            })
+            .collect();
+        let micros = RecordBatch::try_new(
+            std::sync::Arc::new(datafusion::arrow::datatypes::Schema::new(fields)),
+            columns,
+        )
+        .unwrap();
         let mut old = Vec::new();
-        let mut w = ArrowWriter::try_new(&mut old, millis.schema(), None).unwrap();
-        w.write(&millis).unwrap();
+        let mut w = ArrowWriter::try_new(&mut old, micros.schema(), None).unwrap();
+        w.write(&micros).unwrap();
         w.close().unwrap();
         let rel = new.path.replace("part-", "part-old-");
         let add = crate::write::upload(&lake, &rel, "metrics", 1, Bytes::from(old))
@@ -491,7 +513,7 @@ mod tests {
                 .field_with_name("timestamp")
                 .unwrap()
                 .data_type(),
-            &ts
+            &ms
         );
         let merged = to_millis(merged).unwrap();
         let t = merged

@@ -151,7 +151,7 @@ fn three_ingest_two_processors_on_s3_survive_a_kill_of_each() {
                 .rfind(|l| l.contains("processor jobs assigned"))
                 .unwrap_or_default()
                 .to_string();
-            last.contains(r#"["metrics", "logs", "costs", "alerts"]"#)
+            last.contains(r#"["metrics", "logs", "costs", "capacity", "alerts"]"#)
                 .then_some(())
         },
     );

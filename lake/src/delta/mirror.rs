@@ -460,6 +460,14 @@ async fn commit(
         }));
     }
     let columns = &def.stats_columns;
+    if added.len() >= 100 {
+        // A backfill of an existing lake reads every live file's footer: say so.
+        tracing::info!(
+            table = def.name,
+            files = added.len(),
+            "reading the statistics of the files of a delta commit (a backfill)"
+        );
+    }
     // The futures are made before the stream (a closure making them would not be `Send` for
     // every lifetime, which a spawned task needs).
     let reads: Vec<_> = added

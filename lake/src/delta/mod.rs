@@ -199,6 +199,12 @@ impl DeltaMirror {
                         report.written.insert(def.name.clone(), out.written);
                     }
                     if out.reconciled {
+                        tracing::info!(
+                            table = def.name,
+                            through = snap.version,
+                            "delta log brought up to the lake in one commit (a backfill, or \
+                             entries no longer in opslake's log)"
+                        );
                         report.reconciled.push(def.name.clone());
                     }
                     report.raced += out.raced;

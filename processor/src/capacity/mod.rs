@@ -103,6 +103,14 @@ pub use leak::{
 };
 pub use state::SeriesState;
 
+/// The time a series is judged as at, when the data is at `now_ms`: its hours close
+/// `series_hash % 60` minutes late, so that the analyses of many series (at most one per
+/// series and closed hour, [`update`]) spread over the hour instead of all falling in the cycle
+/// after the hour closes. Pass a stable hash of the series' identity.
+pub fn judged_at(now_ms: i64, series_hash: u64) -> i64 {
+    now_ms.saturating_sub((series_hash % 60) as i64 * MINUTE_MS)
+}
+
 /// Milliseconds in a minute.
 const MINUTE_MS: i64 = 60_000;
 /// Milliseconds in an hour.

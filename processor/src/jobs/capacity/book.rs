@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::rows::{ForecastRow, LeakRow, SeriesId};
 use super::{HOUR_MS, MINUTE_MS};
 use crate::capacity::{
-    current_leak, forecast, update, CapacityConfig, LeakChange, Limit, ResourceKind, SeriesState,
+    current_leak, forecast, judged_at, update, CapacityConfig, LeakChange, Limit, ResourceKind,
+    SeriesState,
 };
 use crate::columns::{column, map_entries, strings, timestamps};
 
@@ -35,6 +36,10 @@ pub(crate) struct Tracked {
     /// Its unit is percent: a ratio's limit of 1.0 is 100.
     #[serde(default)]
     pub(crate) percent: bool,
+    /// The start of the newest hour the series was judged at (epoch ms); its first minute's
+    /// hour before it was ever judged.
+    #[serde(default)]
+    pub(crate) judged_ms: i64,
 }
 
 /// Every tracked series by its `series` key, and the latest value of each limit gauge by its
@@ -43,7 +48,15 @@ pub(crate) struct Tracked {
 pub(crate) struct Book {
     series: BTreeMap<String, Tracked>,
     limits: BTreeMap<String, f64>,
+    /// The newest minute folded of each partition (`topic/partition` -> epoch ms): the job's
+    /// clock is the slowest of them (see [`Book::clock_ms`]).
+    #[serde(default)]
+    partitions: BTreeMap<String, i64>,
 }
+
+/// A partition whose newest data is this far behind the newest partition's no longer holds
+/// the clock back (it stopped, or carries other data).
+const IDLE_PARTITION_MS: i64 = 6 * HOUR_MS;
 
 /// The rows of one series in one minute, folded.
 #[derive(Debug, Clone, Default)]
@@ -64,12 +77,27 @@ impl Book {
         self.series.len()
     }
 
-    /// The gauge rows of `batch` that are resources (into `minutes`, by series key and minute)
-    /// or limits (their newest value, into the book).
+    /// The job's clock (epoch ms; 0 before any data): the newest minute every active partition
+    /// has delivered, so that an hour is judged once all its data is in (a backfill spread over
+    /// partitions that ingest at different paces, live traffic whose partitions lag).
+    pub(crate) fn clock_ms(&self) -> i64 {
+        let newest = self.partitions.values().copied().max().unwrap_or(0);
+        self.partitions
+            .values()
+            .copied()
+            .filter(|&t| t >= newest - IDLE_PARTITION_MS)
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// The gauge rows of `batch` not folded before (their offset at or past `folded`'s next
+    /// offset of their partition) that are resources (into `minutes`, by series key and
+    /// minute) or limits (their newest value, into the book).
     pub(crate) fn gather(
         &mut self,
         batch: &RecordBatch,
         config: &CapacityConfig,
+        folded: &BTreeMap<String, BTreeMap<i32, i64>>,
         now_ms: i64,
         minutes: &mut BTreeMap<String, BTreeMap<i64, MinuteAgg>>,
     ) -> Result<(), ArrowError> {
@@ -95,11 +123,30 @@ impl Book {
         let labels: &MapArray = labels
             .as_map_opt()
             .ok_or_else(|| ArrowError::SchemaError("labels is not a map".into()))?;
+        let topic = strings(batch, "_topic")?;
+        let topic = topic.as_string::<i32>();
+        let partition = column(batch, "_partition")?;
+        let partition = partition.as_primitive::<datafusion::arrow::datatypes::Int32Type>();
+        let offset = column(batch, "_offset")?;
+        let offset = offset.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
         let mut pairs = Vec::new();
         for row in 0..batch.num_rows() {
             if kind.value(row) != "gauge" || ts.is_null(row) || value.is_null(row) {
                 continue;
             }
+            let next = folded
+                .get(topic.value(row))
+                .and_then(|p| p.get(&partition.value(row)))
+                .copied()
+                .unwrap_or(0);
+            if offset.value(row) < next {
+                continue;
+            }
+            let clock = self
+                .partitions
+                .entry(format!("{}/{}", topic.value(row), partition.value(row)))
+                .or_insert(0);
+            *clock = (*clock).max(ts.value(row).min(now_ms).div_euclid(MINUTE_MS) * MINUTE_MS);
             let (t, v) = (ts.value(row), value.value(row));
             if t > now_ms + FUTURE_SLACK_MS || !v.is_finite() {
                 continue;
@@ -151,35 +198,15 @@ impl Book {
         Ok(())
     }
 
-    /// Folds the gathered minutes into their series' states, in time order, judging each hour
-    /// a series' minutes cross (the leak rows found on the way). The newest minute of all is
-    /// left for the next cycle (it may still be filling), and a minute a series already folded
-    /// is skipped. Returns that newest minute (epoch ms; 0 without data) and the rows.
-    pub(crate) fn fold(
-        &mut self,
-        minutes: BTreeMap<String, BTreeMap<i64, MinuteAgg>>,
-    ) -> (i64, Vec<LeakRow>) {
-        let newest = minutes
-            .values()
-            .filter_map(|m| m.keys().next_back().copied())
-            .max()
-            .unwrap_or(0);
-        let mut leaks = Vec::new();
+    /// Folds the gathered minutes into their series' states (a minute older than its series'
+    /// newest, from a partition that lags, folds into its hour while the state holds it).
+    /// Hours are judged by [`Book::close`].
+    pub(crate) fn fold(&mut self, minutes: BTreeMap<String, BTreeMap<i64, MinuteAgg>>) {
         for (key, mins) in minutes {
             for (minute, agg) in mins {
-                if minute >= newest {
-                    break;
-                }
-                let Some(t) = self.track(&key, &agg) else {
+                let Some(t) = self.track(&key, &agg, minute) else {
                     break;
                 };
-                let last = t.state.last_seen_ms();
-                if last.is_some_and(|l| minute <= l) {
-                    continue;
-                }
-                if last.is_some_and(|l| minute.div_euclid(HOUR_MS) > l.div_euclid(HOUR_MS)) {
-                    leaks.extend(judge_hour(t, minute.div_euclid(HOUR_MS) * HOUR_MS));
-                }
                 let mean = agg.sum / agg.count.max(1) as f64;
                 t.state.observe(
                     minute,
@@ -191,11 +218,10 @@ impl Book {
                 );
             }
         }
-        (newest, leaks)
     }
 
     /// The series of `key`, tracked from now on when it is new and the book has room.
-    fn track(&mut self, key: &str, agg: &MinuteAgg) -> Option<&mut Tracked> {
+    fn track(&mut self, key: &str, agg: &MinuteAgg, minute: i64) -> Option<&mut Tracked> {
         if !self.series.contains_key(key) {
             let (Some(id), Some(kind)) = (agg.id.clone(), agg.kind) else {
                 return None;
@@ -211,13 +237,15 @@ impl Book {
                     state: SeriesState::default(),
                     forecast_hour: None,
                     percent: agg.percent,
+                    judged_ms: minute.div_euclid(HOUR_MS) * HOUR_MS,
                 },
             );
         }
         self.series.get_mut(key)
     }
 
-    /// At the data's newest minute `now_ms`: every series judged for the hour just closed,
+    /// At the job's clock `now_ms`: every series judged for each hour closed since it was last
+    /// judged, in order (as it would have been live; `judged_at` spreads series over the hour),
     /// series unseen for a week forgotten, and a forecast for each series with a limit whose
     /// newest closed hour moved since its last one.
     pub(crate) fn close(
@@ -229,16 +257,21 @@ impl Book {
         if now_ms <= 0 {
             return (leaks, forecasts);
         }
-        let Book { series, limits } = self;
+        let Book { series, limits, .. } = self;
         series.retain(|_, t| {
             t.state
                 .last_seen_ms()
                 .is_some_and(|l| l >= now_ms - FORGET_MS)
         });
-        let hour_start = now_ms.div_euclid(HOUR_MS) * HOUR_MS;
-        let closed = hour_start / HOUR_MS - 1;
-        for t in series.values_mut() {
-            leaks.extend(judge_hour(t, hour_start));
+        for (key, t) in series.iter_mut() {
+            // The hour this series' clock is in (see `judged_at`): analyses spread over the
+            // hour.
+            let hour_start = judged_at(now_ms, series_hash(key)).div_euclid(HOUR_MS) * HOUR_MS;
+            let closed = hour_start / HOUR_MS - 1;
+            while t.judged_ms < hour_start {
+                t.judged_ms += HOUR_MS;
+                leaks.extend(judge_hour(t, t.judged_ms));
+            }
             if t.forecast_hour.is_some_and(|h| h >= closed) {
                 continue;
             }
@@ -274,6 +307,16 @@ impl Book {
     }
 }
 
+/// A stable hash of a series' key (FNV-1a), for [`judged_at`].
+fn series_hash(key: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
 /// The leak row the hour closed at `at_ms` brings a memory series, if any.
 fn judge_hour(t: &mut Tracked, at_ms: i64) -> Option<LeakRow> {
     if t.kind != ResourceKind::Memory {
@@ -289,4 +332,86 @@ fn judge_hour(t: &mut Tracked, at_ms: i64) -> Option<LeakRow> {
         verdict,
         cleared,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minute that begins no day or hour.
+    const START: i64 = 1_796_275_860_000;
+    const DAY: i64 = 86_400_000;
+
+    fn id(host: &str) -> SeriesId {
+        SeriesId {
+            service: "api".into(),
+            name: "process.memory.usage".into(),
+            host: Some(host.into()),
+            labels: Vec::new(),
+        }
+    }
+
+    /// Minutes of a series growing 1% of its base an hour from hour `from`, with a sawtooth.
+    fn leaking(host: &str, hours: i64, from: i64) -> BTreeMap<i64, MinuteAgg> {
+        (0..hours * 60)
+            .map(|m| {
+                let h = m as f64 / 60.0;
+                let t = START + m * MINUTE_MS;
+                let daily = 0.05 * (std::f64::consts::TAU * (t % DAY) as f64 / DAY as f64).sin();
+                let noise = ((m as u64 * 31 + 5).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64
+                    / (1u64 << 53) as f64
+                    * 2.0
+                    - 1.0;
+                let trend = 0.01 * (h - from as f64).max(0.0);
+                let v = 4e8 * (1.0 + 0.06 * (m % 7) as f64 / 7.0 + daily + 0.01 * noise + trend);
+                let agg = MinuteAgg {
+                    id: Some(id(host)),
+                    kind: Some(ResourceKind::Memory),
+                    percent: false,
+                    min: v,
+                    max: v,
+                    sum: v,
+                    count: 1,
+                    version: Some(if h >= from as f64 { "2.0.0" } else { "1.0.0" }.into()),
+                };
+                (START + m * MINUTE_MS, agg)
+            })
+            .collect()
+    }
+
+    /// Days of history folded at once (a backfill) are judged hour by hour at the close, as
+    /// they would have been live: the leak is found with its start and version.
+    #[test]
+    fn a_backfill_is_judged_hour_by_hour() {
+        let mut book = Book::default();
+        let key = id("api-1").key();
+        book.partitions.insert("t/0".into(), START + 96 * HOUR_MS);
+        book.fold(BTreeMap::from([(key, leaking("api-1", 96, 44))]));
+        let (leaks, _) = book.close(&CapacityConfig::default(), book.clock_ms());
+        let found = leaks
+            .iter()
+            .find(|l| !l.cleared)
+            .expect("the leak is found");
+        // The same minutes streamed (each hour judged as its minutes cross it) say the same.
+        let mut streamed = SeriesState::default();
+        let mut first = None;
+        let mut last_hour = None;
+        for (minute, agg) in leaking("api-1", 96, 44) {
+            let hour = minute.div_euclid(HOUR_MS);
+            if last_hour.is_some_and(|h| hour > h) {
+                if let Some(LeakChange::Started(v)) = update(&mut streamed, hour * HOUR_MS) {
+                    first.get_or_insert(v);
+                }
+            }
+            last_hour = Some(hour);
+            streamed.observe(minute, agg.min, agg.max, agg.sum, 1, agg.version.as_deref());
+        }
+        eprintln!("streamed: {first:?}\nfolded: {found:?}");
+        assert_eq!(found.verdict.version.as_deref(), Some("2.0.0"));
+        let since = found.verdict.since_ms.unwrap();
+        assert!(
+            (since - (START + 44 * HOUR_MS)).abs() <= 3 * HOUR_MS,
+            "{found:?}"
+        );
+    }
 }

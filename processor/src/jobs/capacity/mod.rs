@@ -4,10 +4,12 @@
 //! series with a limit reach it (`capacity_forecasts`).
 //!
 //! # Incremental, and what it keeps
-//! A cycle reads only the hours of `metrics` that new ingest commits touched (every live file
-//! of such an hour, so that compaction between two cycles loses nothing), plus the hour of the
-//! last minute it folded; a minute a series already folded is never folded again. The newest
-//! minute of the data is left for the next cycle (it may still be filling).
+//! A cycle reads only the `metrics` files that new ingest commits added (when compaction
+//! replaced one before it was read, the live files of its hour), and folds only the rows whose
+//! Kafka offsets are past what it folded before: its progress holds the next offset of every
+//! partition, so each row is folded once, however the files were merged, and a partition that
+//! lags the others (a backfill spread over partitions) folds its minutes late, into the hours
+//! the state still holds.
 //!
 //! The per-series states (about 20 KB each as JSON) are too big for the lake log, which every
 //! commit and checkpoint would then carry: they live in one document under
@@ -40,7 +42,6 @@ use crate::error::ProcessError;
 use crate::job::{AfterCommit, Cycle, CycleReport, Job, Work};
 use crate::metrics::METRICS;
 use crate::read::{fetch, load_file};
-use chrono::Timelike;
 
 /// State key of the job's progress.
 pub const PROGRESS_KEY: &str = "processor.capacity";
@@ -67,8 +68,9 @@ const MAX_UNREAD_TAIL: u64 = 100;
 pub(crate) struct CapacityProgress {
     /// Every ingest commit up to this lake version is folded.
     pub(crate) version: u64,
-    /// The newest minute of the data, left open by the last cycle (epoch ms; 0 before any).
-    pub(crate) open_ms: i64,
+    /// topic -> partition -> the next offset to fold.
+    #[serde(default)]
+    pub(crate) offsets: BTreeMap<String, BTreeMap<i32, i64>>,
     /// The lake-relative path of the state document.
     pub(crate) document: Option<String>,
 }
@@ -77,8 +79,10 @@ pub(crate) struct CapacityProgress {
 #[derive(Debug)]
 pub struct CapacityPlan {
     prev: CapacityProgress,
-    /// `(date, hour)` partitions of `metrics` to read, oldest first.
-    hours: BTreeSet<(String, u32)>,
+    /// Lake-relative paths of the `metrics` files to read.
+    files: BTreeSet<String>,
+    /// The offsets folded once this cycle is committed (the snapshot's).
+    upto: BTreeMap<String, BTreeMap<i32, i64>>,
 }
 
 /// Leaks and capacity forecasts of the resource gauges.
@@ -104,43 +108,57 @@ impl Job for Capacity {
         if prev.version == cx.snap.version {
             return Ok(None);
         }
-        let touched: Vec<String> = if prev.version == 0 {
-            cx.snap.table_files(RAW).map(|f| f.path.clone()).collect()
+        let now = chrono::Utc::now().timestamp_millis();
+        let oldest = now - HISTORY_HOURS * HOUR_MS;
+        let recent = |p: &str| {
+            hour_of(p)
+                .and_then(|(d, h)| hour_start_ms(&d, h))
+                .is_some_and(|t| t >= oldest && t <= now)
+        };
+        let live: Vec<&str> = cx
+            .snap
+            .table_files(RAW)
+            .map(|f| f.path.as_str())
+            .filter(|p| recent(p))
+            .collect();
+        let entries = if prev.version == 0 {
+            None
         } else {
             match cx.lake.entries(prev.version, cx.snap.version).await {
-                Ok(entries) => entries
-                    .into_iter()
-                    .filter(|e| !e.offsets.is_empty())
-                    .flat_map(|e| e.add)
-                    .filter(|f| f.table == RAW)
-                    .map(|f| f.path)
-                    .collect(),
-                // Which files are new is no longer known: every live hour is read again (a
-                // minute already folded is skipped).
-                Err(LakeError::EntryGone { .. }) => {
-                    cx.snap.table_files(RAW).map(|f| f.path.clone()).collect()
-                }
+                Ok(entries) => Some(entries),
+                // Which files are new is no longer known: every live file is read again (the
+                // offsets keep what was folded from being folded twice).
+                Err(LakeError::EntryGone { .. }) => None,
                 Err(e) => return Err(e.into()),
             }
         };
-        let now = chrono::Utc::now().timestamp_millis();
-        let oldest = now - HISTORY_HOURS * HOUR_MS;
-        let mut hours: BTreeSet<(String, u32)> = touched
-            .iter()
-            .filter_map(|p| hour_of(p))
-            .filter(|(d, h)| hour_start_ms(d, *h).is_some_and(|t| t >= oldest && t <= now))
-            .collect();
-        if !hours.is_empty() {
-            // The newest minute was left open: its hour is read again.
-            hours.extend(partition_of(prev.open_ms));
-        }
-        let worth = !hours.is_empty() || cx.snap.version - prev.version >= MAX_UNREAD_TAIL;
-        Ok(worth.then_some(CapacityPlan { prev, hours }))
-    }
-
-    /// At most once a minute: a cycle reads the open hour's files again.
-    fn interval(&self, processor: std::time::Duration) -> std::time::Duration {
-        processor.max(std::time::Duration::from_secs(60))
+        let files: BTreeSet<String> = match entries {
+            None => live.iter().map(|p| p.to_string()).collect(),
+            Some(entries) => {
+                let mut files = BTreeSet::new();
+                for f in entries
+                    .into_iter()
+                    .filter(|e| !e.offsets.is_empty())
+                    .flat_map(|e| e.add)
+                    .filter(|f| f.table == RAW && recent(&f.path))
+                {
+                    if cx.snap.files.contains_key(&f.path) {
+                        files.insert(f.path);
+                    } else if let Some((d, h)) = hour_of(&f.path) {
+                        // Compacted before it was read: its rows are in its hour's files now.
+                        files.extend(
+                            live.iter()
+                                .filter(|p| in_hour(p, RAW, &d, h))
+                                .map(|p| p.to_string()),
+                        );
+                    }
+                }
+                files
+            }
+        };
+        let worth = !files.is_empty() || cx.snap.version - prev.version >= MAX_UNREAD_TAIL;
+        let upto = cx.snap.offsets.as_ref().clone();
+        Ok(worth.then_some(CapacityPlan { prev, files, upto }))
     }
 
     fn committed(&self, _plan: &CapacityPlan, report: &CycleReport) {
@@ -160,21 +178,15 @@ impl Job for Capacity {
         let mut book = self.book(cx, &plan.prev).await?;
         let now = chrono::Utc::now().timestamp_millis();
         let mut minutes: BTreeMap<String, BTreeMap<i64, MinuteAgg>> = BTreeMap::new();
-        for (date, hour) in &plan.hours {
+        for rel in &plan.files {
             cx.stopping()?;
-            let files: Vec<String> = cx
-                .snap
-                .table_files(RAW)
-                .filter(|f| in_hour(&f.path, RAW, date, *hour))
-                .map(|f| f.path.clone())
-                .collect();
-            for rel in files {
-                load_file(cx.lake, &rel, |b| book.gather(b, config, now, &mut minutes)).await?;
-            }
+            load_file(cx.lake, rel, |b| {
+                book.gather(b, config, &plan.prev.offsets, now, &mut minutes)
+            })
+            .await?;
         }
-        let (newest, mut leaks) = book.fold(minutes);
-        let (closed, forecasts) = book.close(config, newest);
-        leaks.extend(closed);
+        book.fold(minutes);
+        let (leaks, forecasts) = book.close(config, book.clock_ms());
         work.report.add(SERIES, book.len() as u64);
         if !leaks.is_empty() {
             let f = cx.write_flat(LEAKS, leak_batch(&leaks)?).await?;
@@ -199,7 +211,7 @@ impl Job for Capacity {
             PROGRESS_KEY,
             &CapacityProgress {
                 version: cx.snap.version,
-                open_ms: newest.max(plan.prev.open_ms),
+                offsets: plan.upto.clone(),
                 document: Some(document.clone()),
             },
         );
@@ -217,12 +229,6 @@ impl Job for Capacity {
         *self.cache.lock().expect("capacity cache lock") = Some((document, book));
         Ok(work)
     }
-}
-
-/// The `(date, hour)` partition of a time (epoch ms); `None` for 0 (no time).
-fn partition_of(ms: i64) -> Option<(String, u32)> {
-    let t = chrono::DateTime::from_timestamp_millis(ms).filter(|_| ms > 0)?;
-    Some((t.format("%Y-%m-%d").to_string(), t.hour()))
 }
 
 impl Capacity {
