@@ -72,10 +72,18 @@ impl ExponentialBuckets<'_> {
     /// value of the bucket.
     pub fn representative(&self, index: i32) -> f64 {
         let (lo, hi) = self.bounds(index);
-        if hi.is_finite() {
-            2.0 * lo * (hi / (lo + hi))
+        // The harmonic mean of the bounds, 2·lo·hi / (lo + hi), in a form that neither
+        // overflows nor turns NaN for bounds near f64::MAX (found by the fuzzer: a bucket whose
+        // value was NaN was dropped, and the sketch counted fewer values than the point).
+        let v = if hi.is_finite() {
+            2.0 / (1.0 / lo + 1.0 / hi)
         } else {
-            lo.min(f64::MAX)
+            lo
+        };
+        if v.is_nan() {
+            f64::MAX
+        } else {
+            v.min(f64::MAX)
         }
     }
 }
@@ -318,6 +326,31 @@ mod tests {
         // Negative bucket 1 holds magnitudes (2, 4]: its representative is -8/3.
         assert!((s.quantile(0.0).unwrap() + 8.0 / 3.0).abs() < 0.03);
         assert_eq!(s.quantile(0.6), Some(0.0));
+    }
+
+    /// Buckets at the edge of f64's range (scale 20, an offset near 2^30) once made NaN
+    /// representatives that the sketch dropped: every value is counted now.
+    #[test]
+    fn buckets_near_the_largest_double_are_all_counted() {
+        for offset in [1_073_741_500, 1_073_741_823, i32::MAX - 2, -1_073_741_800] {
+            let b = ExponentialBuckets {
+                scale: 20,
+                zero_count: 1,
+                positive_offset: offset,
+                positive: &[2, 3],
+                negative_offset: offset,
+                negative: &[4],
+            };
+            let summary = PointSummary {
+                sum: None,
+                min: Some(-5.0),
+                max: Some(1e300),
+            };
+            let s = DDSketch::from_exponential(DEFAULT_ALPHA, &b, summary);
+            assert_eq!(s.count(), 10, "offset {offset}");
+            let q = s.quantiles([0.0, 0.5, 1.0]).unwrap();
+            assert!(q.iter().all(|v| !v.is_nan()), "offset {offset}: {q:?}");
+        }
     }
 
     /// One bucket and no bounds is legal OpenTelemetry (everything in one bucket); it once
